@@ -1,0 +1,178 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Fabric.Core.Protocol;
+using static Fabric.Core.Protocol.ContextRequests;
+
+namespace Fabric.Core.Client;
+
+/// <summary>
+/// An open device (a context): device memory, address spaces, submissions and dma-buf exports and imports.
+/// Disposing it closes the context, which releases everything it holds.
+/// </summary>
+public sealed class DeviceContext : IAsyncDisposable
+{
+    private readonly FabricClient _client;
+    private readonly IActorRef _actor;
+    private int _closed;
+
+    internal DeviceContext(FabricClient client, DeviceRequests.DeviceOpened opened)
+    {
+        _client = client;
+        _actor = opened.Context;
+        Device = opened.Device;
+        Id = opened.Id;
+        InfoAtOpen = opened.Info;
+    }
+
+    public DeviceId Device { get; }
+    public ContextId Id { get; }
+
+    /// <summary>The context actor on the node (tests watch it).</summary>
+    internal IActorRef Actor => _actor;
+
+    /// <summary>The device's info when this context opened it (profile: memory, queues, page size, group).</summary>
+    public DeviceInfo InfoAtOpen { get; }
+
+    public override string ToString() => $"{Device}/{Id}";
+
+    /// <summary>Allocates zeroed device memory; alignment 0 means the device's default.</summary>
+    public async Task<BufferHandle> AllocateAsync(long size, long alignment = 0, CancellationToken cancel = default) =>
+        (await Ask<BufferAllocated>(new Allocate(size, alignment), $"allocate {size} bytes", cancel)).Handle;
+
+    public Task FreeAsync(BufferHandle handle, CancellationToken cancel = default) =>
+        Ask<Ack>(new Free(handle), $"free {handle}", cancel);
+
+    /// <summary>Copies host bytes into a buffer, in chunks of <see cref="FabricClientOptions.TransferChunkBytes"/>.</summary>
+    public async Task WriteAsync(BufferHandle handle, long offset, ReadOnlyMemory<byte> data, CancellationToken cancel = default)
+    {
+        var chunk = _client.Options.TransferChunkBytes;
+        if (data.Length <= chunk)
+        {
+            await Ask<Ack>(new WriteBuffer(handle, offset, data.ToArray()), $"write {data.Length} bytes to {handle}", cancel);
+            return;
+        }
+        var writes = new List<Task>();
+        for (var at = 0; at < data.Length; at += chunk)
+        {
+            var part = data.Slice(at, Math.Min(chunk, data.Length - at)).ToArray();
+            writes.Add(Ask<Ack>(new WriteBuffer(handle, offset + at, part), $"write {part.Length} bytes to {handle} at {offset + at}", cancel));
+        }
+        await Task.WhenAll(writes);
+    }
+
+    /// <summary>Copies bytes of a buffer back to the host.</summary>
+    public async Task<byte[]> ReadAsync(BufferHandle handle, long offset, int length, CancellationToken cancel = default)
+    {
+        var chunk = _client.Options.TransferChunkBytes;
+        if (length <= chunk)
+            return (await Ask<BufferData>(new ReadBuffer(handle, offset, length), $"read {length} bytes of {handle}", cancel)).Data;
+        var result = new byte[length];
+        var reads = new List<Task>();
+        for (var at = 0; at < length; at += chunk)
+            reads.Add(ReadChunkAsync(at, Math.Min(chunk, length - at)));
+        await Task.WhenAll(reads);
+        return result;
+
+        async Task ReadChunkAsync(int start, int size)
+        {
+            var part = await Ask<BufferData>(new ReadBuffer(handle, offset + start, size), $"read {size} bytes of {handle} at {offset + start}", cancel);
+            part.Data.CopyTo(result, start);
+        }
+    }
+
+    public async Task<AddressSpaceId> CreateAddressSpaceAsync(CancellationToken cancel = default) =>
+        (await Ask<AddressSpaceCreated>(new CreateAddressSpace(), "create an address space", cancel)).Id;
+
+    public Task DestroyAddressSpaceAsync(AddressSpaceId space, CancellationToken cancel = default) =>
+        Ask<Ack>(new DestroyAddressSpace(space), $"destroy {space}", cancel);
+
+    /// <summary>Attaches this context's device to the address space its submissions will use.</summary>
+    public Task AttachAsync(AddressSpaceId space, CancellationToken cancel = default) =>
+        Ask<Ack>(new AttachDevice(space), $"attach {Device} to {space}", cancel);
+
+    public Task DetachAsync(AddressSpaceId space, CancellationToken cancel = default) =>
+        Ask<Ack>(new DetachDevice(space), $"detach {Device} from {space}", cancel);
+
+    /// <summary>
+    /// Maps a buffer (from <paramref name="offset"/>, <paramref name="length"/> bytes, the rest of it when null) at
+    /// <paramref name="iova"/>, or where the address space chooses when null. Returns the IOVA.
+    /// </summary>
+    public async Task<ulong> MapAsync(AddressSpaceId space, BufferHandle handle, Access access, ulong? iova = null,
+        long offset = 0, long length = -1, CancellationToken cancel = default) =>
+        (await Ask<Mapped>(new Map(space, handle, offset, length, access, iova), $"map {handle} in {space}", cancel)).Iova;
+
+    /// <summary>Unmaps the whole mappings in a range; returns the bytes unmapped.</summary>
+    public async Task<ulong> UnmapAsync(AddressSpaceId space, ulong iova, ulong length, CancellationToken cancel = default) =>
+        (await Ask<Unmapped>(new Unmap(space, iova, length), $"unmap [0x{iova:x}, +0x{length:x}) in {space}", cancel)).Bytes;
+
+    public async Task<byte[]> ReadIovaAsync(AddressSpaceId space, ulong iova, int length, CancellationToken cancel = default) =>
+        (await Ask<BufferData>(new ReadIova(space, iova, length), $"read {length} bytes at IOVA 0x{iova:x} of {space}", cancel)).Data;
+
+    public Task WriteIovaAsync(AddressSpaceId space, ulong iova, ReadOnlyMemory<byte> data, CancellationToken cancel = default) =>
+        Ask<Ack>(new WriteIova(space, iova, data.ToArray()), $"write {data.Length} bytes at IOVA 0x{iova:x} of {space}", cancel);
+
+    /// <summary>
+    /// Submits a command buffer (see <see cref="Commands.CommandBufferBuilder"/>); returns at once with its fence and
+    /// <paramref name="outFences"/> new fences for its SIGNAL_FENCE slots.
+    /// </summary>
+    public Task<Submitted> SubmitAsync(byte[] commands, int queue = 0, IEnumerable<FenceId>? inFences = null, int outFences = 0,
+        CancellationToken cancel = default) =>
+        Ask<Submitted>(new Submit(queue, commands, inFences is null ? [] : [.. inFences], outFences), $"submit to queue {queue} of {Device}", cancel);
+
+    /// <summary>Waits for a fence (of any device).</summary>
+    public Task<FenceStatus> WaitAsync(FenceId fence, TimeSpan timeout, CancellationToken cancel = default) =>
+        _client.WaitAsync(fence, timeout, cancel);
+
+    /// <summary>Submits, waits, and throws the fence's error if it failed or did not signal in time.</summary>
+    public async Task<FenceId> RunAsync(byte[] commands, TimeSpan timeout, int queue = 0, CancellationToken cancel = default)
+    {
+        var submitted = await SubmitAsync(commands, queue, cancel: cancel);
+        var status = await WaitAsync(submitted.Fence, timeout, cancel);
+        return status.State switch
+        {
+            FenceState.Completed or FenceState.Gone => submitted.Fence,
+            FenceState.Failed => throw new FabricException(status.Error!),
+            _ => throw new FabricException(new FabricError(ErrorCode.ETIMEDOUT,
+                $"{submitted.Fence} did not signal within {timeout.TotalSeconds:0.###} s")),
+        };
+    }
+
+    /// <summary>Exports a buffer as a dma-buf; the token lets another context import it.</summary>
+    public Task<Exported> ExportAsync(BufferHandle handle, Access access = Access.ReadWrite, CancellationToken cancel = default) =>
+        Ask<Exported>(new Export(handle, access), $"export {handle}", cancel);
+
+    /// <summary>Imports an export: a new handle in this context onto the same memory.</summary>
+    public Task<Imported> ImportAsync(ExportToken token, CancellationToken cancel = default) =>
+        Ask<Imported>(new Import(token), $"import {token}", cancel);
+
+    /// <summary>Revokes an export this context made; returns how many importers were told.</summary>
+    public async Task<int> RevokeAsync(ExportId export, CancellationToken cancel = default) =>
+        (await Ask<Revoked>(new Revoke(export), $"revoke {export}", cancel)).Importers;
+
+    public Task<ContextInfo> GetInfoAsync(CancellationToken cancel = default) =>
+        Ask<ContextInfo>(new GetContextInfo(), $"read info of {this}", cancel);
+
+    /// <summary>Closes the context: every buffer, mapping and address space is released, every export dropped.</summary>
+    public async Task CloseAsync(CancellationToken cancel = default)
+    {
+        if (Interlocked.Exchange(ref _closed, 1) != 0) return;
+        _client.Forget(this);
+        await Ask<Closed>(new Close(), $"close {this}", cancel);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try { await CloseAsync(); }
+        catch (FabricException e) when (e.Code is ErrorCode.ENODEV or ErrorCode.ETIMEDOUT)
+        {
+            // The context is already gone with its device or node: there is nothing left to release.
+        }
+    }
+
+    private Task<T> Ask<T>(IFabricMessage request, string what, CancellationToken cancel)
+    {
+        if (_closed != 0 && request is not Close)
+            throw new FabricException(new FabricError(ErrorCode.ENODEV, $"'{what}': context {this} is closed"));
+        return _client.RequestAsync<T>(_actor, request, what, cancel);
+    }
+}

@@ -1,0 +1,157 @@
+using System.Collections.Immutable;
+using MessagePack;
+
+namespace Fabric.Core.Protocol;
+
+/// <summary>
+/// Requests a client sends to its context (the actor <see cref="DeviceRequests.DeviceOpened"/> named). Each is
+/// answered with the reply named in its comment or with a <see cref="FabricError"/>; a failed request changes nothing.
+/// </summary>
+public static class ContextRequests
+{
+    /// <summary>Plain success of a request that returns nothing else.</summary>
+    [MessagePackObject]
+    public sealed record Ack : IFabricMessage;
+
+    /// <summary>
+    /// Allocates zeroed device memory → <see cref="BufferAllocated"/>. Size 0 or an alignment that is not a power of
+    /// two → EINVAL; no room on the device → ENOMEM.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record Allocate([property: Key(0)] long Size, [property: Key(1)] long Alignment) : IFabricMessage;
+
+    [MessagePackObject]
+    public sealed record BufferAllocated([property: Key(0)] BufferHandle Handle, [property: Key(1)] long Size) : IFabricMessage;
+
+    /// <summary>
+    /// Releases a handle → <see cref="Ack"/>. Unknown handle or one still mapped → EINVAL. An exported buffer's memory
+    /// lives on while the export does; an imported handle detaches from its export.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record Free([property: Key(0)] BufferHandle Handle) : IFabricMessage;
+
+    /// <summary>Copies host bytes into a buffer at a byte offset → <see cref="Ack"/>.</summary>
+    [MessagePackObject]
+    public sealed record WriteBuffer([property: Key(0)] BufferHandle Handle, [property: Key(1)] long Offset, [property: Key(2)] byte[] Data) : IFabricMessage;
+
+    /// <summary>Copies bytes of a buffer back to the host → <see cref="BufferData"/>.</summary>
+    [MessagePackObject]
+    public sealed record ReadBuffer([property: Key(0)] BufferHandle Handle, [property: Key(1)] long Offset, [property: Key(2)] int Length) : IFabricMessage;
+
+    [MessagePackObject]
+    public sealed record BufferData([property: Key(0)] byte[] Data) : IFabricMessage;
+
+    /// <summary>Creates an empty I/O address space (an IOAS) → <see cref="AddressSpaceCreated"/>.</summary>
+    [MessagePackObject]
+    public sealed record CreateAddressSpace : IFabricMessage;
+
+    [MessagePackObject]
+    public sealed record AddressSpaceCreated([property: Key(0)] AddressSpaceId Id) : IFabricMessage;
+
+    /// <summary>Destroys an address space and its mappings → <see cref="Ack"/>; a device still attached → EBUSY.</summary>
+    [MessagePackObject]
+    public sealed record DestroyAddressSpace([property: Key(0)] AddressSpaceId Id) : IFabricMessage;
+
+    /// <summary>
+    /// Attaches the context's device to an address space, so its submissions translate IOVAs there → <see cref="Ack"/>.
+    /// A group-mate attached to another context's address space → EBUSY naming that device and context.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record AttachDevice([property: Key(0)] AddressSpaceId Id) : IFabricMessage;
+
+    /// <summary>Detaches the context's device from an address space → <see cref="Ack"/>.</summary>
+    [MessagePackObject]
+    public sealed record DetachDevice([property: Key(0)] AddressSpaceId Id) : IFabricMessage;
+
+    /// <summary>
+    /// Maps <paramref name="Length"/> bytes of a buffer from <paramref name="Offset"/> at a fixed IOVA, or at one the
+    /// address space chooses when <paramref name="Iova"/> is null → <see cref="Mapped"/>.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record Map(
+        [property: Key(0)] AddressSpaceId Space,
+        [property: Key(1)] BufferHandle Handle,
+        [property: Key(2)] long Offset,
+        [property: Key(3)] long Length,
+        [property: Key(4)] Access Access,
+        [property: Key(5)] ulong? Iova) : IFabricMessage;
+
+    [MessagePackObject]
+    public sealed record Mapped([property: Key(0)] ulong Iova) : IFabricMessage;
+
+    /// <summary>
+    /// Unmaps whole mappings inside [Iova, Iova+Length) → <see cref="Unmapped"/> with the mapped bytes removed.
+    /// (0, ulong.MaxValue) unmaps everything.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record Unmap([property: Key(0)] AddressSpaceId Space, [property: Key(1)] ulong Iova, [property: Key(2)] ulong Length) : IFabricMessage;
+
+    [MessagePackObject]
+    public sealed record Unmapped([property: Key(0)] ulong Bytes) : IFabricMessage;
+
+    /// <summary>Reads through an IOVA, checking the mapping's permission → <see cref="BufferData"/>.</summary>
+    [MessagePackObject]
+    public sealed record ReadIova([property: Key(0)] AddressSpaceId Space, [property: Key(1)] ulong Iova, [property: Key(2)] int Length) : IFabricMessage;
+
+    /// <summary>Writes through an IOVA, checking the mapping's permission → <see cref="Ack"/>.</summary>
+    [MessagePackObject]
+    public sealed record WriteIova([property: Key(0)] AddressSpaceId Space, [property: Key(1)] ulong Iova, [property: Key(2)] byte[] Data) : IFabricMessage;
+
+    /// <summary>
+    /// Submits a command buffer to one of the device's queues → <see cref="Submitted"/> at once, before it runs.
+    /// The buffer is decoded and validated first; any fault rejects it whole and nothing runs. IOVAs translate
+    /// through the address space the device is attached to. WAIT_FENCE slot i waits for <paramref name="InFences"/>[i];
+    /// SIGNAL_FENCE slot j signals the j-th of <paramref name="OutFences"/> new fences (each also signals, with the
+    /// submission's result, when the submission ends without signalling it).
+    /// </summary>
+    [MessagePackObject]
+    public sealed record Submit(
+        [property: Key(0)] int Queue,
+        [property: Key(1)] byte[] Commands,
+        [property: Key(2)] ImmutableArray<FenceId> InFences,
+        [property: Key(3)] int OutFences) : IFabricMessage;
+
+    [MessagePackObject]
+    public sealed record Submitted([property: Key(0)] FenceId Fence, [property: Key(1)] ImmutableArray<FenceId> OutFences) : IFabricMessage;
+
+    /// <summary>
+    /// Exports a buffer as a dma-buf → <see cref="Exported"/> with the token an importer presents. Only Read or
+    /// ReadWrite; an imported buffer cannot be exported again (EINVAL).
+    /// </summary>
+    [MessagePackObject]
+    public sealed record Export([property: Key(0)] BufferHandle Handle, [property: Key(1)] Access Access) : IFabricMessage;
+
+    [MessagePackObject]
+    public sealed record Exported([property: Key(0)] ExportToken Token, [property: Key(1)] long Size) : IFabricMessage;
+
+    /// <summary>
+    /// Imports an export into this context → <see cref="Imported"/>: a new handle onto the same memory (no copy).
+    /// A forged token → EPERM; a revoked or unknown export → ENOENT.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record Import([property: Key(0)] ExportToken Token) : IFabricMessage;
+
+    [MessagePackObject]
+    public sealed record Imported([property: Key(0)] BufferHandle Handle, [property: Key(1)] long Size, [property: Key(2)] Access Access) : IFabricMessage;
+
+    /// <summary>
+    /// The exporter revokes its export → <see cref="Revoked"/>: every importer is told, their later use fails with EIO,
+    /// and the export is gone. Only the exporting context may revoke (EPERM otherwise).
+    /// </summary>
+    [MessagePackObject]
+    public sealed record Revoke([property: Key(0)] ExportId Export) : IFabricMessage;
+
+    [MessagePackObject]
+    public sealed record Revoked([property: Key(0)] ExportId Export, [property: Key(1)] int Importers) : IFabricMessage;
+
+    /// <summary>Reads the context's own counters → <see cref="ContextInfo"/>.</summary>
+    [MessagePackObject]
+    public sealed record GetContextInfo : IFabricMessage;
+
+    /// <summary>Closes the context → <see cref="Closed"/> once everything it held is released.</summary>
+    [MessagePackObject]
+    public sealed record Close : IFabricMessage;
+
+    [MessagePackObject]
+    public sealed record Closed([property: Key(0)] ContextId Id) : IFabricMessage;
+}

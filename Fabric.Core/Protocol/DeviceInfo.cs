@@ -1,0 +1,44 @@
+using MessagePack;
+
+namespace Fabric.Core.Protocol;
+
+/// <summary>
+/// What a device shows without being opened (its sysfs / INFO ioctl): profile, memory and activity counters.
+/// </summary>
+[MessagePackObject]
+public sealed record DeviceInfo(
+    [property: Key(0)] DeviceId Id,
+    [property: Key(1)] string Kind,
+    [property: Key(2)] int IommuGroup,
+    [property: Key(3)] long PageSize,
+    [property: Key(4)] int Queues,
+    [property: Key(5)] long MemoryTotal,
+    [property: Key(6)] long MemoryUsed,
+    [property: Key(7)] long LargestFree,
+    [property: Key(8)] double Fragmentation,
+    [property: Key(9)] int Allocations,
+    [property: Key(10)] int OpenContexts,
+    [property: Key(11)] int Exports,
+    [property: Key(12)] int QueueDepth,
+    [property: Key(13)] long CompletedSubmissions,
+    [property: Key(14)] long FailedSubmissions,
+    [property: Key(15)] long Resets,
+    [property: Key(16)] double Utilization,
+    [property: Key(17)] bool Resetting) : IFabricMessage
+{
+    [IgnoreMember] public long MemoryFree => MemoryTotal - MemoryUsed;
+}
+
+/// <summary>What a context shows of itself: its objects and the faults its submissions caused.</summary>
+[MessagePackObject]
+public sealed record ContextInfo(
+    [property: Key(0)] DeviceId Device,
+    [property: Key(1)] ContextId Id,
+    [property: Key(2)] int Buffers,
+    [property: Key(3)] long BufferBytes,
+    [property: Key(4)] int AddressSpaces,
+    [property: Key(5)] int Exports,
+    [property: Key(6)] int Imports,
+    [property: Key(7)] long Submissions,
+    [property: Key(8)] long Faults,
+    [property: Key(9)] string? LastFault) : IFabricMessage;

@@ -1,0 +1,41 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Fabric.Core;
+using MessagePack;
+
+namespace Fabric.Devices;
+
+/// <summary>
+/// The node's device manager: creates the devices of its profiles, routes requests by device id, answers
+/// enumeration without opening anything, and arbitrates IOMMU group ownership between contexts.
+/// It answers the client requests of <see cref="Core.Protocol.DeviceRequests"/>.
+/// </summary>
+public static class DeviceManager
+{
+    public static Props Props(string node, IReadOnlyList<DeviceProfile> profiles)
+    {
+        if (string.IsNullOrWhiteSpace(node) || node.Contains('/'))
+            throw new ArgumentException($"a node name must be non-empty and without '/', not '{node}'", nameof(node));
+        if (profiles.Count == 0) throw new ArgumentException("a node needs at least one device profile", nameof(profiles));
+        foreach (var profile in profiles) profile.Validate();
+        return Akka.Actor.Props.Create(() => new DeviceManagerActor(node, profiles.ToImmutableArray()));
+    }
+
+    /// <summary>
+    /// From a context: attach its device to an address space, which needs the device's IOMMU group. Fails with
+    /// EBUSY when another device of the group is attached (by another context). The claim lasts until
+    /// <see cref="ReleaseGroup"/> or until the address space actor stops. Answered with <see cref="GroupClaimResult"/>.
+    /// </summary>
+    internal sealed record ClaimGroup(
+        int Group, DeviceId Device, string Claimant, AddressSpaceId Space, IActorRef SpaceActor, IActorRef ReplyTo)
+        : INoSerializationVerificationNeeded;
+
+    internal sealed record GroupClaimResult(AddressSpaceId Space, FabricError? Error, IActorRef ReplyTo) : INoSerializationVerificationNeeded;
+
+    /// <summary>From a context: the address space is detached; no reply.</summary>
+    internal sealed record ReleaseGroup(IActorRef SpaceActor) : INoSerializationVerificationNeeded;
+
+    /// <summary>The profiles a node's devices were made from, for tests and tools.</summary>
+    [MessagePackObject]
+    public sealed record GetProfiles : IFabricMessage;
+}

@@ -1,0 +1,45 @@
+namespace Fabric.Devices;
+
+/// <summary>
+/// What one emulated device is: its memory, queues, page size, IOMMU group and watchdog. Devices of one node that
+/// share an <see cref="IommuGroup"/> cannot be isolated from each other: only one of them at a time may be attached
+/// to address spaces (by any number of its own contexts).
+/// </summary>
+public sealed record DeviceProfile
+{
+    public const long DefaultMemoryBytes = 256L << 20;
+
+    /// <summary>A name for the kind of device, shown in enumeration.</summary>
+    public string Kind { get; init; } = "fabric-sim";
+
+    /// <summary>Device memory (a native arena, not managed memory).</summary>
+    public long MemoryBytes { get; init; } = DefaultMemoryBytes;
+
+    /// <summary>Hardware queues: in order within one, concurrent across them.</summary>
+    public int Queues { get; init; } = 4;
+
+    /// <summary>IOMMU page size: mapping IOVAs and lengths are multiples of it; allocations are rounded up to it.</summary>
+    public long PageSize { get; init; } = 4096;
+
+    /// <summary>IOMMU group; null gives the device a group of its own.</summary>
+    public int? IommuGroup { get; init; }
+
+    /// <summary>A submission running longer than this is stopped and its fence fails with ETIMEDOUT.</summary>
+    public TimeSpan Watchdog { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How many signalled fences keep their result; older ones answer "gone" (completed, too old to track).</summary>
+    public int FenceHistory { get; init; } = 65_536;
+
+    /// <summary>Checks the profile; throws <see cref="ArgumentException"/> naming the bad field.</summary>
+    public DeviceProfile Validate()
+    {
+        if (MemoryBytes <= 0) throw new ArgumentException($"device memory must be positive, not {MemoryBytes}", nameof(MemoryBytes));
+        if (Queues is < 1 or > 64) throw new ArgumentException($"queues must be 1..64, not {Queues}", nameof(Queues));
+        if (PageSize < 256 || (PageSize & (PageSize - 1)) != 0)
+            throw new ArgumentException($"page size must be a power of two of at least 256, not {PageSize}", nameof(PageSize));
+        if (MemoryBytes % PageSize != 0) throw new ArgumentException($"device memory {MemoryBytes} is not a multiple of the page size {PageSize}", nameof(MemoryBytes));
+        if (Watchdog <= TimeSpan.Zero) throw new ArgumentException("the watchdog must be positive", nameof(Watchdog));
+        if (FenceHistory < 16) throw new ArgumentException("the fence history must keep at least 16 fences", nameof(FenceHistory));
+        return this;
+    }
+}

@@ -1,0 +1,21 @@
+using Akka.Actor;
+using Akka.Actor.Setup;
+using Akka.Configuration;
+using Fabric.Core.Serialization;
+
+namespace Fabric.Devices;
+
+/// <summary>Starts the device stack of one node inside an ActorSystem.</summary>
+public static class FabricDevices
+{
+    /// <summary>The name of the device manager under /user.</summary>
+    public const string ManagerName = "devices";
+
+    /// <summary>An ActorSystem setup with the Fabric serializer bound, plus any extra configuration.</summary>
+    public static ActorSystemSetup SystemSetup(Config? config = null) =>
+        BootstrapSetup.Create().WithConfig(config ?? Config.Empty).And(FabricSerialization.Setup());
+
+    /// <summary>Creates the node's device manager (and so its devices) as /user/devices.</summary>
+    public static IActorRef Start(ActorSystem system, string node, IReadOnlyList<DeviceProfile> profiles) =>
+        system.ActorOf(DeviceManager.Props(node, profiles), ManagerName);
+}

@@ -1,0 +1,81 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Fabric.Core;
+using Fabric.Devices.Internal.Commands;
+using Fabric.Devices.Internal.Memory;
+
+namespace Fabric.Devices.Internal.Execution;
+
+/// <summary>
+/// A submission that passed decoding and IOVA translation: its program, the translated memory, and one pin (a block
+/// reference) on every buffer it touches, so nothing it uses can be freed until it ends. Local to one node.
+/// </summary>
+internal sealed class PreparedSubmission(
+    ContextId context,
+    IActorRef contextActor,
+    int queue,
+    DecodedProgram program,
+    ResolvedMemory memory,
+    ImmutableArray<DeviceBuffer> pinned,
+    ImmutableArray<FenceId> inFences,
+    int outFences)
+{
+    private int _released;
+
+    public ContextId Context { get; } = context;
+    public IActorRef ContextActor { get; } = contextActor;
+    public int Queue { get; } = queue;
+    public DecodedProgram Program { get; } = program;
+    public ResolvedMemory Memory { get; } = memory;
+    public ImmutableArray<DeviceBuffer> Pinned { get; } = pinned;
+    public ImmutableArray<FenceId> InFences { get; } = inFences;
+    public int OutFences { get; } = outFences;
+
+    /// <summary>The first revocation among the buffers it uses, if any: using them now is an EIO.</summary>
+    public FabricError? Revoked()
+    {
+        foreach (var buffer in Pinned)
+            if (buffer.RevokedError is { } error) return error;
+        return null;
+    }
+
+    /// <summary>Drops the pins; safe to call more than once.</summary>
+    public void Release()
+    {
+        if (Interlocked.Exchange(ref _released, 1) != 0) return;
+        foreach (var buffer in Pinned) buffer.Block.Release();
+    }
+}
+
+/// <summary>
+/// The IOVA → host pointer view a submission's kernels use: the mappings its operands resolved to, captured at
+/// submit time (their blocks are pinned), searched by IOVA.
+/// </summary>
+internal sealed unsafe class ResolvedMemory : IDeviceMemoryView
+{
+    private readonly Segment[] _segments;
+
+    public ResolvedMemory(IEnumerable<Segment> segments) =>
+        _segments = segments.DistinctBy(s => s.Iova).OrderBy(s => s.Iova).ToArray();
+
+    public readonly record struct Segment(ulong Iova, ulong Length, nint Base);
+
+    public byte* Translate(ulong iova, ulong length)
+    {
+        int lo = 0, hi = _segments.Length - 1;
+        while (lo <= hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            var segment = _segments[mid];
+            if (iova < segment.Iova) hi = mid - 1;
+            else if (iova - segment.Iova >= segment.Length) lo = mid + 1;
+            else
+            {
+                if (length > segment.Length - (iova - segment.Iova))
+                    throw new InvalidOperationException($"[0x{iova:x}, +0x{length:x}) runs past the mapping at 0x{segment.Iova:x}");
+                return (byte*)segment.Base + (iova - segment.Iova);
+            }
+        }
+        throw new InvalidOperationException($"IOVA 0x{iova:x} was not resolved for this submission");
+    }
+}

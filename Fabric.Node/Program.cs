@@ -1,0 +1,3 @@
+using Fabric.Node.Cli;
+
+return await FabricCli.Build().Parse(args).InvokeAsync();

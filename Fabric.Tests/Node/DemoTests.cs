@@ -1,0 +1,51 @@
+using Fabric.Node.Bench;
+using Fabric.Node.Cli;
+using Fabric.Node.Demo;
+using Spectre.Console;
+
+namespace Fabric.Tests.Node;
+
+public sealed class DemoTests
+{
+    [Fact]
+    public async Task Demo_passes_every_check_and_shows_memory_back_at_zero()
+    {
+        var text = new StringWriter();
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(text), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors });
+
+        var exit = await LocalDemo.RunAsync(console, CancellationToken.None);
+
+        var output = text.ToString();
+        Assert.True(exit == 0, output);
+        Assert.DoesNotContain("✗", output);
+        Assert.Contains("every result matched the host", output);
+        Assert.Contains("device memory back at zero", output);
+    }
+
+    [Theory]
+    [InlineData("demo")]
+    [InlineData("bench local")]
+    [InlineData("bench local --quick")]
+    public void Cli_accepts_its_documented_commands(string line)
+    {
+        var result = FabricCli.Build().Parse(line);
+
+        Assert.Empty(result.Errors);
+    }
+
+    [Fact]
+    public void Cli_rejects_an_unknown_command_with_an_error()
+    {
+        var result = FabricCli.Build().Parse("launch-missiles");
+
+        Assert.NotEmpty(result.Errors);
+    }
+
+    [Fact]
+    public void Bench_lines_follow_the_output_contract()
+    {
+        var line = new BenchLine("copy_GBps", 7.5, "GBps", 10, "memcpy", ">= 0.7x memcpy").ToJson();
+
+        Assert.Equal("""{"metric":"copy_GBps","value":7.5,"unit":"GBps","baseline":10,"baseline_name":"memcpy","goal":">= 0.7x memcpy","ratio":0.75}""", line);
+    }
+}

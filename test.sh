@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every Fabric test and ends with the line "N passed, N failed".
+# Usage: ./test.sh [extra dotnet test arguments, e.g. --filter FullyQualifiedName~Dma]
+set -uo pipefail
+cd "$(dirname "$0")"
+
+results="$(mktemp -d)"
+trap 'rm -rf "$results"' EXIT
+
+dotnet test Fabric.sln --logger "trx;LogFileName=results.trx" --results-directory "$results" "$@"
+status=$?
+
+trx="$results/results.trx"
+if [ ! -f "$trx" ]; then
+  echo "no test results were written (the build or the test host failed)" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+counters="$(grep -o '<Counters [^>]*>' "$trx" | head -n 1)"
+count() { printf '%s' "$counters" | sed -n "s/.* $1=\"\([0-9]*\)\".*/\1/p"; }
+passed="$(count passed)"; failed="$(count failed)"
+notrun="$(count notExecuted)"
+echo "${passed:-0} passed, ${failed:-0} failed, ${notrun:-0} skipped"
+if [ "$status" -ne 0 ] || [ "${failed:-0}" -ne 0 ] || [ "${passed:-0}" -eq 0 ]; then exit 1; fi
