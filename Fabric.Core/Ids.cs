@@ -70,3 +70,15 @@ public readonly record struct ExportToken([property: Key(0)] ExportId Export, [p
     /// <summary>Shows the export, never the secret.</summary>
     public override string ToString() => $"token({Export})";
 }
+
+/// <summary>
+/// An I/O virtual address in an address space. Converts to and from <see cref="ulong"/> so it can be offset and
+/// written into command buffers directly.
+/// </summary>
+[MessagePackObject]
+public readonly record struct Iova([property: Key(0)] ulong Value)
+{
+    public static implicit operator ulong(Iova iova) => iova.Value;
+    public static implicit operator Iova(ulong value) => new(value);
+    public override string ToString() => $"0x{Value:x}";
+}

@@ -35,9 +35,10 @@ public sealed class DeviceContext : IAsyncDisposable
 
     public override string ToString() => $"{Device}/{Id}";
 
-    /// <summary>Allocates zeroed device memory; alignment 0 means the device's default.</summary>
-    public async Task<BufferHandle> AllocateAsync(long size, long alignment = 0, CancellationToken cancel = default) =>
-        (await Ask<BufferAllocated>(new Allocate(size, alignment), $"allocate {size} bytes", cancel)).Handle;
+    /// <summary>Allocates zeroed device memory (whole pages); alignment 0 means the device's page size.</summary>
+    public async Task<BufferHandle> AllocateAsync(long size, long alignment = 0, AllocationFlags flags = AllocationFlags.None,
+        CancellationToken cancel = default) =>
+        (await Ask<BufferAllocated>(new Allocate(size, alignment, flags), $"allocate {size} bytes", cancel)).Handle;
 
     public Task FreeAsync(BufferHandle handle, CancellationToken cancel = default) =>
         Ask<Ack>(new Free(handle), $"free {handle}", cancel);
@@ -97,19 +98,19 @@ public sealed class DeviceContext : IAsyncDisposable
     /// Maps a buffer (from <paramref name="offset"/>, <paramref name="length"/> bytes, the rest of it when null) at
     /// <paramref name="iova"/>, or where the address space chooses when null. Returns the IOVA.
     /// </summary>
-    public async Task<ulong> MapAsync(AddressSpaceId space, BufferHandle handle, Access access, ulong? iova = null,
+    public async Task<Iova> MapAsync(AddressSpaceId space, BufferHandle handle, Access access, Iova? iova = null,
         long offset = 0, long length = -1, CancellationToken cancel = default) =>
         (await Ask<Mapped>(new Map(space, handle, offset, length, access, iova), $"map {handle} in {space}", cancel)).Iova;
 
     /// <summary>Unmaps the whole mappings in a range; returns the bytes unmapped.</summary>
-    public async Task<ulong> UnmapAsync(AddressSpaceId space, ulong iova, ulong length, CancellationToken cancel = default) =>
-        (await Ask<Unmapped>(new Unmap(space, iova, length), $"unmap [0x{iova:x}, +0x{length:x}) in {space}", cancel)).Bytes;
+    public async Task<ulong> UnmapAsync(AddressSpaceId space, Iova iova, ulong length, CancellationToken cancel = default) =>
+        (await Ask<Unmapped>(new Unmap(space, iova, length), $"unmap [{iova}, +0x{length:x}) in {space}", cancel)).Bytes;
 
-    public async Task<byte[]> ReadIovaAsync(AddressSpaceId space, ulong iova, int length, CancellationToken cancel = default) =>
-        (await Ask<BufferData>(new ReadIova(space, iova, length), $"read {length} bytes at IOVA 0x{iova:x} of {space}", cancel)).Data;
+    public async Task<byte[]> ReadIovaAsync(AddressSpaceId space, Iova iova, int length, CancellationToken cancel = default) =>
+        (await Ask<BufferData>(new ReadIova(space, iova, length), $"read {length} bytes at IOVA {iova} of {space}", cancel)).Data;
 
-    public Task WriteIovaAsync(AddressSpaceId space, ulong iova, ReadOnlyMemory<byte> data, CancellationToken cancel = default) =>
-        Ask<Ack>(new WriteIova(space, iova, data.ToArray()), $"write {data.Length} bytes at IOVA 0x{iova:x} of {space}", cancel);
+    public Task WriteIovaAsync(AddressSpaceId space, Iova iova, ReadOnlyMemory<byte> data, CancellationToken cancel = default) =>
+        Ask<Ack>(new WriteIova(space, iova, data.ToArray()), $"write {data.Length} bytes at IOVA {iova} of {space}", cancel);
 
     /// <summary>
     /// Submits a command buffer (see <see cref="Commands.CommandBufferBuilder"/>); returns at once with its fence and

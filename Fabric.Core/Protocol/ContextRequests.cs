@@ -14,11 +14,11 @@ public static class ContextRequests
     public sealed record Ack : IFabricMessage;
 
     /// <summary>
-    /// Allocates zeroed device memory → <see cref="BufferAllocated"/>. Size 0 or an alignment that is not a power of
-    /// two → EINVAL; no room on the device → ENOMEM.
+    /// Allocates zeroed device memory, rounded up to whole pages → <see cref="BufferAllocated"/>. Size 0, an
+    /// alignment that is not 0 or a power of two, or unknown flags → EINVAL; no room on the device → ENOMEM.
     /// </summary>
     [MessagePackObject]
-    public sealed record Allocate([property: Key(0)] long Size, [property: Key(1)] long Alignment) : IFabricMessage;
+    public sealed record Allocate([property: Key(0)] long Size, [property: Key(1)] long Alignment, [property: Key(2)] AllocationFlags Flags) : IFabricMessage;
 
     [MessagePackObject]
     public sealed record BufferAllocated([property: Key(0)] BufferHandle Handle, [property: Key(1)] long Size) : IFabricMessage;
@@ -74,28 +74,28 @@ public static class ContextRequests
         [property: Key(2)] long Offset,
         [property: Key(3)] long Length,
         [property: Key(4)] Access Access,
-        [property: Key(5)] ulong? Iova) : IFabricMessage;
+        [property: Key(5)] Iova? Iova) : IFabricMessage;
 
     [MessagePackObject]
-    public sealed record Mapped([property: Key(0)] ulong Iova) : IFabricMessage;
+    public sealed record Mapped([property: Key(0)] Iova Iova) : IFabricMessage;
 
     /// <summary>
     /// Unmaps whole mappings inside [Iova, Iova+Length) → <see cref="Unmapped"/> with the mapped bytes removed.
     /// (0, ulong.MaxValue) unmaps everything.
     /// </summary>
     [MessagePackObject]
-    public sealed record Unmap([property: Key(0)] AddressSpaceId Space, [property: Key(1)] ulong Iova, [property: Key(2)] ulong Length) : IFabricMessage;
+    public sealed record Unmap([property: Key(0)] AddressSpaceId Space, [property: Key(1)] Iova Iova, [property: Key(2)] ulong Length) : IFabricMessage;
 
     [MessagePackObject]
     public sealed record Unmapped([property: Key(0)] ulong Bytes) : IFabricMessage;
 
     /// <summary>Reads through an IOVA, checking the mapping's permission → <see cref="BufferData"/>.</summary>
     [MessagePackObject]
-    public sealed record ReadIova([property: Key(0)] AddressSpaceId Space, [property: Key(1)] ulong Iova, [property: Key(2)] int Length) : IFabricMessage;
+    public sealed record ReadIova([property: Key(0)] AddressSpaceId Space, [property: Key(1)] Iova Iova, [property: Key(2)] int Length) : IFabricMessage;
 
     /// <summary>Writes through an IOVA, checking the mapping's permission → <see cref="Ack"/>.</summary>
     [MessagePackObject]
-    public sealed record WriteIova([property: Key(0)] AddressSpaceId Space, [property: Key(1)] ulong Iova, [property: Key(2)] byte[] Data) : IFabricMessage;
+    public sealed record WriteIova([property: Key(0)] AddressSpaceId Space, [property: Key(1)] Iova Iova, [property: Key(2)] byte[] Data) : IFabricMessage;
 
     /// <summary>
     /// Submits a command buffer to one of the device's queues → <see cref="Submitted"/> at once, before it runs.

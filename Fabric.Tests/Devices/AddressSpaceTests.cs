@@ -85,7 +85,7 @@ public sealed class AddressSpaceTests(ITestOutputHelper output)
         var smallIova = await context.MapAsync(space, small, Access.Read);
         var bigIova = await context.MapAsync(space, big, Access.Read);
 
-        Assert.NotEqual(0UL, smallIova);
+        Assert.NotEqual(0UL, smallIova.Value);
         Assert.Equal(0UL, bigIova % (64 << 10));
     }
 

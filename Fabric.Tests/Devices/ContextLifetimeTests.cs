@@ -105,6 +105,19 @@ public sealed class ContextLifetimeTests(ITestOutputHelper output) : DeviceStack
     }
 
     [Fact]
+    public async Task Unknown_allocation_flags_fail_with_EINVAL_and_NoExport_buffers_refuse_export_with_EPERM()
+    {
+        await using var context = await Client.OpenAsync(Dev(0));
+
+        await FailsWithAsync(ErrorCode.EINVAL, () => context.AllocateAsync(4096, flags: (AllocationFlags)0x40));
+        var pinned = await context.AllocateAsync(4096, flags: AllocationFlags.NoExport | AllocationFlags.Contiguous);
+        var error = await FailsWithAsync(ErrorCode.EPERM, () => context.ExportAsync(pinned));
+
+        Assert.Contains("NoExport", error.Message);
+        Assert.Equal(4096, (await InfoAsync(0)).MemoryUsed);
+    }
+
+    [Fact]
     public async Task Freeing_an_unknown_or_mapped_handle_fails_with_EINVAL()
     {
         var (context, space) = await OpenAttachedAsync(0);

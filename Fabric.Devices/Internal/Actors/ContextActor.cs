@@ -97,6 +97,11 @@ internal sealed unsafe class ContextActor : ReceiveActor
             Sender.Tell(FabricError.Invalid($"{_name} cannot allocate with alignment {m.Alignment}: it must be 0 or a power of two"));
             return;
         }
+        if ((m.Flags & ~(AllocationFlags.Contiguous | AllocationFlags.NoExport)) != 0)
+        {
+            Sender.Tell(FabricError.Invalid($"{_name} cannot allocate with flags 0x{(int)m.Flags:x}: unknown flag bits"));
+            return;
+        }
         var pageSize = _spec.Profile.PageSize;
         if (m.Size > _spec.Profile.MemoryBytes)
         {
@@ -114,7 +119,7 @@ internal sealed unsafe class ContextActor : ReceiveActor
             return;
         }
         var handle = new BufferHandle(++_nextHandle);
-        _buffers[handle] = DeviceBuffer.Allocated(handle, block);
+        _buffers[handle] = DeviceBuffer.Allocated(handle, block, m.Flags);
         Sender.Tell(new BufferAllocated(handle, block.Size));
     }
 
@@ -328,6 +333,11 @@ internal sealed unsafe class ContextActor : ReceiveActor
         if (buffer.ImportedFrom is not null)
         {
             Sender.Tell(FabricError.Invalid($"{_name} cannot export {buffer}: an imported buffer is exported only by its owner"));
+            return;
+        }
+        if (buffer.Flags.HasFlag(AllocationFlags.NoExport))
+        {
+            Sender.Tell(new FabricError(ErrorCode.EPERM, $"{_name} cannot export {buffer}: it was allocated with NoExport"));
             return;
         }
         if (m.Access is not (Access.Read or Access.ReadWrite))

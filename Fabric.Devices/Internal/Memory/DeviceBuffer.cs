@@ -14,8 +14,9 @@ internal sealed class DeviceBuffer
     private int _exports;
     private FabricError? _revoked;
 
-    private DeviceBuffer(BufferHandle handle, MemoryBlock block, long size, Access access, Import? import)
+    private DeviceBuffer(BufferHandle handle, MemoryBlock block, long size, Access access, Import? import, AllocationFlags flags)
     {
+        Flags = flags;
         Handle = handle;
         Block = block;
         Size = size;
@@ -24,17 +25,18 @@ internal sealed class DeviceBuffer
     }
 
     /// <summary>Memory this context allocated; takes over the block's first reference.</summary>
-    public static DeviceBuffer Allocated(BufferHandle handle, MemoryBlock block) =>
-        new(handle, block, block.Size, Access.ReadWrite, null);
+    public static DeviceBuffer Allocated(BufferHandle handle, MemoryBlock block, AllocationFlags flags) =>
+        new(handle, block, block.Size, Access.ReadWrite, null, flags);
 
     /// <summary>An import: the block stays referenced by the export while the attachment lives.</summary>
     public static DeviceBuffer Imported(BufferHandle handle, MemoryBlock block, long size, Access access, Import import) =>
-        new(handle, block, size, access, import);
+        new(handle, block, size, access, import, AllocationFlags.None);
 
     /// <summary>Where an imported buffer comes from, and the attachment to drop when it is freed.</summary>
     public sealed record Import(ExportId Export, IActorRef ExportActor, long Attachment);
 
     public BufferHandle Handle { get; }
+    public AllocationFlags Flags { get; }
     public MemoryBlock Block { get; }
     public long Size { get; }
 
