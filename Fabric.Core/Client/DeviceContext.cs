@@ -116,9 +116,23 @@ public sealed class DeviceContext : IAsyncDisposable
     /// Submits a command buffer (see <see cref="Commands.CommandBufferBuilder"/>); returns at once with its fence and
     /// <paramref name="outFences"/> new fences for its SIGNAL_FENCE slots.
     /// </summary>
-    public Task<Submitted> SubmitAsync(byte[] commands, int queue = 0, IEnumerable<FenceId>? inFences = null, int outFences = 0,
-        CancellationToken cancel = default) =>
-        Ask<Submitted>(new Submit(queue, commands, inFences is null ? [] : [.. inFences], outFences), $"submit to queue {queue} of {Device}", cancel);
+    public async Task<Submitted> SubmitAsync(byte[] commands, int queue = 0, IEnumerable<FenceId>? inFences = null, int outFences = 0,
+        CancellationToken cancel = default)
+    {
+        var (tag, signalled) = _client.TrackSubmission();
+        try
+        {
+            var submit = new Submit(queue, commands, inFences is null ? [] : [.. inFences], outFences, _client.Session, tag);
+            var submitted = await Ask<Submitted>(submit, $"submit to queue {queue} of {Device}", cancel);
+            _client.TrackFence(tag, submitted.Fence, signalled);
+            return submitted;
+        }
+        catch
+        {
+            _client.Untrack(tag);
+            throw;
+        }
+    }
 
     /// <summary>Waits for a fence (of any device).</summary>
     public Task<FenceStatus> WaitAsync(FenceId fence, TimeSpan timeout, CancellationToken cancel = default) =>

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using Akka.Actor;
 using Fabric.Core.Protocol;
@@ -25,6 +26,9 @@ public sealed class FabricClient : IAsyncDisposable
     private readonly IActorRef _deviceManager;
     private readonly IActorRef _session;
     private readonly List<DeviceContext> _open = [];
+    private readonly ConcurrentDictionary<long, TaskCompletionSource<FenceStatus>> _byTag = new();
+    private readonly ConcurrentDictionary<FenceId, TaskCompletionSource<FenceStatus>> _byFence = new();
+    private long _nextTag;
     private int _disposed;
 
     private FabricClient(ActorSystem system, IActorRef deviceManager, FabricClientOptions options)
@@ -32,7 +36,7 @@ public sealed class FabricClient : IAsyncDisposable
         _system = system;
         _deviceManager = deviceManager;
         Options = options;
-        _session = system.ActorOf(Props.Create(() => new ClientSessionActor()), $"fabric-client-{Guid.NewGuid():N}");
+        _session = system.ActorOf(Props.Create(() => new ClientSessionActor(OnFenceSignalled)), $"fabric-client-{Guid.NewGuid():N}");
     }
 
     /// <summary>Connects to a device manager (a node's, or a local one) from <paramref name="system"/>.</summary>
@@ -67,8 +71,43 @@ public sealed class FabricClient : IAsyncDisposable
     /// Waits for a fence. A zero or expired timeout returns <see cref="FenceState.Busy"/> (not an error); a fence that
     /// signalled with an error returns <see cref="FenceState.Failed"/> with that error.
     /// </summary>
-    public Task<FenceStatus> WaitAsync(FenceId fence, TimeSpan timeout, CancellationToken cancel = default) =>
-        RequestAsync<FenceStatus>(_deviceManager, new DeviceRequests.WaitFence(fence, timeout), $"wait on {fence}", cancel, timeout);
+    public async Task<FenceStatus> WaitAsync(FenceId fence, TimeSpan timeout, CancellationToken cancel = default)
+    {
+        // A fence of this client's own submission is told to the session when it signals: wait here, not on the device.
+        if (!_byFence.TryGetValue(fence, out var signalled))
+            return await RequestAsync<FenceStatus>(_deviceManager, new DeviceRequests.WaitFence(fence, timeout), $"wait on {fence}", cancel, timeout);
+        if (!signalled.Task.IsCompleted && timeout > TimeSpan.Zero)
+            await Task.WhenAny(signalled.Task, Task.Delay(timeout, cancel));
+        cancel.ThrowIfCancellationRequested();
+        return signalled.Task.IsCompleted ? await signalled.Task : new FenceStatus(fence, FenceState.Busy, null);
+    }
+
+    /// <summary>Starts tracking a submission about to be sent: its tag, and the task its fence signal completes.</summary>
+    internal (long Tag, TaskCompletionSource<FenceStatus> Signalled) TrackSubmission()
+    {
+        var tag = Interlocked.Increment(ref _nextTag);
+        var signalled = new TaskCompletionSource<FenceStatus>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _byTag[tag] = signalled;
+        return (tag, signalled);
+    }
+
+    /// <summary>The submission was accepted as <paramref name="fence"/>: waits on it can use the signal.</summary>
+    internal void TrackFence(long tag, FenceId fence, TaskCompletionSource<FenceStatus> signalled)
+    {
+        if (signalled.Task.IsCompleted) return;
+        _byFence[fence] = signalled;
+        if (signalled.Task.IsCompleted) _byFence.TryRemove(fence, out _); // signalled meanwhile
+    }
+
+    /// <summary>The submission was refused: nothing will signal.</summary>
+    internal void Untrack(long tag) => _byTag.TryRemove(tag, out _);
+
+    private void OnFenceSignalled(ContextRequests.FenceSignalled message)
+    {
+        if (!_byTag.TryRemove(message.Tag, out var signalled)) return;
+        signalled.TrySetResult(message.Status);
+        _byFence.TryRemove(message.Status.Fence, out _);
+    }
 
     /// <summary>Waits until any of the fences (all of one device) signals; returns those that had.</summary>
     public async Task<ImmutableArray<FenceStatus>> WaitAnyAsync(IEnumerable<FenceId> fences, TimeSpan timeout, CancellationToken cancel = default) =>
@@ -121,8 +160,10 @@ public sealed class FabricClient : IAsyncDisposable
         };
     }
 
-    private sealed class ClientSessionActor : UntypedActor
+    /// <summary>Stands for the client (contexts death-watch it) and receives its fence signals.</summary>
+    private sealed class ClientSessionActor : ReceiveActor
     {
-        protected override void OnReceive(object message) => Unhandled(message);
+        public ClientSessionActor(Action<ContextRequests.FenceSignalled> onSignalled) =>
+            Receive<ContextRequests.FenceSignalled>(onSignalled);
     }
 }

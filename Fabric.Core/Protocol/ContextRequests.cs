@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Akka.Actor;
 using MessagePack;
 
 namespace Fabric.Core.Protocol;
@@ -102,14 +103,22 @@ public static class ContextRequests
     /// The buffer is decoded and validated first; any fault rejects it whole and nothing runs. IOVAs translate
     /// through the address space the device is attached to. WAIT_FENCE slot i waits for <paramref name="InFences"/>[i];
     /// SIGNAL_FENCE slot j signals the j-th of <paramref name="OutFences"/> new fences (each also signals, with the
-    /// submission's result, when the submission ends without signalling it).
+    /// submission's result, when the submission ends without signalling it). When <paramref name="Notify"/> is set,
+    /// it is told <see cref="FenceSignalled"/> with <paramref name="Tag"/> the moment the submission's fence signals
+    /// (a dma_fence callback), so the submitter needs no wait round trip.
     /// </summary>
     [MessagePackObject]
     public sealed record Submit(
         [property: Key(0)] int Queue,
         [property: Key(1)] byte[] Commands,
         [property: Key(2)] ImmutableArray<FenceId> InFences,
-        [property: Key(3)] int OutFences) : IFabricMessage;
+        [property: Key(3)] int OutFences,
+        [property: Key(4)] IActorRef? Notify = null,
+        [property: Key(5)] long Tag = 0) : IFabricMessage;
+
+    /// <summary>To a submission's <see cref="Submit.Notify"/>: its fence signalled, with this status.</summary>
+    [MessagePackObject]
+    public sealed record FenceSignalled([property: Key(0)] long Tag, [property: Key(1)] FenceStatus Status) : IFabricMessage;
 
     [MessagePackObject]
     public sealed record Submitted([property: Key(0)] FenceId Fence, [property: Key(1)] ImmutableArray<FenceId> OutFences) : IFabricMessage;

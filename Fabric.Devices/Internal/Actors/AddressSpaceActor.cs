@@ -152,7 +152,7 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
             return;
         }
         var submission = new PreparedSubmission(_spec.Context, _spec.ContextActor, m.Queue, m.Program,
-            new ResolvedMemory(segments), [.. pinned], m.InFences, m.OutFences);
+            new ResolvedMemory(segments), [.. pinned], m.InFences, m.OutFences, m.Notify, m.Tag);
         _spec.DeviceActor.Tell(new Device.Enqueue(submission, m.ReplyTo));
     }
 

@@ -322,7 +322,7 @@ internal sealed unsafe class ContextActor : ReceiveActor
             return;
         }
         _submissions++;
-        _spaces[attached].Tell(new AddressSpace.Resolve(program!, m.Queue, inFences, m.OutFences, Sender));
+        _spaces[attached].Tell(new AddressSpace.Resolve(program!, m.Queue, inFences, m.OutFences, m.Notify, m.Tag, Sender));
     }
 
     // ── exports and imports ────────────────────────────────────────────────────────────────────

@@ -147,7 +147,33 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
 
     private void TryStart(int queue)
     {
-        if (_current[queue] is not null || !_waiting[queue].TryDequeue(out var pending)) return;
+        while (_current[queue] is null && _waiting[queue].TryDequeue(out var pending))
+        {
+            if (SubmissionRunner.RunsInline(pending.Submission.Program)) RunInPlace(pending);
+            else StartOnPool(queue, pending);
+        }
+    }
+
+    /// <summary>A tiny submission runs here and now: microseconds of work, no thread-pool hop, no waits.</summary>
+    private void RunInPlace(Pending pending)
+    {
+        var started = Stopwatch.GetTimestamp();
+        FabricError? error;
+        try
+        {
+            error = SubmissionRunner.RunInline(pending.Submission, pending.Fence, slot => SignalOutFence(pending, slot));
+        }
+        catch (Exception e)
+        {
+            error = new FabricError(ErrorCode.EIO, $"{pending.Fence} failed inside the device: {e.Message}");
+        }
+        pending.Submission.Release();
+        _busy += Stopwatch.GetElapsedTime(started);
+        Finish(pending, error, blameContext: error is not null);
+    }
+
+    private void StartOnPool(int queue, Pending pending)
+    {
         var running = new Running(pending);
         _current[queue] = running;
         _running[pending.Fence.Seq] = running;
@@ -169,10 +195,14 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
 
     private void OnSignalOut(SignalOut m)
     {
-        if (!_running.TryGetValue(m.Seq, out var running)) return;
-        var fence = running.Pending.OutFences[m.Slot];
+        if (_running.TryGetValue(m.Seq, out var running)) SignalOutFence(running.Pending, m.Slot);
+    }
+
+    private void SignalOutFence(Pending pending, int slot)
+    {
+        var fence = pending.OutFences[slot];
         if (!SignalFence(fence.Seq, null))
-            _log.Debug("{0} signalled {1} again: ignored, a fence signals once", running.Pending.Fence, fence);
+            _log.Debug("{0} signalled {1} again: ignored, a fence signals once", pending.Fence, fence);
     }
 
     private void OnRan(Ran m)
@@ -203,6 +233,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         if (blameContext && error is not null)
             pending.Submission.ContextActor.Tell(new ContextProtocol.SubmissionFailed(pending.Fence, error));
         SignalFence(pending.Fence.Seq, error);
+        pending.Submission.Notify?.Tell(new FenceSignalled(pending.Submission.Tag, _fences.Status(pending.Fence.Seq)));
         foreach (var fence in pending.OutFences) SignalFence(fence.Seq, error);
     }
 

@@ -18,7 +18,9 @@ internal sealed class PreparedSubmission(
     ResolvedMemory memory,
     ImmutableArray<DeviceBuffer> pinned,
     ImmutableArray<FenceId> inFences,
-    int outFences)
+    int outFences,
+    IActorRef? notify,
+    long tag)
 {
     private int _released;
 
@@ -30,6 +32,10 @@ internal sealed class PreparedSubmission(
     public ImmutableArray<DeviceBuffer> Pinned { get; } = pinned;
     public ImmutableArray<FenceId> InFences { get; } = inFences;
     public int OutFences { get; } = outFences;
+
+    /// <summary>Told <see cref="Core.Protocol.ContextRequests.FenceSignalled"/> with <see cref="Tag"/> when the fence signals.</summary>
+    public IActorRef? Notify { get; } = notify;
+    public long Tag { get; } = tag;
 
     /// <summary>The first revocation among the buffers it uses, if any: using them now is an EIO.</summary>
     public FabricError? Revoked()
