@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Runs every Fabric test and ends with the line "N passed, N failed".
 # Usage: ./test.sh [extra dotnet test arguments, e.g. --filter FullyQualifiedName~Dma]
+# First makes sure the local PostgreSQL server the persistence tests use is installed and running
+# (scripts/ensure-postgres.sh); if it cannot be, the tests still run and those tests fail saying why.
 set -uo pipefail
 cd "$(dirname "$0")"
+
+if ! bash scripts/ensure-postgres.sh; then
+  echo "test.sh: PostgreSQL is not available; the PostgreSQL tests will fail" >&2
+fi
+export FABRIC_TEST_POSTGRES="Host=127.0.0.1;Port=5432;Username=fabric;Password=fabric;Database=fabric"
 
 results="$(mktemp -d)"
 trap 'rm -rf "$results"' EXIT

@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using Akka.Actor;
 using Fabric.Core;
 using Fabric.Devices.Internal.Commands;
+using Fabric.Devices.Internal.Execution;
 using Fabric.Devices.Internal.Memory;
 
 namespace Fabric.Devices;
@@ -29,7 +30,7 @@ public static class AddressSpace
     internal sealed record WriteIova(ulong Iova, byte[] Data, IActorRef ReplyTo) : INoSerializationVerificationNeeded;
 
     /// <summary>Translate a decoded program's operands, pin what they touch, and hand it to the device to queue.</summary>
-    internal sealed record Resolve(DecodedProgram Program, int Queue, ImmutableArray<FenceId> InFences, int OutFences, IActorRef? Notify, long Tag, IActorRef ReplyTo)
+    internal sealed record Resolve(DecodedProgram Program, int Queue, ImmutableArray<FenceId> InFences, int OutFences, SubmitReply Reply)
         : INoSerializationVerificationNeeded;
 
     /// <summary>Unmap everything, answer <see cref="Core.Protocol.ContextRequests.Ack"/> to <paramref name="ReplyTo"/>, and stop.</summary>

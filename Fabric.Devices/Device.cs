@@ -16,10 +16,10 @@ public static class Device
 
     /// <summary>
     /// From an address space: a submission that passed validation and translation. The device gives it a fence
-    /// (and its out-fences), answers <see cref="Core.Protocol.ContextRequests.Submitted"/> to <paramref name="ReplyTo"/>
-    /// and queues it. Nothing has run yet.
+    /// (and its out-fences), queues it and answers through the submission's <see cref="SubmitReply"/>. A tiny
+    /// submission on an idle queue runs first and is answered already completed.
     /// </summary>
-    internal sealed record Enqueue(PreparedSubmission Submission, IActorRef ReplyTo) : INoSerializationVerificationNeeded;
+    internal sealed record Enqueue(PreparedSubmission Submission) : INoSerializationVerificationNeeded;
 
     /// <summary>From a context: export one of its buffers. Answered to the context with <see cref="ExportCreated"/>.</summary>
     internal sealed record CreateExport(DeviceBuffer Buffer, ContextId Exporter, IActorRef ExporterActor, Access Access, IActorRef ReplyTo)

@@ -35,7 +35,18 @@ public static class DeviceManager
     /// <summary>From a context: the address space is detached; no reply.</summary>
     internal sealed record ReleaseGroup(IActorRef SpaceActor) : INoSerializationVerificationNeeded;
 
-    /// <summary>The profiles a node's devices were made from, for tests and tools.</summary>
+    /// <summary>
+    /// From the node's membership layer: the device managers of the other nodes, by node name, and the nodes that
+    /// were members and are gone. Requests for their devices are forwarded there, or fail with ENODEV naming the node.
+    /// </summary>
+    public sealed record PeersChanged(ImmutableDictionary<string, IActorRef> Managers, ImmutableHashSet<string> Departed)
+        : INoSerializationVerificationNeeded;
+
+    /// <summary>From the node layer: answer <see cref="Core.Protocol.DeviceRequests.ListDevices"/> by forwarding it to
+    /// <paramref name="Enumerator"/> (the cluster-wide registry) instead of listing only this node's devices.</summary>
+    public sealed record UseEnumerator(IActorRef Enumerator) : INoSerializationVerificationNeeded;
+
+    /// <summary>Lists only this node's devices → <see cref="Core.Protocol.DeviceRequests.DeviceList"/> (what a registry collects).</summary>
     [MessagePackObject]
-    public sealed record GetProfiles : IFabricMessage;
+    public sealed record ListLocalDevices : IFabricMessage;
 }

@@ -14,6 +14,7 @@ public sealed class DeviceContext : IAsyncDisposable
     private readonly FabricClient _client;
     private readonly IActorRef _actor;
     private int _closed;
+    private volatile FabricError? _gone;
 
     internal DeviceContext(FabricClient client, DeviceRequests.DeviceOpened opened)
     {
@@ -119,19 +120,10 @@ public sealed class DeviceContext : IAsyncDisposable
     public async Task<Submitted> SubmitAsync(byte[] commands, int queue = 0, IEnumerable<FenceId>? inFences = null, int outFences = 0,
         CancellationToken cancel = default)
     {
-        var (tag, signalled) = _client.TrackSubmission();
-        try
-        {
-            var submit = new Submit(queue, commands, inFences is null ? [] : [.. inFences], outFences, _client.Session, tag);
-            var submitted = await Ask<Submitted>(submit, $"submit to queue {queue} of {Device}", cancel);
-            _client.TrackFence(tag, submitted.Fence, signalled);
-            return submitted;
-        }
-        catch
-        {
-            _client.Untrack(tag);
-            throw;
-        }
+        var what = $"submit to queue {queue} of {Device}";
+        ThrowIfUnusable(what);
+        ImmutableArray<FenceId> waits = inFences is null ? [] : [.. inFences];
+        return await _client.SubmitAsync(_actor, tag => new Submit(queue, commands, waits, outFences, _client.Session, tag), what, cancel);
     }
 
     /// <summary>Waits for a fence (of any device).</summary>
@@ -172,6 +164,7 @@ public sealed class DeviceContext : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _closed, 1) != 0) return;
         _client.Forget(this);
+        if (_gone is not null) return; // nothing left to close
         await Ask<Closed>(new Close(), $"close {this}", cancel);
     }
 
@@ -186,8 +179,22 @@ public sealed class DeviceContext : IAsyncDisposable
 
     private Task<T> Ask<T>(IFabricMessage request, string what, CancellationToken cancel)
     {
-        if (_closed != 0 && request is not Close)
-            throw new FabricException(new FabricError(ErrorCode.ENODEV, $"'{what}': context {this} is closed"));
+        if (request is not Close) ThrowIfUnusable(what);
         return _client.RequestAsync<T>(_actor, request, what, cancel);
+    }
+
+    private void ThrowIfUnusable(string what)
+    {
+        if (_gone is { } gone) throw new FabricException(gone with { Message = $"'{what}': {gone.Message}" });
+        if (_closed != 0) throw new FabricException(new FabricError(ErrorCode.ENODEV, $"'{what}': context {this} is closed"));
+    }
+
+    /// <summary>The context actor stopped without this client closing it: its node was lost, or the node closed it.</summary>
+    internal void MarkGone(bool nodeLost)
+    {
+        if (_closed != 0) return;
+        _gone = new FabricError(ErrorCode.ENODEV, nodeLost
+            ? $"context {this} is gone: node {Device.Node} was lost"
+            : $"context {this} was closed by its node");
     }
 }

@@ -26,8 +26,12 @@ public sealed class FabricClient : IAsyncDisposable
     private readonly IActorRef _deviceManager;
     private readonly IActorRef _session;
     private readonly List<DeviceContext> _open = [];
-    private readonly ConcurrentDictionary<long, TaskCompletionSource<FenceStatus>> _byTag = new();
+    private readonly ConcurrentDictionary<long, PendingSubmit> _byTag = new();
     private readonly ConcurrentDictionary<FenceId, TaskCompletionSource<FenceStatus>> _byFence = new();
+    private readonly ConcurrentQueue<FenceId> _signalledOrder = new();
+    private readonly ConcurrentDictionary<Address, TaskCompletionSource<FabricError>> _lost = new();
+    private readonly ConcurrentDictionary<string, Address> _nodeAddresses = new();
+    private readonly ConcurrentDictionary<IActorRef, DeviceContext> _contextsByActor = new();
     private long _nextTag;
     private int _disposed;
 
@@ -36,12 +40,34 @@ public sealed class FabricClient : IAsyncDisposable
         _system = system;
         _deviceManager = deviceManager;
         Options = options;
-        _session = system.ActorOf(Props.Create(() => new ClientSessionActor(OnFenceSignalled)), $"fabric-client-{Guid.NewGuid():N}");
+        _session = system.ActorOf(Props.Create(() => new ClientSessionActor(this)), $"fabric-client-{Guid.NewGuid():N}");
+        Observe(deviceManager, node: null);
     }
 
     /// <summary>Connects to a device manager (a node's, or a local one) from <paramref name="system"/>.</summary>
     public static FabricClient Connect(ActorSystem system, IActorRef deviceManager, FabricClientOptions? options = null) =>
         new(system, deviceManager, options ?? new FabricClientOptions());
+
+    /// <summary>
+    /// Connects to the node listening at <paramref name="endpoint"/> (<c>host:port</c> of its Akka endpoint) from a
+    /// remoting-enabled <paramref name="system"/> (see <see cref="FabricClientSystem"/>). Every device of the cluster
+    /// is then reachable through it. No node there → ENODEV.
+    /// </summary>
+    public static async Task<FabricClient> ConnectAsync(ActorSystem system, string endpoint, FabricClientOptions? options = null,
+        CancellationToken cancel = default)
+    {
+        options ??= new FabricClientOptions();
+        var path = $"akka.tcp://{FabricClientSystem.ClusterSystemName}@{endpoint}/user/devices";
+        try
+        {
+            var manager = await system.ActorSelection(path).ResolveOne(options.RequestTimeout, cancel);
+            return new FabricClient(system, manager, options);
+        }
+        catch (ActorNotFoundException)
+        {
+            throw new FabricException(new FabricError(ErrorCode.ENODEV, $"no Fabric node answers at {endpoint} ({path})"));
+        }
+    }
 
     public FabricClientOptions Options { get; }
 
@@ -64,6 +90,8 @@ public sealed class FabricClient : IAsyncDisposable
             _deviceManager, new DeviceRequests.OpenDevice(device, _session), $"open {device}", cancel);
         var context = new DeviceContext(this, opened);
         lock (_open) _open.Add(context);
+        _contextsByActor[opened.Context] = context;
+        Observe(opened.Context, opened.Device.Node);
         return context;
     }
 
@@ -73,40 +101,87 @@ public sealed class FabricClient : IAsyncDisposable
     /// </summary>
     public async Task<FenceStatus> WaitAsync(FenceId fence, TimeSpan timeout, CancellationToken cancel = default)
     {
+        var lost = _nodeAddresses.TryGetValue(fence.Device.Node, out var address) ? LostTask(address) : null;
         // A fence of this client's own submission is told to the session when it signals: wait here, not on the device.
         if (!_byFence.TryGetValue(fence, out var signalled))
-            return await RequestAsync<FenceStatus>(_deviceManager, new DeviceRequests.WaitFence(fence, timeout), $"wait on {fence}", cancel, timeout);
+            return await RequestAsync<FenceStatus>(_deviceManager, new DeviceRequests.WaitFence(fence, timeout), $"wait on {fence}", cancel, timeout, lost);
         if (!signalled.Task.IsCompleted && timeout > TimeSpan.Zero)
-            await Task.WhenAny(signalled.Task, Task.Delay(timeout, cancel));
+            await Task.WhenAny(signalled.Task, Task.Delay(timeout, cancel), lost ?? Task.Delay(Timeout.Infinite, cancel));
         cancel.ThrowIfCancellationRequested();
-        return signalled.Task.IsCompleted ? await signalled.Task : new FenceStatus(fence, FenceState.Busy, null);
+        if (signalled.Task.IsCompleted) return await signalled.Task;
+        if (lost is { IsCompleted: true }) throw new FabricException(await lost);
+        return new FenceStatus(fence, FenceState.Busy, null);
     }
 
-    /// <summary>Starts tracking a submission about to be sent: its tag, and the task its fence signal completes.</summary>
-    internal (long Tag, TaskCompletionSource<FenceStatus> Signalled) TrackSubmission()
+    /// <summary>How many signalled fences of this client's submissions are remembered for a quick wait.</summary>
+    private const int RememberedFences = 4096;
+
+    private sealed class PendingSubmit
+    {
+        public readonly TaskCompletionSource<ContextRequests.Submitted> Accepted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public readonly TaskCompletionSource<FenceStatus> Signalled = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    /// <summary>
+    /// Sends a tagged submission one-way to <paramref name="context"/> and waits for its acceptance: the answers come
+    /// to the session as <see cref="ContextRequests.SubmitAccepted"/>, <see cref="ContextRequests.SubmitRejected"/>
+    /// and <see cref="ContextRequests.FenceSignalled"/>, so many submissions can be in flight without an ask each.
+    /// </summary>
+    internal async Task<ContextRequests.Submitted> SubmitAsync(IActorRef context, Func<long, ContextRequests.Submit> submit, string what,
+        CancellationToken cancel)
     {
         var tag = Interlocked.Increment(ref _nextTag);
-        var signalled = new TaskCompletionSource<FenceStatus>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _byTag[tag] = signalled;
-        return (tag, signalled);
+        var pending = new PendingSubmit();
+        _byTag[tag] = pending;
+        try
+        {
+            if (LostTask(context.Path.Address) is { IsCompleted: true } lost) throw new FabricException(await lost);
+            context.Tell(submit(tag), _session);
+            return await AwaitAsync(pending.Accepted.Task, context, what, Options.RequestTimeout, cancel);
+        }
+        catch
+        {
+            _byTag.TryRemove(tag, out _);
+            throw;
+        }
     }
 
-    /// <summary>The submission was accepted as <paramref name="fence"/>: waits on it can use the signal.</summary>
-    internal void TrackFence(long tag, FenceId fence, TaskCompletionSource<FenceStatus> signalled)
+    private void OnSubmitAccepted(ContextRequests.SubmitAccepted message)
     {
-        if (signalled.Task.IsCompleted) return;
-        _byFence[fence] = signalled;
-        if (signalled.Task.IsCompleted) _byFence.TryRemove(fence, out _); // signalled meanwhile
+        if (!_byTag.TryGetValue(message.Tag, out var pending)) return;
+        _byFence[message.Submitted.Fence] = pending.Signalled; // before the submitter can wait on it
+        if (message.Completed is { } completed) OnFenceSignalled(new ContextRequests.FenceSignalled(message.Tag, completed));
+        pending.Accepted.TrySetResult(message.Submitted);
     }
 
-    /// <summary>The submission was refused: nothing will signal.</summary>
-    internal void Untrack(long tag) => _byTag.TryRemove(tag, out _);
+    private void OnSubmitRejected(ContextRequests.SubmitRejected message)
+    {
+        if (_byTag.TryRemove(message.Tag, out var pending)) pending.Accepted.TrySetException(new FabricException(message.Error));
+    }
 
     private void OnFenceSignalled(ContextRequests.FenceSignalled message)
     {
-        if (!_byTag.TryRemove(message.Tag, out var signalled)) return;
-        signalled.TrySetResult(message.Status);
-        _byFence.TryRemove(message.Status.Fence, out _);
+        if (!_byTag.TryRemove(message.Tag, out var pending)) return;
+        pending.Signalled.TrySetResult(message.Status);
+        _signalledOrder.Enqueue(message.Status.Fence);
+        while (_signalledOrder.Count > RememberedFences && _signalledOrder.TryDequeue(out var old)) _byFence.TryRemove(old, out _);
+    }
+
+    /// <summary>Awaits <paramref name="task"/>, failing with ETIMEDOUT after <paramref name="timeout"/> or ENODEV when the target's node is lost.</summary>
+    private async Task<T> AwaitAsync<T>(Task<T> task, IActorRef target, string what, TimeSpan timeout, CancellationToken cancel)
+    {
+        var lost = LostTask(target.Path.Address);
+        try
+        {
+            if (lost is null) return await task.WaitAsync(timeout, cancel);
+            var bounded = task.WaitAsync(timeout, cancel);
+            if (await Task.WhenAny(bounded, lost) == lost) throw new FabricException(await lost);
+            return await bounded;
+        }
+        catch (TimeoutException)
+        {
+            throw new FabricException(new FabricError(ErrorCode.ETIMEDOUT, $"no answer within {timeout.TotalSeconds:0.#} s to '{what}' from {target.Path}"));
+        }
     }
 
     /// <summary>Waits until any of the fences (all of one device) signals; returns those that had.</summary>
@@ -135,16 +210,53 @@ public sealed class FabricClient : IAsyncDisposable
     }
 
     /// <summary>
+    /// Death-watches an actor of a node. When its node is lost (the remote failure detector gives up on it), every
+    /// pending and later request to that node fails at once with ENODEV instead of waiting for a timeout.
+    /// </summary>
+    private void Observe(IActorRef actor, string? node)
+    {
+        var address = actor.Path.Address;
+        if (!address.HasGlobalScope) return; // in this process: it cannot be lost without us
+        _lost.GetOrAdd(address, _ => new TaskCompletionSource<FabricError>(TaskCreationOptions.RunContinuationsAsynchronously));
+        if (node is not null) _nodeAddresses[node] = address;
+        _session.Tell(new ClientSessionActor.Watch(actor));
+    }
+
+    private Task<FabricError>? LostTask(Address address) => _lost.TryGetValue(address, out var lost) ? lost.Task : null;
+
+    private void OnTerminated(Terminated terminated)
+    {
+        var address = terminated.ActorRef.Path.Address;
+        if (terminated.AddressTerminated && _lost.TryGetValue(address, out var lost))
+        {
+            var nodes = _nodeAddresses.Where(kv => kv.Value == address).Select(kv => kv.Key).ToList();
+            var name = nodes.Count > 0 ? $"node {string.Join(", ", nodes)} ({address})" : $"the node at {address}";
+            lost.TrySetResult(new FabricError(ErrorCode.ENODEV, $"{name} is lost: its devices, contexts and fences are gone"));
+        }
+        if (_contextsByActor.TryRemove(terminated.ActorRef, out var context)) context.MarkGone(terminated.AddressTerminated);
+    }
+
+    /// <summary>
     /// Asks <paramref name="target"/> and returns the reply of type <typeparamref name="T"/>; a <see cref="FabricError"/>
     /// reply or no reply in time throws <see cref="FabricException"/>.
     /// </summary>
-    internal async Task<T> RequestAsync<T>(IActorRef target, IFabricMessage request, string what, CancellationToken cancel, TimeSpan? waitsFor = null)
+    internal async Task<T> RequestAsync<T>(IActorRef target, IFabricMessage request, string what, CancellationToken cancel,
+        TimeSpan? waitsFor = null, Task<FabricError>? lostAlso = null)
     {
         var timeout = Options.RequestTimeout + (waitsFor is { } w && w > TimeSpan.Zero ? w : TimeSpan.Zero);
+        var lost = LostTask(target.Path.Address);
+        foreach (var gone in new[] { lost, lostAlso })
+            if (gone is { IsCompleted: true }) throw new FabricException(await gone);
         object reply;
         try
         {
-            reply = await target.Ask<object>(request, timeout, cancel);
+            var ask = target.Ask<object>(request, timeout, cancel);
+            if (lost is not null || lostAlso is not null)
+            {
+                var first = await Task.WhenAny(ask, lost ?? Task.Delay(Timeout.Infinite, cancel), lostAlso ?? Task.Delay(Timeout.Infinite, cancel));
+                if (first != ask && first is Task<FabricError> gone) throw new FabricException(await gone);
+            }
+            reply = await ask;
         }
         catch (AskTimeoutException)
         {
@@ -160,10 +272,21 @@ public sealed class FabricClient : IAsyncDisposable
         };
     }
 
-    /// <summary>Stands for the client (contexts death-watch it) and receives its fence signals.</summary>
+    /// <summary>
+    /// Stands for the client (contexts death-watch it), receives its fence signals, and death-watches the client's
+    /// contexts and entry node so their loss is known at once.
+    /// </summary>
     private sealed class ClientSessionActor : ReceiveActor
     {
-        public ClientSessionActor(Action<ContextRequests.FenceSignalled> onSignalled) =>
-            Receive<ContextRequests.FenceSignalled>(onSignalled);
+        public sealed record Watch(IActorRef Actor) : INoSerializationVerificationNeeded;
+
+        public ClientSessionActor(FabricClient client)
+        {
+            Receive<ContextRequests.SubmitAccepted>(client.OnSubmitAccepted);
+            Receive<ContextRequests.SubmitRejected>(client.OnSubmitRejected);
+            Receive<ContextRequests.FenceSignalled>(client.OnFenceSignalled);
+            Receive<Watch>(m => Context.Watch(m.Actor));
+            Receive<Terminated>(client.OnTerminated);
+        }
     }
 }

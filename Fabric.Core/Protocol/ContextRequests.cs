@@ -99,7 +99,8 @@ public static class ContextRequests
     public sealed record WriteIova([property: Key(0)] AddressSpaceId Space, [property: Key(1)] Iova Iova, [property: Key(2)] byte[] Data) : IFabricMessage;
 
     /// <summary>
-    /// Submits a command buffer to one of the device's queues → <see cref="Submitted"/> at once, before it runs.
+    /// Submits a command buffer to one of the device's queues → <see cref="Submitted"/> at once, before it runs
+    /// (or, when <paramref name="Notify"/> is set, one-way <see cref="SubmitAccepted"/> / <see cref="SubmitRejected"/> to it).
     /// The buffer is decoded and validated first; any fault rejects it whole and nothing runs. IOVAs translate
     /// through the address space the device is attached to. WAIT_FENCE slot i waits for <paramref name="InFences"/>[i];
     /// SIGNAL_FENCE slot j signals the j-th of <paramref name="OutFences"/> new fences (each also signals, with the
@@ -115,6 +116,18 @@ public static class ContextRequests
         [property: Key(3)] int OutFences,
         [property: Key(4)] IActorRef? Notify = null,
         [property: Key(5)] long Tag = 0) : IFabricMessage;
+
+    /// <summary>
+    /// To a tagged submission's <see cref="Submit.Notify"/>, instead of a reply: it was accepted with these fences.
+    /// <paramref name="Completed"/> is set when it already ran (a tiny submission on an idle queue); otherwise a
+    /// <see cref="FenceSignalled"/> follows when its fence signals.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record SubmitAccepted([property: Key(0)] long Tag, [property: Key(1)] Submitted Submitted, [property: Key(2)] FenceStatus? Completed) : IFabricMessage;
+
+    /// <summary>To a tagged submission's <see cref="Submit.Notify"/>: it was refused whole; nothing ran.</summary>
+    [MessagePackObject]
+    public sealed record SubmitRejected([property: Key(0)] long Tag, [property: Key(1)] FabricError Error) : IFabricMessage;
 
     /// <summary>To a submission's <see cref="Submit.Notify"/>: its fence signalled, with this status.</summary>
     [MessagePackObject]

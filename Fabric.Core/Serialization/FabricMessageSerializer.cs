@@ -46,8 +46,15 @@ public sealed class FabricMessageSerializer : SerializerWithStringManifest
                ?? throw new SerializationException($"Fabric message '{manifest}' decoded to null");
     }
 
+    /// <summary>
+    /// Actor refs as their serialized paths (with uid). Resolving a path is costly and the same few refs (sessions,
+    /// contexts) come back in every message, so resolved refs are cached; a path with a uid always names one actor.
+    /// </summary>
     private sealed class ActorRefFormatter(ExtendedActorSystem system) : IMessagePackFormatter<IActorRef?>
     {
+        private const int CacheLimit = 16_384;
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, IActorRef> _resolved = new(StringComparer.Ordinal);
+
         public void Serialize(ref MessagePackWriter writer, IActorRef? value, MessagePackSerializerOptions options)
         {
             if (value is null || value.IsNobody()) writer.WriteNil();
@@ -58,7 +65,11 @@ public sealed class FabricMessageSerializer : SerializerWithStringManifest
         {
             if (reader.TryReadNil()) return null;
             var path = reader.ReadString() ?? throw new SerializationException("actor path missing");
-            return system.Provider.ResolveActorRef(path);
+            if (_resolved.TryGetValue(path, out var known)) return known;
+            if (_resolved.Count >= CacheLimit) _resolved.Clear();
+            var resolved = system.Provider.ResolveActorRef(path);
+            _resolved[path] = resolved;
+            return resolved;
         }
     }
 }

@@ -14,6 +14,10 @@ public static class FabricCli
             "Fabric: emulated accelerator devices (device memory, address spaces, command queues, fences, dma-buf " +
             "export/import) as Akka.NET actors.");
         root.Subcommands.Add(DemoCommand());
+        root.Subcommands.Add(NodeCommand.Build());
+        root.Subcommands.Add(InspectCommands.Devices());
+        root.Subcommands.Add(InspectCommands.Nodes());
+        root.Subcommands.Add(CheckCommand.Build());
         root.Subcommands.Add(BenchCommand());
         return root;
     }
@@ -42,6 +46,20 @@ public static class FabricCli
             return 0;
         });
         bench.Subcommands.Add(local);
+
+        var remoteQuick = new Option<bool>("--quick") { Description = "A shorter run (under a minute)." };
+        var remote = new Command("remote",
+            "Starts one node process and measures from this client process: remote submit→fence latency p50/p99 against a " +
+            "plain Akka request/reply between the same processes, and pipelined remote submissions per second against plain " +
+            "one-way Akka messages per second.");
+        remote.Options.Add(remoteQuick);
+        remote.SetAction(async (parse, cancel) =>
+        {
+            var lines = await RemoteBench.RunAsync(new RemoteBench.Options(parse.GetValue(remoteQuick)), Console.Error.WriteLine, cancel);
+            foreach (var line in lines) Console.Out.WriteLine(line.ToJson());
+            return 0;
+        });
+        bench.Subcommands.Add(remote);
         return bench;
     }
 }

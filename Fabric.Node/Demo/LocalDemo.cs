@@ -101,7 +101,7 @@ public static class LocalDemo
         var expectedSum = yExpected.Sum(v => (double)v);
         Check("sum(Y)", Math.Abs(sum - expectedSum) <= 1e-5 * Math.Abs(expectedSum), $"device {sum:G7}, host {expectedSum:G7}");
         var crc = BitConverter.ToUInt32(tail, 8);
-        var expectedCrc = Crc32C(MemoryMarshal.AsBytes(yExpected.AsSpan()));
+        var expectedCrc = HostReference.Crc32C(MemoryMarshal.AsBytes(yExpected.AsSpan()));
         Check("CRC-32C(Y)", crc == expectedCrc, $"device 0x{crc:x8}, host 0x{expectedCrc:x8}");
         var product = MemoryMarshal.Cast<byte, float>(await ctx1.ReadAsync(bufOut, 0, M * M * 4, cancel)).ToArray();
         var expectedProduct = MatMul(c, weights, M);
@@ -187,17 +187,5 @@ public static class LocalDemo
         for (var i = 0; i < Math.Min(actual.Length, expected.Length); i++)
             worst = Math.Max(worst, Math.Abs(actual[i] - expected[i]) / Math.Max(1.0, Math.Abs(expected[i])));
         return worst;
-    }
-
-    /// <summary>CRC-32C bit by bit: the host reference for the device's CHECKSUM command.</summary>
-    private static uint Crc32C(ReadOnlySpan<byte> data)
-    {
-        var crc = 0xFFFFFFFFu;
-        foreach (var value in data)
-        {
-            crc ^= value;
-            for (var bit = 0; bit < 8; bit++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
-        }
-        return ~crc;
     }
 }

@@ -123,7 +123,7 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
             {
                 var code = error!.Code == ErrorCode.ENOENT ? ErrorCode.EFAULT : error.Code;
                 var what = error.Code == ErrorCode.ENOENT ? "I/O page fault" : "permission fault";
-                m.ReplyTo.Tell(new FabricError(code,
+                m.Reply.Rejected(new FabricError(code,
                     $"{what}: {command.Location}: operand {operand.Name} [0x{operand.Iova:x}, +0x{operand.Length:x}) " +
                     $"needs {operand.Access}: {error.Message}"));
                 return;
@@ -131,7 +131,7 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
             var buffer = mapping!.Value.Buffer;
             if (buffer.RevokedError is { } revoked)
             {
-                m.ReplyTo.Tell(new FabricError(ErrorCode.EIO,
+                m.Reply.Rejected(new FabricError(ErrorCode.EIO,
                     $"{command.Location}: operand {operand.Name} uses {buffer}: {revoked.Message}"));
                 return;
             }
@@ -148,12 +148,12 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
                 continue;
             }
             foreach (var p in pinned) p.Block.Release();
-            m.ReplyTo.Tell(new FabricError(ErrorCode.EIO, $"{buffer} mapped in {_spec.Name} can no longer be used: its memory is gone"));
+            m.Reply.Rejected(new FabricError(ErrorCode.EIO, $"{buffer} mapped in {_spec.Name} can no longer be used: its memory is gone"));
             return;
         }
         var submission = new PreparedSubmission(_spec.Context, _spec.ContextActor, m.Queue, m.Program,
-            new ResolvedMemory(segments), [.. pinned], m.InFences, m.OutFences, m.Notify, m.Tag);
-        _spec.DeviceActor.Tell(new Device.Enqueue(submission, m.ReplyTo));
+            new ResolvedMemory(segments), [.. pinned], m.InFences, m.OutFences, m.Reply);
+        _spec.DeviceActor.Tell(new Device.Enqueue(submission));
     }
 
     private void UnmapAll()

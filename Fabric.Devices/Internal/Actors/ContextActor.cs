@@ -3,6 +3,7 @@ using Akka.Actor;
 using Fabric.Core;
 using Fabric.Core.Protocol;
 using Fabric.Devices.Internal.Commands;
+using Fabric.Devices.Internal.Execution;
 using Fabric.Devices.Internal.Memory;
 using MessagePack;
 using static Fabric.Core.Protocol.ContextRequests;
@@ -300,29 +301,30 @@ internal sealed unsafe class ContextActor : ReceiveActor
 
     private void OnSubmit(Submit m)
     {
+        var reply = SubmitReply.For(m, Sender);
         if (_attached is not { } attached)
         {
-            Sender.Tell(FabricError.Invalid($"{_name} has no address space attached: attach {_spec.Device} to one before submitting"));
+            reply.Rejected(FabricError.Invalid($"{_name} has no address space attached: attach {_spec.Device} to one before submitting"));
             return;
         }
         if (m.Queue < 0 || m.Queue >= _spec.Profile.Queues)
         {
-            Sender.Tell(FabricError.Invalid($"{_name}: {_spec.Device} has queues 0 to {_spec.Profile.Queues - 1}, not {m.Queue}"));
+            reply.Rejected(FabricError.Invalid($"{_name}: {_spec.Device} has queues 0 to {_spec.Profile.Queues - 1}, not {m.Queue}"));
             return;
         }
         var inFences = m.InFences.IsDefault ? [] : m.InFences;
         if (inFences.Length > MaxFenceSlots || m.OutFences is < 0 or > MaxFenceSlots)
         {
-            Sender.Tell(FabricError.Invalid($"{_name}: a submission takes at most {MaxFenceSlots} in-fences and {MaxFenceSlots} out-fences"));
+            reply.Rejected(FabricError.Invalid($"{_name}: a submission takes at most {MaxFenceSlots} in-fences and {MaxFenceSlots} out-fences"));
             return;
         }
         if (!CommandDecoder.TryDecode(m.Commands, inFences.Length, m.OutFences, out var program, out var error))
         {
-            Sender.Tell(error!);
+            reply.Rejected(error!);
             return;
         }
         _submissions++;
-        _spaces[attached].Tell(new AddressSpace.Resolve(program!, m.Queue, inFences, m.OutFences, m.Notify, m.Tag, Sender));
+        _spaces[attached].Tell(new AddressSpace.Resolve(program!, m.Queue, inFences, m.OutFences, reply));
     }
 
     // ── exports and imports ────────────────────────────────────────────────────────────────────

@@ -135,27 +135,36 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         if (Resetting)
         {
             submission.Release();
-            m.ReplyTo.Tell(new FabricError(ErrorCode.EBUSY, $"{_id} is being reset and refuses new work; submit again when the reset is done"));
+            submission.Reply.Rejected(new FabricError(ErrorCode.EBUSY, $"{_id} is being reset and refuses new work; submit again when the reset is done"));
             return;
         }
         var fence = _fences.Issue();
         var outFences = Enumerable.Range(0, submission.OutFences).Select(_ => _fences.Issue()).ToImmutableArray();
-        m.ReplyTo.Tell(new Submitted(fence, outFences));
-        _waiting[submission.Queue].Enqueue(new Pending(submission, fence, outFences));
-        TryStart(submission.Queue);
+        var pending = new Pending(submission, fence, outFences);
+        var queue = submission.Queue;
+        if (_current[queue] is null && _waiting[queue].Count == 0 && SubmissionRunner.RunsInline(submission.Program))
+        {
+            // Idle queue, tiny work: run it now and answer once, already completed.
+            RunInPlace(pending, notify: false);
+            submission.Reply.Accepted(new Submitted(fence, outFences), _fences.Status(fence.Seq));
+            return;
+        }
+        submission.Reply.Accepted(new Submitted(fence, outFences), null);
+        _waiting[queue].Enqueue(pending);
+        TryStart(queue);
     }
 
     private void TryStart(int queue)
     {
         while (_current[queue] is null && _waiting[queue].TryDequeue(out var pending))
         {
-            if (SubmissionRunner.RunsInline(pending.Submission.Program)) RunInPlace(pending);
+            if (SubmissionRunner.RunsInline(pending.Submission.Program)) RunInPlace(pending, notify: true);
             else StartOnPool(queue, pending);
         }
     }
 
     /// <summary>A tiny submission runs here and now: microseconds of work, no thread-pool hop, no waits.</summary>
-    private void RunInPlace(Pending pending)
+    private void RunInPlace(Pending pending, bool notify)
     {
         var started = Stopwatch.GetTimestamp();
         FabricError? error;
@@ -169,7 +178,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         }
         pending.Submission.Release();
         _busy += Stopwatch.GetElapsedTime(started);
-        Finish(pending, error, blameContext: error is not null);
+        Finish(pending, error, blameContext: error is not null, notify);
     }
 
     private void StartOnPool(int queue, Pending pending)
@@ -218,14 +227,14 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         var error = m.Cancelled
             ? running.AbortReason ?? new FabricError(ErrorCode.EIO, $"{pending.Fence} was aborted")
             : m.Error;
-        Finish(pending, error, blameContext: error is not null && running.AbortReason?.Code != ErrorCode.EIO);
+        Finish(pending, error, blameContext: error is not null && running.AbortReason?.Code != ErrorCode.EIO, notify: true);
 
         if (Resetting && _running.Count == 0) FinishReset();
         else TryStart(queue);
     }
 
     /// <summary>Signals a submission's fence and every out-fence it left unsignalled with its result.</summary>
-    private void Finish(Pending pending, FabricError? error, bool blameContext)
+    private void Finish(Pending pending, FabricError? error, bool blameContext, bool notify)
     {
         if (error is null) _completed++;
         else _failed++;
@@ -233,7 +242,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         if (blameContext && error is not null)
             pending.Submission.ContextActor.Tell(new ContextProtocol.SubmissionFailed(pending.Fence, error));
         SignalFence(pending.Fence.Seq, error);
-        pending.Submission.Notify?.Tell(new FenceSignalled(pending.Submission.Tag, _fences.Status(pending.Fence.Seq)));
+        if (notify) pending.Submission.Reply.Signalled(_fences.Status(pending.Fence.Seq));
         foreach (var fence in pending.OutFences) SignalFence(fence.Seq, error);
     }
 
@@ -331,7 +340,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
             {
                 _abortedByReset++;
                 pending.Submission.Release();
-                Finish(pending, aborted, blameContext: false);
+                Finish(pending, aborted, blameContext: false, notify: true);
             }
         foreach (var running in _running.Values)
         {

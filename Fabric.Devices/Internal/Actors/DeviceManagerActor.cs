@@ -14,6 +14,9 @@ internal sealed class DeviceManagerActor : ReceiveActor
     private readonly ImmutableArray<IActorRef> _devices;
     private readonly ImmutableArray<int> _groups;
     private readonly Dictionary<int, GroupOwnership> _ownership = [];
+    private ImmutableDictionary<string, IActorRef> _peers = ImmutableDictionary<string, IActorRef>.Empty;
+    private ImmutableHashSet<string> _departed = [];
+    private IActorRef? _enumerator;
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
     private sealed record Claim(DeviceId Device, string Claimant, AddressSpaceId Space);
@@ -36,7 +39,18 @@ internal sealed class DeviceManagerActor : ReceiveActor
             return Context.ActorOf(Device.Props(id, profile, _groups[index], Self), $"dev-{index}");
         })];
 
-        Receive<ListDevices>(_ => Context.ActorOf(Akka.Actor.Props.Create(() => new ListDevicesAggregator(_devices, Sender))));
+        Receive<ListDevices>(m =>
+        {
+            if (_enumerator is not null) _enumerator.Forward(m);
+            else ListLocal();
+        });
+        Receive<DeviceManager.ListLocalDevices>(_ => ListLocal());
+        Receive<DeviceManager.PeersChanged>(m =>
+        {
+            _peers = m.Managers.Remove(_node);
+            _departed = m.Departed;
+        });
+        Receive<DeviceManager.UseEnumerator>(m => _enumerator = m.Enumerator);
         Receive<GetDeviceInfo>(m => Route(m.Device, m));
         Receive<OpenDevice>(m => Route(m.Device, m));
         Receive<ResetDevice>(m => Route(m.Device, m));
@@ -52,11 +66,18 @@ internal sealed class DeviceManagerActor : ReceiveActor
 
     private sealed record SpaceGone(IActorRef Space);
 
+    private void ListLocal()
+    {
+        var replyTo = Sender;
+        Context.ActorOf(Akka.Actor.Props.Create(() => new ListDevicesAggregator(_devices, replyTo)));
+    }
+
     private void Route(DeviceId device, object message) => Route(device, message, Sender, e => e);
 
     private void Route(DeviceId device, object message, IActorRef failTo, Func<FabricError, object> failure)
     {
         if (Lookup(device) is { } actor) actor.Forward(message);
+        else if (device.Node != _node && _peers.TryGetValue(device.Node, out var peer)) peer.Forward(message);
         else failTo.Tell(failure(NoSuchDevice(device)));
     }
 
@@ -66,7 +87,9 @@ internal sealed class DeviceManagerActor : ReceiveActor
     private FabricError NoSuchDevice(DeviceId device) => new(ErrorCode.ENODEV,
         device.Node == _node
             ? $"there is no device {device}: node {_node} has {_devices.Length} devices ({_node}/dev0 to {_node}/dev{_devices.Length - 1})"
-            : $"device {device} is on node {device.Node}, which this node ({_node}) does not know");
+            : _departed.Contains(device.Node)
+                ? $"device {device} is gone: its node {device.Node} left the cluster or was lost"
+                : $"device {device} is on node {device.Node}, which is not a member of this cluster (members: {string.Join(", ", _peers.Keys.Append(_node).Order())})");
 
     private void OnWaitAny(WaitAnyFence m)
     {

@@ -19,8 +19,7 @@ internal sealed class PreparedSubmission(
     ImmutableArray<DeviceBuffer> pinned,
     ImmutableArray<FenceId> inFences,
     int outFences,
-    IActorRef? notify,
-    long tag)
+    SubmitReply reply)
 {
     private int _released;
 
@@ -33,9 +32,8 @@ internal sealed class PreparedSubmission(
     public ImmutableArray<FenceId> InFences { get; } = inFences;
     public int OutFences { get; } = outFences;
 
-    /// <summary>Told <see cref="Core.Protocol.ContextRequests.FenceSignalled"/> with <see cref="Tag"/> when the fence signals.</summary>
-    public IActorRef? Notify { get; } = notify;
-    public long Tag { get; } = tag;
+    /// <summary>Where its acceptance or rejection, and a tagged submission's fence signal, are told.</summary>
+    public SubmitReply Reply { get; } = reply;
 
     /// <summary>The first revocation among the buffers it uses, if any: using them now is an EIO.</summary>
     public FabricError? Revoked()

@@ -1,0 +1,95 @@
+using System.CommandLine;
+using System.Text.Json;
+using Fabric.Core.Protocol;
+using Fabric.Node.Cluster;
+using Fabric.Node.Gateway;
+using Spectre.Console;
+
+namespace Fabric.Node.Cli;
+
+/// <summary><c>fabric devices</c> and <c>fabric nodes</c>: the cluster as a node's gateway sees it, opening nothing.</summary>
+public static class InspectCommands
+{
+    private static Option<string> GatewayOption() => new("--gateway")
+    {
+        Description = $"Any node's HTTP gateway. Default: $FABRIC_GATEWAY, else {GatewayClient.DefaultUrl}.",
+    };
+
+    private static Option<bool> JsonOption() => new("--json") { Description = "Print JSON instead of a table." };
+
+    public static Command Devices()
+    {
+        var gateway = GatewayOption();
+        var json = JsonOption();
+        var command = new Command("devices", "Lists every device of the cluster with memory, contexts, exports, queue depth, utilization and error counters — without opening any.");
+        command.Options.Add(gateway);
+        command.Options.Add(json);
+        command.SetAction((parse, cancel) => WithGateway(parse.GetValue(gateway), async client =>
+        {
+            var devices = await client.DevicesAsync(cancel);
+            if (parse.GetValue(json)) System.Console.Out.WriteLine(JsonSerializer.Serialize(devices, HttpGateway.Json));
+            else WriteDevices(WideConsole(), devices);
+        }));
+        return command;
+    }
+
+    public static Command Nodes()
+    {
+        var gateway = GatewayOption();
+        var json = JsonOption();
+        var command = new Command("nodes", "Lists the cluster's members as one node sees them: name, address, status, reachability, devices.");
+        command.Options.Add(gateway);
+        command.Options.Add(json);
+        command.SetAction((parse, cancel) => WithGateway(parse.GetValue(gateway), async client =>
+        {
+            var nodes = await client.NodesAsync(cancel);
+            if (parse.GetValue(json)) { System.Console.Out.WriteLine(JsonSerializer.Serialize(nodes, HttpGateway.Json)); return; }
+            var table = new Table().AddColumns("node", "address", "status", "reachable", "devices");
+            foreach (var n in nodes.Nodes)
+                table.AddRow(Markup.Escape(n.Node == nodes.Self ? $"{n.Node} (this)" : n.Node), Markup.Escape(n.Address), n.Status, n.Reachable ? "yes" : "[red]no[/]", n.Devices.ToString());
+            WideConsole().Write(table);
+        }));
+        return command;
+    }
+
+    public static void WriteDevices(IAnsiConsole console, IReadOnlyList<DeviceInfo> devices)
+    {
+        var table = new Table().AddColumns("device", "kind", "group", "memory used", "total", "frag", "contexts", "exports", "queue", "util", "done", "failed", "resets");
+        foreach (var d in devices)
+            table.AddRow(Markup.Escape(d.Id.ToString()), Markup.Escape(d.Kind), d.IommuGroup.ToString(), Size(d.MemoryUsed), Size(d.MemoryTotal),
+                $"{d.Fragmentation:P0}", d.OpenContexts.ToString(), d.Exports.ToString(), d.QueueDepth.ToString(), $"{d.Utilization:P0}",
+                d.CompletedSubmissions.ToString(), d.FailedSubmissions.ToString(), d.Resets.ToString());
+        console.Write(table);
+    }
+
+    public static string Size(long bytes) => bytes switch
+    {
+        >= 1L << 30 => $"{bytes / (double)(1L << 30):0.##} GiB",
+        >= 1L << 20 => $"{bytes / (double)(1L << 20):0.##} MiB",
+        >= 1L << 10 => $"{bytes / 1024.0:0.##} KiB",
+        _ => $"{bytes} B",
+    };
+
+    /// <summary>A console that stays wide when the output is a pipe or a file.</summary>
+    public static IAnsiConsole WideConsole()
+    {
+        var console = AnsiConsole.Console;
+        if (System.Console.IsOutputRedirected) console.Profile.Width = 160;
+        return console;
+    }
+
+    private static async Task<int> WithGateway(string? url, Func<GatewayClient, Task> use)
+    {
+        using var client = new GatewayClient(url ?? Environment.GetEnvironmentVariable("FABRIC_GATEWAY") ?? GatewayClient.DefaultUrl);
+        try
+        {
+            await use(client);
+            return 0;
+        }
+        catch (GatewayException e)
+        {
+            await System.Console.Error.WriteLineAsync($"fabric: {e.Message}");
+            return 1;
+        }
+    }
+}

@@ -1,0 +1,74 @@
+using System.CommandLine;
+using Fabric.Node.Cluster;
+
+namespace Fabric.Node.Cli;
+
+/// <summary><c>fabric node</c>: runs one cluster member until Ctrl-C or SIGTERM.</summary>
+public static class NodeCommand
+{
+    private static readonly Option<string> Config = new("--config") { Description = "A JSON file of node options (keys as below, camelCase: name, port, seeds, deviceMemory, …). Flags and FABRIC_* environment variables override it." };
+    private static readonly Option<string> Name = new("--name") { Description = "Node name, unique in the cluster; devices are named <name>/devN. Default n1. Env FABRIC_NAME." };
+    private static readonly Option<string> Host = new("--host") { Description = "Address the Akka endpoint binds to. Default 127.0.0.1. Env FABRIC_HOST." };
+    private static readonly Option<string> PublicHost = new("--public-host") { Description = "Address other nodes and clients use to reach this node (e.g. a container's host name). Default: --host. Env FABRIC_PUBLIC_HOST." };
+    private static readonly Option<int> Port = new("--port") { Description = "Akka endpoint port. Default 4053. Env FABRIC_PORT." };
+    private static readonly Option<string> Seeds = new("--seeds") { Description = "Seed nodes, comma-separated host:port. Default: none (this node founds a cluster). Env FABRIC_SEEDS." };
+    private static readonly Option<string> HttpBind = new("--http-bind") { Description = "Address of the HTTP gateway. Default 127.0.0.1 (loopback only). Env FABRIC_HTTP_BIND." };
+    private static readonly Option<int> HttpPort = new("--http-port") { Description = "HTTP gateway port; 0 turns it off. Default 5080. Env FABRIC_HTTP_PORT." };
+    private static readonly Option<string> DataDir = new("--data-dir") { Description = "Directory for the node's files (the SQLite journal). Default .fabric/<name>. Env FABRIC_DATA_DIR." };
+    private static readonly Option<int> Devices = new("--devices") { Description = "Number of emulated devices. Default 2. Env FABRIC_DEVICES." };
+    private static readonly Option<string> DeviceMemory = new("--device-memory") { Description = "Memory per device, e.g. 256MiB or 1GiB. Default 256MiB. Env FABRIC_DEVICE_MEMORY." };
+    private static readonly Option<int> Queues = new("--queues") { Description = "Queues per device. Default 4. Env FABRIC_QUEUES." };
+    private static readonly Option<string> IommuGroups = new("--iommu-groups") { Description = "IOMMU group of each device, comma-separated (e.g. 0,0,1); devices past the list get their own. Env FABRIC_IOMMU_GROUPS." };
+    private static readonly Option<string> Postgres = new("--postgres") { Description = "PostgreSQL connection string for the journal. Default: SQLite in the data directory. Env FABRIC_POSTGRES." };
+
+    public static Command Build()
+    {
+        var command = new Command("node",
+            "Runs one Fabric node: its devices, the cluster membership (Split Brain Resolver keep-majority; a killed node is " +
+            "unreachable after ~3 s and removed after ~8 s), the cluster-wide device registry and the HTTP gateway. " +
+            "Example of a 3-node cluster on one machine: fabric node --name n1 --port 4053 --http-port 5080; " +
+            "fabric node --name n2 --port 4054 --http-port 5081 --seeds 127.0.0.1:4053; " +
+            "fabric node --name n3 --port 4055 --http-port 5082 --seeds 127.0.0.1:4053.");
+        foreach (var option in new Option[] { Config, Name, Host, PublicHost, Port, Seeds, HttpBind, HttpPort, DataDir, Devices, DeviceMemory, Queues, IommuGroups, Postgres })
+            command.Options.Add(option);
+        command.SetAction(async (parse, cancel) =>
+        {
+            NodeOptions options;
+            try
+            {
+                options = Read(parse, Environment.GetEnvironmentVariable);
+            }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine($"fabric node: {e.Message}");
+                return 2;
+            }
+            return await NodeHost.RunAsync(options, Console.Out, cancel);
+        });
+        return command;
+    }
+
+    /// <summary>The node's options from flags, then environment, then the --config file, then defaults; validated.</summary>
+    public static NodeOptions Read(ParseResult parse, Func<string, string?> environment)
+    {
+        var options = parse.GetValue(Config) is { } file ? NodeOptions.FromFile(file) : new NodeOptions();
+        options = options.WithEnvironment(environment);
+        if (Given(parse, Name)) options = options with { Name = parse.GetValue(Name)! };
+        if (Given(parse, Host)) options = options with { Host = parse.GetValue(Host)! };
+        if (Given(parse, PublicHost)) options = options with { PublicHost = parse.GetValue(PublicHost) };
+        if (Given(parse, Port)) options = options with { Port = parse.GetValue(Port) };
+        if (Given(parse, Seeds)) options = options with { Seeds = NodeOptions.List(parse.GetValue(Seeds)!) };
+        if (Given(parse, HttpBind)) options = options with { HttpBind = parse.GetValue(HttpBind)! };
+        if (Given(parse, HttpPort)) options = options with { HttpPort = parse.GetValue(HttpPort) };
+        if (Given(parse, DataDir)) options = options with { DataDirectory = parse.GetValue(DataDir) };
+        if (Given(parse, Devices)) options = options with { Devices = parse.GetValue(Devices) };
+        if (Given(parse, DeviceMemory)) options = options with { DeviceMemory = NodeOptions.ParseSize(parse.GetValue(DeviceMemory)!) };
+        if (Given(parse, Queues)) options = options with { Queues = parse.GetValue(Queues) };
+        if (Given(parse, IommuGroups))
+            options = options with { IommuGroups = [.. NodeOptions.List(parse.GetValue(IommuGroups)!).Select(g => int.TryParse(g, out var n) ? n : throw new ArgumentException($"--iommu-groups: '{g}' is not a whole number"))] };
+        if (Given(parse, Postgres)) options = options with { Postgres = parse.GetValue(Postgres) };
+        return options.Validate();
+    }
+
+    private static bool Given(ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };
+}

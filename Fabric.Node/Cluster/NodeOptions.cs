@@ -1,0 +1,159 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Fabric.Devices;
+using Fabric.Node.Persistence;
+
+namespace Fabric.Node.Cluster;
+
+/// <summary>
+/// Everything a node is started with. Each value comes from (first that is set): a command-line flag, an environment
+/// variable <c>FABRIC_*</c>, the JSON file given by <c>--config</c>, or the default here — defaults that run a
+/// single-node fabric on a laptop.
+/// </summary>
+public sealed record NodeOptions
+{
+    /// <summary>The node's name; devices are named <c>name/devN</c>. Unique in the cluster.</summary>
+    public string Name { get; init; } = "n1";
+
+    /// <summary>The address the Akka endpoint binds to.</summary>
+    public string Host { get; init; } = "127.0.0.1";
+
+    /// <summary>The address other nodes and clients use to reach this one (defaults to <see cref="Host"/>).</summary>
+    public string? PublicHost { get; init; }
+
+    /// <summary>The Akka endpoint's TCP port.</summary>
+    public int Port { get; init; } = 4053;
+
+    /// <summary>Seed nodes as <c>host:port</c>; none means this node founds a cluster of its own.</summary>
+    public IReadOnlyList<string> Seeds { get; init; } = [];
+
+    /// <summary>The address the HTTP gateway binds to: loopback unless told otherwise.</summary>
+    public string HttpBind { get; init; } = "127.0.0.1";
+
+    /// <summary>The HTTP gateway's port; 0 turns the gateway off.</summary>
+    public int HttpPort { get; init; } = 5080;
+
+    /// <summary>Where the node keeps its files (the SQLite journal among them); default <c>.fabric/&lt;name&gt;</c>.</summary>
+    public string? DataDirectory { get; init; }
+
+    /// <summary>How many devices the node hosts.</summary>
+    public int Devices { get; init; } = 2;
+
+    /// <summary>Memory of each device, in bytes.</summary>
+    public long DeviceMemory { get; init; } = DeviceProfile.DefaultMemoryBytes;
+
+    /// <summary>Queues per device.</summary>
+    public int Queues { get; init; } = 4;
+
+    /// <summary>IOMMU group of each device, in order; devices past the list get groups of their own.</summary>
+    public IReadOnlyList<int> IommuGroups { get; init; } = [];
+
+    /// <summary>A PostgreSQL connection string; null keeps the journal in SQLite under the data directory.</summary>
+    public string? Postgres { get; init; }
+
+    [JsonIgnore] public string AdvertisedHost => PublicHost ?? Host;
+    [JsonIgnore] public string DataPath => DataDirectory ?? Path.Combine(".fabric", Name);
+
+    /// <summary>Where the node's journal lives: PostgreSQL when a connection string is given, else SQLite in the data directory.</summary>
+    public PersistenceOptions Persistence() =>
+        Postgres is { } connection ? PersistenceOptions.PostgreSql(connection) : PersistenceOptions.Sqlite(DataPath);
+
+    public IReadOnlyList<DeviceProfile> DeviceProfiles() =>
+        [.. Enumerable.Range(0, Devices).Select(i => new DeviceProfile
+        {
+            MemoryBytes = DeviceMemory,
+            Queues = Queues,
+            IommuGroup = i < IommuGroups.Count ? IommuGroups[i] : null,
+        }.Validate())];
+
+    /// <summary>Checks every field; throws <see cref="ArgumentException"/> with a sentence naming the field.</summary>
+    public NodeOptions Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Name) || Name.Contains('/') || Name.Contains(' '))
+            throw new ArgumentException($"--name must be a non-empty word without '/' or spaces, not '{Name}'");
+        if (Port is < 0 or > 65535) throw new ArgumentException($"--port must be 0..65535, not {Port}");
+        if (HttpPort is < 0 or > 65535) throw new ArgumentException($"--http-port must be 0..65535, not {HttpPort}");
+        if (Devices is < 1 or > 64) throw new ArgumentException($"--devices must be 1..64, not {Devices}");
+        foreach (var seed in Seeds) ParseEndpoint(seed, "--seeds");
+        _ = DeviceProfiles();
+        Persistence().Validate();
+        return this;
+    }
+
+    /// <summary>Parses <c>host:port</c>; throws <see cref="ArgumentException"/> naming <paramref name="what"/>.</summary>
+    public static (string Host, int Port) ParseEndpoint(string text, string what)
+    {
+        var colon = text.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(text[(colon + 1)..], out var port) || port is < 1 or > 65535)
+            throw new ArgumentException($"{what}: '{text}' is not host:port");
+        return (text[..colon], port);
+    }
+
+    /// <summary>Parses a size such as <c>256MiB</c>, <c>1GiB</c>, <c>64k</c> or plain bytes.</summary>
+    public static long ParseSize(string text)
+    {
+        var t = text.Trim();
+        var units = new (string Suffix, long Factor)[]
+        {
+            ("GiB", 1L << 30), ("MiB", 1L << 20), ("KiB", 1L << 10), ("G", 1L << 30), ("M", 1L << 20), ("K", 1L << 10), ("B", 1),
+        };
+        foreach (var (suffix, factor) in units)
+            if (t.EndsWith(suffix, StringComparison.OrdinalIgnoreCase) &&
+                long.TryParse(t[..^suffix.Length].Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+                return checked(n * factor);
+        if (long.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out var bytes)) return bytes;
+        throw new ArgumentException($"'{text}' is not a size (examples: 268435456, 256MiB, 1GiB)");
+    }
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNameCaseInsensitive = true,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+        AllowTrailingCommas = true,
+    };
+
+    /// <summary>Reads a JSON file whose keys are this record's properties (e.g. <c>{"name": "n2", "port": 4054}</c>).</summary>
+    public static NodeOptions FromFile(string path)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<NodeOptions>(File.ReadAllText(path), Json)
+                   ?? throw new ArgumentException($"--config {path} is empty");
+        }
+        catch (JsonException e)
+        {
+            throw new ArgumentException($"--config {path} is not valid node options JSON: {e.Message}");
+        }
+        catch (IOException e)
+        {
+            throw new ArgumentException($"--config {path} cannot be read: {e.Message}");
+        }
+    }
+
+    /// <summary>Applies the <c>FABRIC_*</c> environment variables that are set.</summary>
+    public NodeOptions WithEnvironment(Func<string, string?> env)
+    {
+        var o = this;
+        if (env("FABRIC_NAME") is { } name) o = o with { Name = name };
+        if (env("FABRIC_HOST") is { } host) o = o with { Host = host };
+        if (env("FABRIC_PUBLIC_HOST") is { } pub) o = o with { PublicHost = pub };
+        if (env("FABRIC_PORT") is { } port) o = o with { Port = Int(port, "FABRIC_PORT") };
+        if (env("FABRIC_SEEDS") is { } seeds) o = o with { Seeds = List(seeds) };
+        if (env("FABRIC_HTTP_BIND") is { } bind) o = o with { HttpBind = bind };
+        if (env("FABRIC_HTTP_PORT") is { } http) o = o with { HttpPort = Int(http, "FABRIC_HTTP_PORT") };
+        if (env("FABRIC_DATA_DIR") is { } data) o = o with { DataDirectory = data };
+        if (env("FABRIC_DEVICES") is { } devices) o = o with { Devices = Int(devices, "FABRIC_DEVICES") };
+        if (env("FABRIC_DEVICE_MEMORY") is { } memory) o = o with { DeviceMemory = ParseSize(memory) };
+        if (env("FABRIC_QUEUES") is { } queues) o = o with { Queues = Int(queues, "FABRIC_QUEUES") };
+        if (env("FABRIC_IOMMU_GROUPS") is { } groups) o = o with { IommuGroups = [.. List(groups).Select(g => Int(g, "FABRIC_IOMMU_GROUPS"))] };
+        if (env("FABRIC_POSTGRES") is { } pg) o = o with { Postgres = pg };
+        return o;
+    }
+
+    public static IReadOnlyList<string> List(string text) =>
+        [.. text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+
+    private static int Int(string text, string what) =>
+        int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : throw new ArgumentException($"{what}: '{text}' is not a whole number");
+}

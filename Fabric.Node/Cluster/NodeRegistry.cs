@@ -1,0 +1,44 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Fabric.Core;
+using Fabric.Core.Protocol;
+using MessagePack;
+
+namespace Fabric.Node.Cluster;
+
+/// <summary>
+/// The cluster-wide device inventory (the sysfs / INFO idea): every node's devices and their counters, readable
+/// from any node without opening anything, kept current as nodes join, leave and die. Each node's registry
+/// publishes its own devices to every other registry once a second and on join; a node that becomes unreachable
+/// is left out at once, and forgotten once removed.
+/// </summary>
+public static class NodeRegistry
+{
+    public const string Name = "registry";
+
+    public static Props Props(string node, IActorRef manager, TimeSpan publishEvery) =>
+        Akka.Actor.Props.Create(() => new NodeRegistryActor(node, manager, publishEvery));
+
+    /// <summary>Between registries: one node's devices as of now. No reply.</summary>
+    [MessagePackObject]
+    public sealed record NodeSnapshot(
+        [property: Key(0)] string Node,
+        [property: Key(1)] IActorRef Manager,
+        [property: Key(2)] ImmutableArray<DeviceInfo> Devices) : IFabricMessage;
+
+    /// <summary>Every node known to this one → <see cref="NodeList"/>.</summary>
+    [MessagePackObject]
+    public sealed record GetNodes : IFabricMessage;
+
+    [MessagePackObject]
+    public sealed record NodeList([property: Key(0)] string Self, [property: Key(1)] ImmutableArray<NodeStatus> Nodes) : IFabricMessage;
+
+    /// <summary>A member as this node sees it; <paramref name="Node"/> is empty until it has published.</summary>
+    [MessagePackObject]
+    public sealed record NodeStatus(
+        [property: Key(0)] string Node,
+        [property: Key(1)] string Address,
+        [property: Key(2)] string Status,
+        [property: Key(3)] bool Reachable,
+        [property: Key(4)] int Devices) : IFabricMessage;
+}

@@ -1,0 +1,136 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using Fabric.Core.Protocol;
+using Fabric.Devices;
+using static Fabric.Node.Cluster.NodeRegistry;
+
+namespace Fabric.Node.Cluster;
+
+/// <summary>The actor behind <see cref="NodeRegistry"/>.</summary>
+internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
+{
+    private readonly string _node;
+    private readonly IActorRef _manager;
+    private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
+    private readonly Dictionary<Address, Member> _members = [];
+    private readonly HashSet<Address> _unreachable = [];
+    private readonly Dictionary<Address, NodeSnapshot> _snapshots = [];
+    private readonly HashSet<string> _departed = [];
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private NodeSnapshot? _own;
+
+    private sealed record Publish;
+
+    public NodeRegistryActor(string node, IActorRef manager, TimeSpan publishEvery)
+    {
+        _node = node;
+        _manager = manager;
+
+        Receive<Publish>(_ => _manager.Tell(new DeviceManager.ListLocalDevices()));
+        Receive<DeviceRequests.DeviceList>(OnOwnDevices);
+        Receive<NodeSnapshot>(OnSnapshot);
+        Receive<DeviceRequests.ListDevices>(_ => Sender.Tell(new DeviceRequests.DeviceList([.. AllDevices()])));
+        Receive<GetNodes>(_ => Sender.Tell(Nodes()));
+        Receive<ClusterEvent.MemberUp>(m => OnMember(m.Member));
+        Receive<ClusterEvent.MemberJoined>(m => OnMember(m.Member));
+        Receive<ClusterEvent.MemberWeaklyUp>(m => OnMember(m.Member));
+        Receive<ClusterEvent.MemberLeft>(m => OnMember(m.Member));
+        Receive<ClusterEvent.MemberExited>(m => OnMember(m.Member));
+        Receive<ClusterEvent.MemberDowned>(m => OnMember(m.Member));
+        Receive<ClusterEvent.MemberRemoved>(m => OnRemoved(m.Member));
+        Receive<ClusterEvent.UnreachableMember>(m =>
+        {
+            _unreachable.Add(m.Member.Address);
+            PeersChanged();
+        });
+        Receive<ClusterEvent.ReachableMember>(m =>
+        {
+            _unreachable.Remove(m.Member.Address);
+            PeersChanged();
+        });
+        Receive<ClusterEvent.IMemberEvent>(_ => { });
+
+        Timers.StartPeriodicTimer("publish", new Publish(), TimeSpan.Zero, publishEvery);
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    protected override void PreStart()
+    {
+        _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+            typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
+        _manager.Tell(new DeviceManager.UseEnumerator(Self));
+    }
+
+    protected override void PostStop() => _cluster.Unsubscribe(Self);
+
+    private void OnOwnDevices(DeviceRequests.DeviceList list)
+    {
+        _own = new NodeSnapshot(_node, _manager, list.Devices);
+        foreach (var address in _members.Keys.Where(a => a != _cluster.SelfAddress && !_unreachable.Contains(a)))
+            RegistryAt(address).Tell(_own);
+    }
+
+    private ActorSelection RegistryAt(Address address) => Context.ActorSelection(new RootActorPath(address) / "user" / Name);
+
+    private void OnSnapshot(NodeSnapshot snapshot)
+    {
+        var address = Sender.Path.Address;
+        if (!_members.ContainsKey(address)) return; // not (or no longer) a member
+        var known = _snapshots.TryGetValue(address, out var before) && before.Node == snapshot.Node && before.Manager.Equals(snapshot.Manager);
+        _snapshots[address] = snapshot;
+        if (!known)
+        {
+            _departed.Remove(snapshot.Node);
+            _log.Info("node {0} at {1} publishes {2} devices", snapshot.Node, address, snapshot.Devices.Length);
+            PeersChanged();
+        }
+    }
+
+    private void OnMember(Member member)
+    {
+        var isNew = !_members.ContainsKey(member.Address);
+        _members[member.Address] = member;
+        if (isNew && _own is not null && member.Address != _cluster.SelfAddress) RegistryAt(member.Address).Tell(_own);
+    }
+
+    private void OnRemoved(Member member)
+    {
+        _members.Remove(member.Address);
+        _unreachable.Remove(member.Address);
+        if (_snapshots.Remove(member.Address, out var gone))
+        {
+            _departed.Add(gone.Node);
+            _log.Info("node {0} at {1} left the cluster", gone.Node, member.Address);
+        }
+        PeersChanged();
+    }
+
+    private void PeersChanged()
+    {
+        var reachable = _snapshots.Where(kv => !_unreachable.Contains(kv.Key))
+            .ToImmutableDictionary(kv => kv.Value.Node, kv => kv.Value.Manager);
+        var departed = _departed.Union(_snapshots.Where(kv => _unreachable.Contains(kv.Key)).Select(kv => kv.Value.Node));
+        _manager.Tell(new DeviceManager.PeersChanged(reachable, [.. departed]));
+    }
+
+    private IEnumerable<DeviceInfo> AllDevices()
+    {
+        var others = _snapshots.Where(kv => !_unreachable.Contains(kv.Key)).SelectMany(kv => kv.Value.Devices);
+        return (_own?.Devices ?? []).Concat(others).OrderBy(d => d.Id.Node, StringComparer.Ordinal).ThenBy(d => d.Id.Index);
+    }
+
+    private NodeList Nodes()
+    {
+        var self = _cluster.SelfAddress;
+        var rows = _members.Values.Select(m =>
+        {
+            var snapshot = m.Address == self ? _own : _snapshots.GetValueOrDefault(m.Address);
+            return new NodeStatus(snapshot?.Node ?? "", m.Address.ToString(), m.Status.ToString(), !_unreachable.Contains(m.Address),
+                snapshot?.Devices.Length ?? 0);
+        });
+        return new NodeList(_node, [.. rows.OrderBy(r => r.Node, StringComparer.Ordinal)]);
+    }
+}

@@ -1,0 +1,84 @@
+using Akka.Actor;
+using Akka.Cluster.Hosting;
+using Akka.Hosting;
+using Akka.Remote.Hosting;
+using Fabric.Core;
+using Fabric.Core.Client;
+using Fabric.Core.Serialization;
+using Fabric.Devices;
+using Fabric.Node.Bench;
+using Fabric.Node.Cluster;
+using Fabric.Node.Gateway;
+using Fabric.Node.Persistence;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Fabric.Node;
+
+/// <summary>
+/// <c>fabric node</c>: one cluster member — its devices, the registry, the ping probe and the HTTP gateway — in a
+/// generic host that leaves the cluster gracefully on Ctrl-C or SIGTERM.
+/// </summary>
+public static class NodeHost
+{
+    public static async Task<int> RunAsync(NodeOptions options, TextWriter output, CancellationToken cancel)
+    {
+        Directory.CreateDirectory(options.DataPath);
+        var persistence = options.Persistence();
+        try
+        {
+            await persistence.EnsureReadyAsync(cancel);
+        }
+        catch (PersistenceUnavailableException e)
+        {
+            await Console.Error.WriteLineAsync($"fabric node {options.Name}: {e.Message}");
+            return 3;
+        }
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(c => c.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+        builder.WebHost.UseUrls(options.HttpPort > 0 ? $"http://{options.HttpBind}:{options.HttpPort}" : "http://127.0.0.1:0");
+        builder.Services.AddAkka(FabricClientSystem.ClusterSystemName, (akka, _) => Configure(akka, options));
+
+        var app = builder.Build();
+        if (options.HttpPort > 0) HttpGateway.Map(app, options);
+        await app.StartAsync(cancel);
+        output.WriteLine($"fabric node {options.Name}: akka.tcp://{FabricClientSystem.ClusterSystemName}@{options.AdvertisedHost}:{options.Port}, " +
+                         $"{options.Devices} devices of {options.DeviceMemory >> 20} MiB, " +
+                         (options.HttpPort > 0 ? $"gateway http://{options.HttpBind}:{options.HttpPort}, " : "no gateway, ") +
+                         $"data {Path.GetFullPath(options.DataPath)}, journal {persistence}, " +
+                         (options.Seeds.Count > 0 ? $"seeds {string.Join(",", options.Seeds)}" : "founding a new cluster"));
+        output.Flush();
+        await app.WaitForShutdownAsync(cancel);
+        return 0;
+    }
+
+    /// <summary>The node's ActorSystem: remoting, clustering with the tuned failure detector, the Fabric serializer, its actors.</summary>
+    public static AkkaConfigurationBuilder Configure(AkkaConfigurationBuilder akka, NodeOptions options)
+    {
+        var seeds = options.Seeds.Select(s =>
+        {
+            var (host, port) = NodeOptions.ParseEndpoint(s, "--seeds");
+            return $"akka.tcp://{FabricClientSystem.ClusterSystemName}@{host}:{port}";
+        }).ToArray();
+        if (seeds.Length == 0) seeds = [$"akka.tcp://{FabricClientSystem.ClusterSystemName}@{options.AdvertisedHost}:{options.Port}"];
+
+        return akka
+            .AddHocon(ClusterTuning.Hocon, HoconAddMode.Prepend)
+            .AddHocon(options.Persistence().ToConfig(), HoconAddMode.Prepend)
+            .WithRemoting(new RemoteOptions { HostName = options.Host, PublicHostName = options.AdvertisedHost, Port = options.Port })
+            .WithClustering(new ClusterOptions { SeedNodes = seeds, Roles = ["fabric-node"] })
+            .WithCustomSerializer(FabricSerialization.SerializerName, [typeof(IFabricMessage)], system => new FabricMessageSerializer(system))
+            .WithActors((system, registry) =>
+            {
+                var devices = FabricDevices.Start(system, options.Name, options.DeviceProfiles());
+                var nodes = system.ActorOf(NodeRegistry.Props(options.Name, devices, TimeSpan.FromSeconds(1)), NodeRegistry.Name);
+                system.ActorOf(Ping.Props(), Ping.Name);
+                registry.Register<DeviceManagerKey>(devices);
+                registry.Register<NodeRegistryKey>(nodes);
+            });
+    }
+}

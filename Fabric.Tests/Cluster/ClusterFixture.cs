@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using Fabric.Core.Protocol;
+using Fabric.Node.Cli;
+using Xunit.Abstractions;
+
+namespace Fabric.Tests.Cluster;
+
+/// <summary>Three real <c>fabric node</c> processes on 127.0.0.1 forming one cluster, torn down (SIGKILL) at the end.</summary>
+public sealed class ClusterFixture : IAsyncLifetime
+{
+    public const int Size = 3;
+    private static readonly TimeSpan FormationTimeout = TimeSpan.FromSeconds(90);
+
+    public List<Member> Members { get; } = [];
+    public string DataRoot { get; } = Path.Combine(Path.GetTempPath(), $"fabric-test-{Guid.NewGuid():N}");
+
+    public sealed record Member(string Name, int Port, int HttpPort, FabricProcess Process)
+    {
+        public string Endpoint => $"127.0.0.1:{Port}";
+        public string Gateway => $"http://127.0.0.1:{HttpPort}";
+    }
+
+    public async Task InitializeAsync()
+    {
+        for (var i = 1; i <= Size; i++)
+        {
+            var name = $"n{i}";
+            var port = FabricProcess.FreePort();
+            var http = FabricProcess.FreePort();
+            var seeds = Members.Count == 0 ? $"127.0.0.1:{port}" : Members[0].Endpoint;
+            var process = FabricProcess.Start(name, "node", "--name", name, "--port", port.ToString(), "--http-port", http.ToString(),
+                "--seeds", seeds, "--data-dir", Path.Combine(DataRoot, name), "--devices", "2", "--device-memory", "64MiB");
+            Members.Add(new Member(name, port, http, process));
+        }
+        var clock = Stopwatch.StartNew();
+        foreach (var member in Members)
+        {
+            using var gateway = new GatewayClient(member.Gateway);
+            while (true)
+            {
+                try
+                {
+                    var health = await gateway.HealthAsync(CancellationToken.None);
+                    if (health.UpMembers == Size && (await gateway.DevicesAsync(CancellationToken.None)).Length == 2 * Size) break;
+                }
+                catch (GatewayException) when (!member.Process.HasExited) { }
+                if (member.Process.HasExited || clock.Elapsed > FormationTimeout)
+                    throw new InvalidOperationException($"the cluster did not form within {FormationTimeout.TotalSeconds:0} s; {member.Name} said:\n{member.Process.Output}");
+                await Task.Delay(200);
+            }
+        }
+    }
+
+    public Member this[string name] => Members.Single(m => m.Name == name);
+
+    public async Task<DeviceInfo[]> DevicesAsync(string via = "n1")
+    {
+        using var gateway = new GatewayClient(this[via].Gateway);
+        return await gateway.DevicesAsync(CancellationToken.None);
+    }
+
+    /// <summary>Polls the gateway until <paramref name="condition"/> holds; fails with the last answer after <paramref name="timeout"/>.</summary>
+    public async Task<DeviceInfo[]> AwaitDevicesAsync(Func<DeviceInfo[], bool> condition, TimeSpan timeout, string via = "n1")
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            var devices = await DevicesAsync(via);
+            if (condition(devices)) return devices;
+            if (clock.Elapsed > timeout)
+                throw new TimeoutException($"the devices did not reach the expected state within {timeout.TotalSeconds:0} s; last: " +
+                                           string.Join("; ", devices.Select(d => $"{d.Id} used {d.MemoryUsed} contexts {d.OpenContexts}")));
+            await Task.Delay(200);
+        }
+    }
+
+    public Task DisposeAsync()
+    {
+        foreach (var member in Members) member.Process.Dispose();
+        try { Directory.Delete(DataRoot, recursive: true); }
+        catch (IOException) { }
+        return Task.CompletedTask;
+    }
+
+    public void Log(ITestOutputHelper output)
+    {
+        foreach (var member in Members) output.WriteLine($"--- {member.Name} ---\n{member.Process.Output}");
+    }
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ProcessCollection
+{
+    public const string Name = "processes";
+}

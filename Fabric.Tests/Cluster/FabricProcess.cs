@@ -1,0 +1,111 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Fabric.Tests.Cluster;
+
+/// <summary>
+/// A real <c>fabric</c> process started from the build output next to the tests (<c>dotnet fabric.dll …</c>), its
+/// output captured line by line. Disposing it kills it (SIGKILL) if it still runs.
+/// </summary>
+public sealed class FabricProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+    private readonly List<(string Text, TaskCompletionSource Seen)> _expected = [];
+
+    private FabricProcess(Process process, string label)
+    {
+        _process = process;
+        Label = label;
+    }
+
+    public string Label { get; }
+    public int Id => _process.Id;
+    public bool HasExited => _process.HasExited;
+
+    public string Output
+    {
+        get { lock (_output) return _output.ToString(); }
+    }
+
+    public static FabricProcess Start(string label, params string[] arguments)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = AppContext.BaseDirectory,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "fabric.dll"));
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        start.Environment["DOTNET_gcServer"] = "0";
+        start.Environment["DOTNET_GCHeapHardLimit"] = "0x30000000"; // 768 MiB: several processes share 24 GiB and 2 cores
+        var process = new Process { StartInfo = start, EnableRaisingEvents = true };
+        var fabric = new FabricProcess(process, label);
+        process.OutputDataReceived += (_, e) => fabric.OnLine(e.Data);
+        process.ErrorDataReceived += (_, e) => fabric.OnLine(e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return fabric;
+    }
+
+    private void OnLine(string? line)
+    {
+        if (line is null) return;
+        lock (_output)
+        {
+            _output.AppendLine(line);
+            foreach (var (text, seen) in _expected)
+                if (line.Contains(text, StringComparison.Ordinal)) seen.TrySetResult();
+        }
+    }
+
+    /// <summary>Waits until a line containing <paramref name="text"/> is printed; fails with the output so far if not in time.</summary>
+    public async Task WaitForLineAsync(string text, TimeSpan timeout)
+    {
+        TaskCompletionSource seen = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_output)
+        {
+            if (_output.ToString().Contains(text, StringComparison.Ordinal)) return;
+            _expected.Add((text, seen));
+        }
+        var finished = await Task.WhenAny(seen.Task, Task.Delay(timeout), _process.WaitForExitAsync());
+        if (finished != seen.Task && !seen.Task.IsCompleted)
+            throw new TimeoutException($"{Label} did not print '{text}' within {timeout.TotalSeconds:0} s (exited: {_process.HasExited}). Output:\n{Output}");
+    }
+
+    /// <summary>Waits for the process to end; returns its exit code.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cancel = new CancellationTokenSource(timeout);
+        try { await _process.WaitForExitAsync(cancel.Token); }
+        catch (OperationCanceledException) { throw new TimeoutException($"{Label} did not exit within {timeout.TotalSeconds:0} s. Output:\n{Output}"); }
+        _process.WaitForExit(); // drains the output
+        return _process.ExitCode;
+    }
+
+    /// <summary>SIGKILL: no shutdown hook, no goodbye to the cluster.</summary>
+    public void Kill()
+    {
+        if (!_process.HasExited) _process.Kill();
+    }
+
+    public void Dispose()
+    {
+        try { Kill(); }
+        catch (InvalidOperationException) { }
+        _process.Dispose();
+    }
+
+    /// <summary>A TCP port that was free a moment ago on 127.0.0.1.</summary>
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}

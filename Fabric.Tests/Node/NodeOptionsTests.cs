@@ -1,0 +1,95 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Fabric.Node.Cli;
+using Fabric.Node.Cluster;
+using Fabric.Node.Persistence;
+
+namespace Fabric.Tests.Node;
+
+public sealed class NodeOptionsTests
+{
+    private static NodeOptions Read(string line, IDictionary<string, string>? env = null) =>
+        NodeCommand.Read(FabricCli.Build().Parse(line), name => env is not null && env.TryGetValue(name, out var v) ? v : null);
+
+    [Fact]
+    public void Defaults_run_a_laptop_node_on_loopback_with_sqlite()
+    {
+        var options = Read("node");
+
+        Assert.Equal(("n1", "127.0.0.1", 4053, "127.0.0.1", 5080), (options.Name, options.Host, options.Port, options.HttpBind, options.HttpPort));
+        Assert.Equal(PersistenceProvider.Sqlite, options.Persistence().Provider);
+        Assert.Equal(Path.Combine(".fabric", "n1"), options.DataPath);
+        Assert.Equal(2, options.DeviceProfiles().Count);
+    }
+
+    [Fact]
+    public void Flags_beat_environment_which_beats_the_config_file()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"fabric-node-{Guid.NewGuid():N}.json");
+        File.WriteAllText(file, """{ "name": "from-file", "port": 5001, "devices": 3, "deviceMemory": 1048576, "seeds": ["a:1"] }""");
+        try
+        {
+            var env = new Dictionary<string, string> { ["FABRIC_PORT"] = "5002", ["FABRIC_QUEUES"] = "7" };
+
+            var options = Read($"node --config {file} --name from-flag --iommu-groups 4,4", env);
+
+            Assert.Equal("from-flag", options.Name);
+            Assert.Equal(5002, options.Port);
+            Assert.Equal(3, options.Devices);
+            Assert.Equal(7, options.Queues);
+            Assert.Equal(["a:1"], options.Seeds);
+            Assert.Equal([4, 4, null], options.DeviceProfiles().Select(p => p.IommuGroup));
+            Assert.All(options.DeviceProfiles(), p => Assert.Equal(1L << 20, p.MemoryBytes));
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Theory]
+    [InlineData("node --port 70000", "--port")]
+    [InlineData("node --seeds nohost", "--seeds")]
+    [InlineData("node --device-memory lots", "lots")]
+    [InlineData("node --name a/b", "--name")]
+    [InlineData("node --devices 0", "--devices")]
+    public void Bad_values_are_refused_with_a_sentence_naming_them(string line, string named)
+    {
+        var error = Assert.Throws<ArgumentException>(() => Read(line));
+
+        Assert.Contains(named, error.Message);
+    }
+
+    [Theory]
+    [InlineData("256MiB", 256L << 20)]
+    [InlineData("1GiB", 1L << 30)]
+    [InlineData("64k", 64L << 10)]
+    [InlineData("4096", 4096L)]
+    public void Sizes_read_with_binary_units(string text, long bytes) => Assert.Equal(bytes, NodeOptions.ParseSize(text));
+
+    [Fact]
+    public void Every_compose_service_command_is_accepted_by_the_cli()
+    {
+        var compose = File.ReadAllText(FindUp("docker-compose.yml"));
+        var commands = Regex.Matches(compose, @"^\s*command:\s*(\[.*\])\s*$", RegexOptions.Multiline)
+            .Select(m => JsonSerializer.Deserialize<string[]>(m.Groups[1].Value)!)
+            .ToList();
+        var services = Regex.Matches(compose, @"^  (\w+):\s*$", RegexOptions.Multiline).Select(m => m.Groups[1].Value).ToHashSet();
+
+        Assert.Equal(3, commands.Count);
+        foreach (var args in commands)
+        {
+            var parse = FabricCli.Build().Parse(args);
+            Assert.Empty(parse.Errors);
+            var options = NodeCommand.Read(parse, _ => null);
+            Assert.Equal(PersistenceProvider.PostgreSql, options.Persistence().Provider);
+            Assert.All(options.Seeds, seed => Assert.Contains(NodeOptions.ParseEndpoint(seed, "seed").Host, services));
+            Assert.Contains(options.PublicHost!, services);
+        }
+        Assert.Equal(3, commands.Select(c => NodeCommand.Read(FabricCli.Build().Parse(c), _ => null).Name).Distinct().Count());
+    }
+
+    private static string FindUp(string file)
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, file))) return Path.Combine(dir.FullName, file);
+        throw new FileNotFoundException($"{file} not found above {AppContext.BaseDirectory}");
+    }
+}
