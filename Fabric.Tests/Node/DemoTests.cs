@@ -26,6 +26,11 @@ public sealed class DemoTests
     [InlineData("demo")]
     [InlineData("bench local")]
     [InlineData("bench local --quick")]
+    [InlineData("bench remote --quick")]
+    [InlineData("node --name n2 --port 4054 --http-port 5081 --seeds 127.0.0.1:4053")]
+    [InlineData("devices --json --gateway http://127.0.0.1:5081")]
+    [InlineData("nodes")]
+    [InlineData("check --connect 127.0.0.1:4053 --bytes 1MiB --hold")]
     public void Cli_accepts_its_documented_commands(string line)
     {
         var result = FabricCli.Build().Parse(line);
