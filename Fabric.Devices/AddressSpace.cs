@@ -29,9 +29,13 @@ public static class AddressSpace
 
     internal sealed record WriteIova(ulong Iova, byte[] Data, IActorRef ReplyTo) : INoSerializationVerificationNeeded;
 
-    /// <summary>Translate a decoded program's operands, pin what they touch, and hand it to the device to queue.</summary>
-    internal sealed record Resolve(DecodedProgram Program, int Queue, ImmutableArray<FenceId> InFences, int OutFences, SubmitReply Reply)
-        : INoSerializationVerificationNeeded;
+    /// <summary>
+    /// Translate each decoded program's operands, pin what they touch, and hand those that pass to the device to
+    /// queue, in order (one message for a whole batch of submissions).
+    /// </summary>
+    internal sealed record Resolve(ImmutableArray<Resolvable> Submissions) : INoSerializationVerificationNeeded;
+
+    internal sealed record Resolvable(DecodedProgram Program, int Queue, ImmutableArray<FenceId> InFences, int OutFences, SubmitReply Reply);
 
     /// <summary>Unmap everything, answer <see cref="Core.Protocol.ContextRequests.Ack"/> to <paramref name="ReplyTo"/>, and stop.</summary>
     internal sealed record Destroy(IActorRef ReplyTo) : INoSerializationVerificationNeeded;

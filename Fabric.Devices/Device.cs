@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using Akka.Actor;
 using Fabric.Core;
 using Fabric.Devices.Internal.Execution;
@@ -19,7 +20,7 @@ public static class Device
     /// (and its out-fences), queues it and answers through the submission's <see cref="SubmitReply"/>. A tiny
     /// submission on an idle queue runs first and is answered already completed.
     /// </summary>
-    internal sealed record Enqueue(PreparedSubmission Submission) : INoSerializationVerificationNeeded;
+    internal sealed record Enqueue(ImmutableArray<PreparedSubmission> Submissions) : INoSerializationVerificationNeeded;
 
     /// <summary>From a context: export one of its buffers. Answered to the context with <see cref="ExportCreated"/>.</summary>
     internal sealed record CreateExport(DeviceBuffer Buffer, ContextId Exporter, IActorRef ExporterActor, Access Access, IActorRef ReplyTo)

@@ -116,11 +116,71 @@ public sealed class FabricClient : IAsyncDisposable
     /// <summary>How many signalled fences of this client's submissions are remembered for a quick wait.</summary>
     private const int RememberedFences = 4096;
 
-    private sealed class PendingSubmit
+    private sealed class PendingSubmit(SubmitPipe pipe, ContextRequests.Submit submit)
     {
         public readonly TaskCompletionSource<ContextRequests.Submitted> Accepted = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public readonly TaskCompletionSource<FenceStatus> Signalled = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public SubmitPipe Pipe { get; } = pipe;
+        public ContextRequests.Submit Submit { get; } = submit;
+        public int Answered;
     }
+
+    /// <summary>
+    /// Sends one context's submissions like Nagle's algorithm: alone when none is unanswered, otherwise gathered and
+    /// sent as one <see cref="ContextRequests.SubmitBatch"/> when the last unanswered one is answered (or the batch
+    /// is full). Order is kept: everything goes through this pipe, in submission order.
+    /// </summary>
+    private sealed class SubmitPipe(IActorRef context, IActorRef session)
+    {
+        private const int MaxBatch = 128;
+        private const int MaxBatchBytes = 512 * 1024;
+        private readonly Lock _gate = new();
+        private readonly List<PendingSubmit> _buffer = [];
+        private int _unanswered;
+        private int _bufferedBytes;
+
+        public void Send(PendingSubmit pending)
+        {
+            lock (_gate)
+            {
+                if (_unanswered == 0 && _buffer.Count == 0)
+                {
+                    _unanswered++;
+                    context.Tell(pending.Submit, session);
+                    return;
+                }
+                _buffer.Add(pending);
+                _bufferedBytes += pending.Submit.Commands.Length;
+                if (_buffer.Count >= MaxBatch || _bufferedBytes >= MaxBatchBytes) FlushLocked();
+            }
+        }
+
+        /// <summary>The submission was answered, or its submitter gave up on it; safe to call more than once.</summary>
+        public void Answered(PendingSubmit pending)
+        {
+            if (Interlocked.Exchange(ref pending.Answered, 1) != 0) return;
+            lock (_gate)
+            {
+                if (_buffer.Remove(pending))
+                {
+                    _bufferedBytes -= pending.Submit.Commands.Length;
+                    return;
+                }
+                _unanswered--;
+                if (_unanswered == 0 && _buffer.Count > 0) FlushLocked();
+            }
+        }
+
+        private void FlushLocked()
+        {
+            _unanswered += _buffer.Count;
+            context.Tell(_buffer.Count == 1 ? _buffer[0].Submit : new ContextRequests.SubmitBatch([.. _buffer.Select(p => p.Submit)]), session);
+            _buffer.Clear();
+            _bufferedBytes = 0;
+        }
+    }
+
+    private readonly ConcurrentDictionary<IActorRef, SubmitPipe> _pipes = new();
 
     /// <summary>
     /// Sends a tagged submission one-way to <paramref name="context"/> and waits for its acceptance: the answers come
@@ -131,17 +191,19 @@ public sealed class FabricClient : IAsyncDisposable
         CancellationToken cancel)
     {
         var tag = Interlocked.Increment(ref _nextTag);
-        var pending = new PendingSubmit();
+        var pipe = _pipes.GetOrAdd(context, c => new SubmitPipe(c, _session));
+        var pending = new PendingSubmit(pipe, submit(tag));
         _byTag[tag] = pending;
         try
         {
             if (LostTask(context.Path.Address) is { IsCompleted: true } lost) throw new FabricException(await lost);
-            context.Tell(submit(tag), _session);
+            pipe.Send(pending);
             return await AwaitAsync(pending.Accepted.Task, context, what, Options.RequestTimeout, cancel);
         }
         catch
         {
             _byTag.TryRemove(tag, out _);
+            pipe.Answered(pending);
             throw;
         }
     }
@@ -151,12 +213,15 @@ public sealed class FabricClient : IAsyncDisposable
         if (!_byTag.TryGetValue(message.Tag, out var pending)) return;
         _byFence[message.Submitted.Fence] = pending.Signalled; // before the submitter can wait on it
         if (message.Completed is { } completed) OnFenceSignalled(new ContextRequests.FenceSignalled(message.Tag, completed));
+        pending.Pipe.Answered(pending);
         pending.Accepted.TrySetResult(message.Submitted);
     }
 
     private void OnSubmitRejected(ContextRequests.SubmitRejected message)
     {
-        if (_byTag.TryRemove(message.Tag, out var pending)) pending.Accepted.TrySetException(new FabricException(message.Error));
+        if (!_byTag.TryRemove(message.Tag, out var pending)) return;
+        pending.Pipe.Answered(pending);
+        pending.Accepted.TrySetException(new FabricException(message.Error));
     }
 
     private void OnFenceSignalled(ContextRequests.FenceSignalled message)
@@ -285,6 +350,11 @@ public sealed class FabricClient : IAsyncDisposable
             Receive<ContextRequests.SubmitAccepted>(client.OnSubmitAccepted);
             Receive<ContextRequests.SubmitRejected>(client.OnSubmitRejected);
             Receive<ContextRequests.FenceSignalled>(client.OnFenceSignalled);
+            Receive<ContextRequests.SubmitOutcomes>(m =>
+            {
+                foreach (var accepted in m.Accepted) client.OnSubmitAccepted(accepted);
+                foreach (var signalled in m.Signalled) client.OnFenceSignalled(signalled);
+            });
             Receive<Watch>(m => Context.Watch(m.Actor));
             Receive<Terminated>(client.OnTerminated);
         }

@@ -125,6 +125,22 @@ public static class ContextRequests
     [MessagePackObject]
     public sealed record SubmitAccepted([property: Key(0)] long Tag, [property: Key(1)] Submitted Submitted, [property: Key(2)] FenceStatus? Completed) : IFabricMessage;
 
+    /// <summary>
+    /// Several tagged submissions at once, handled exactly as if sent one after the other. The client library sends
+    /// them this way while earlier ones are still unanswered, so a busy pipeline costs one message per batch.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record SubmitBatch([property: Key(0)] ImmutableArray<Submit> Submits) : IFabricMessage;
+
+    /// <summary>
+    /// A device's answers to one client gathered while it was busy: acceptances first, then fence signals, each in
+    /// the order they happened.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record SubmitOutcomes(
+        [property: Key(0)] ImmutableArray<SubmitAccepted> Accepted,
+        [property: Key(1)] ImmutableArray<FenceSignalled> Signalled) : IFabricMessage;
+
     /// <summary>To a tagged submission's <see cref="Submit.Notify"/>: it was refused whole; nothing ran.</summary>
     [MessagePackObject]
     public sealed record SubmitRejected([property: Key(0)] long Tag, [property: Key(1)] FabricError Error) : IFabricMessage;

@@ -114,6 +114,14 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
     /// </summary>
     private void OnResolve(AddressSpace.Resolve m)
     {
+        var prepared = ImmutableArray.CreateBuilder<PreparedSubmission>(m.Submissions.Length);
+        foreach (var submission in m.Submissions)
+            if (Prepare(submission) is { } ready) prepared.Add(ready);
+        if (prepared.Count > 0) _spec.DeviceActor.Tell(new Device.Enqueue(prepared.DrainToImmutable()));
+    }
+
+    private PreparedSubmission? Prepare(AddressSpace.Resolvable m)
+    {
         var segments = new List<ResolvedMemory.Segment>();
         var buffers = new List<DeviceBuffer>();
         foreach (var command in m.Program.Commands)
@@ -126,14 +134,14 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
                 m.Reply.Rejected(new FabricError(code,
                     $"{what}: {command.Location}: operand {operand.Name} [0x{operand.Iova:x}, +0x{operand.Length:x}) " +
                     $"needs {operand.Access}: {error.Message}"));
-                return;
+                return null;
             }
             var buffer = mapping!.Value.Buffer;
             if (buffer.RevokedError is { } revoked)
             {
                 m.Reply.Rejected(new FabricError(ErrorCode.EIO,
                     $"{command.Location}: operand {operand.Name} uses {buffer}: {revoked.Message}"));
-                return;
+                return null;
             }
             segments.Add(new ResolvedMemory.Segment(mapping.Iova, mapping.Length, (nint)(buffer.Block.Pointer + mapping.Value.Offset)));
             if (!buffers.Contains(buffer)) buffers.Add(buffer);
@@ -149,11 +157,10 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
             }
             foreach (var p in pinned) p.Block.Release();
             m.Reply.Rejected(new FabricError(ErrorCode.EIO, $"{buffer} mapped in {_spec.Name} can no longer be used: its memory is gone"));
-            return;
+            return null;
         }
-        var submission = new PreparedSubmission(_spec.Context, _spec.ContextActor, m.Queue, m.Program,
+        return new PreparedSubmission(_spec.Context, _spec.ContextActor, m.Queue, m.Program,
             new ResolvedMemory(segments), [.. pinned], m.InFences, m.OutFences, m.Reply);
-        _spec.DeviceActor.Tell(new Device.Enqueue(submission));
     }
 
     private void UnmapAll()

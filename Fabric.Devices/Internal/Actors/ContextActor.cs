@@ -56,7 +56,8 @@ internal sealed unsafe class ContextActor : ReceiveActor
         Receive<Unmap>(m => WithSpace(m.Space, space => space.Tell(new AddressSpace.Unmap(m.Iova, m.Length, Sender))));
         Receive<ReadIova>(m => WithSpace(m.Space, space => space.Tell(new AddressSpace.ReadIova(m.Iova, m.Length, Sender))));
         Receive<WriteIova>(m => WithSpace(m.Space, space => space.Tell(new AddressSpace.WriteIova(m.Iova, m.Data, Sender))));
-        Receive<Submit>(OnSubmit);
+        Receive<Submit>(m => Forward([Check(m)]));
+        Receive<SubmitBatch>(m => Forward([.. m.Submits.Select(Check)]));
         Receive<Export>(OnExport);
         Receive<Device.ExportCreated>(OnExportCreated);
         Receive<ContextProtocol.ExportFailed>(m => m.ReplyTo.Tell(m.Error));
@@ -299,32 +300,40 @@ internal sealed unsafe class ContextActor : ReceiveActor
 
     private const int MaxFenceSlots = 64;
 
-    private void OnSubmit(Submit m)
+    /// <summary>Checks and decodes one submission; null when it was rejected (already answered).</summary>
+    private AddressSpace.Resolvable? Check(Submit m)
     {
         var reply = SubmitReply.For(m, Sender);
-        if (_attached is not { } attached)
+        if (_attached is null)
         {
             reply.Rejected(FabricError.Invalid($"{_name} has no address space attached: attach {_spec.Device} to one before submitting"));
-            return;
+            return null;
         }
         if (m.Queue < 0 || m.Queue >= _spec.Profile.Queues)
         {
             reply.Rejected(FabricError.Invalid($"{_name}: {_spec.Device} has queues 0 to {_spec.Profile.Queues - 1}, not {m.Queue}"));
-            return;
+            return null;
         }
         var inFences = m.InFences.IsDefault ? [] : m.InFences;
         if (inFences.Length > MaxFenceSlots || m.OutFences is < 0 or > MaxFenceSlots)
         {
             reply.Rejected(FabricError.Invalid($"{_name}: a submission takes at most {MaxFenceSlots} in-fences and {MaxFenceSlots} out-fences"));
-            return;
+            return null;
         }
         if (!CommandDecoder.TryDecode(m.Commands, inFences.Length, m.OutFences, out var program, out var error))
         {
             reply.Rejected(error!);
-            return;
+            return null;
         }
         _submissions++;
-        _spaces[attached].Tell(new AddressSpace.Resolve(program!, m.Queue, inFences, m.OutFences, reply));
+        return new AddressSpace.Resolvable(program!, m.Queue, inFences, m.OutFences, reply);
+    }
+
+    /// <summary>Hands the submissions that passed to the attached address space, in order, as one message.</summary>
+    private void Forward(ImmutableArray<AddressSpace.Resolvable?> checkedSubmissions)
+    {
+        var passed = checkedSubmissions.OfType<AddressSpace.Resolvable>().ToImmutableArray();
+        if (passed.Length > 0 && _attached is { } attached) _spaces[attached].Tell(new AddressSpace.Resolve(passed));
     }
 
     // ── exports and imports ────────────────────────────────────────────────────────────────────

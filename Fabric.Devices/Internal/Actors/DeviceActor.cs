@@ -37,6 +37,8 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
     private readonly Stopwatch _uptime = Stopwatch.StartNew();
     private readonly List<IActorRef> _resetRequesters = [];
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Outbox _outbox = new();
+    private bool _flushQueued;
     private long _nextContext;
     private long _nextExport;
     private long _nextWaiter;
@@ -69,6 +71,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
     }
 
     private sealed record Ran(long Seq, FabricError? Error, bool Cancelled);
+    private sealed record FlushOutbox;
     private sealed record SignalOut(long Seq, int Slot);
     private sealed record WaiterExpired(long Waiter);
     private sealed record WatchdogFired(long Seq);
@@ -87,8 +90,16 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         _current = new Running?[profile.Queues];
 
         Receive<GetDeviceInfo>(_ => Sender.Tell(Info()));
+        Receive<FlushOutbox>(_ =>
+        {
+            _flushQueued = false;
+            _outbox.Flush();
+        });
         Receive<OpenDevice>(OnOpen);
-        Receive<Device.Enqueue>(OnEnqueue);
+        Receive<Device.Enqueue>(m =>
+        {
+            foreach (var submission in m.Submissions) Enqueue(submission);
+        });
         Receive<SignalOut>(OnSignalOut);
         Receive<Ran>(OnRan);
         Receive<WatchdogFired>(OnWatchdog);
@@ -106,6 +117,17 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
     public ITimerScheduler Timers { get; set; } = null!;
 
     private bool Resetting => _resetRequesters.Count > 0;
+
+    /// <summary>The outbox for tagged answers, with a flush queued behind the messages already in the mailbox.</summary>
+    private Outbox Outbox()
+    {
+        if (!_flushQueued)
+        {
+            _flushQueued = true;
+            Self.Tell(new FlushOutbox());
+        }
+        return _outbox;
+    }
 
     private DeviceInfo Info()
     {
@@ -129,9 +151,8 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         Sender.Tell(new DeviceOpened(_id, id, context, Info()));
     }
 
-    private void OnEnqueue(Device.Enqueue m)
+    private void Enqueue(PreparedSubmission submission)
     {
-        var submission = m.Submission;
         if (Resetting)
         {
             submission.Release();
@@ -146,10 +167,10 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         {
             // Idle queue, tiny work: run it now and answer once, already completed.
             RunInPlace(pending, notify: false);
-            submission.Reply.Accepted(new Submitted(fence, outFences), _fences.Status(fence.Seq));
+            submission.Reply.Accepted(new Submitted(fence, outFences), _fences.Status(fence.Seq), Outbox());
             return;
         }
-        submission.Reply.Accepted(new Submitted(fence, outFences), null);
+        submission.Reply.Accepted(new Submitted(fence, outFences), null, Outbox());
         _waiting[queue].Enqueue(pending);
         TryStart(queue);
     }
@@ -242,7 +263,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         if (blameContext && error is not null)
             pending.Submission.ContextActor.Tell(new ContextProtocol.SubmissionFailed(pending.Fence, error));
         SignalFence(pending.Fence.Seq, error);
-        if (notify) pending.Submission.Reply.Signalled(_fences.Status(pending.Fence.Seq));
+        if (notify) pending.Submission.Reply.Signalled(_fences.Status(pending.Fence.Seq), Outbox());
         foreach (var fence in pending.OutFences) SignalFence(fence.Seq, error);
     }
 
@@ -383,6 +404,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
 
     protected override void PostStop()
     {
+        _outbox.Flush();
         foreach (var running in _running.Values)
         {
             running.AbortReason = new FabricError(ErrorCode.ENODEV, $"{_id} was removed");
