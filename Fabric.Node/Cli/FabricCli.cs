@@ -34,32 +34,39 @@ public static class FabricCli
     private static Command BenchCommand()
     {
         var bench = new Command("bench", "Measures Fabric and prints one JSON line per figure on stdout (progress goes to stderr).");
-        var quick = new Option<bool>("--quick") { Description = "A shorter run (under a minute) with smaller sizes." };
-        var local = new Command("local",
+        bench.Subcommands.Add(BenchSuite("local",
             "One device in this process: submit→fence latency p50/p99, pipelined submissions per second, fill and copy GB/s " +
-            "against memcpy of the same size.");
-        local.Options.Add(quick);
-        local.SetAction(async (parse, cancel) =>
-        {
-            var lines = await LocalBench.RunAsync(new LocalBench.Options(parse.GetValue(quick)), Console.Error.WriteLine, cancel);
-            foreach (var line in lines) Console.Out.WriteLine(line.ToJson());
-            return 0;
-        });
-        bench.Subcommands.Add(local);
-
-        var remoteQuick = new Option<bool>("--quick") { Description = "A shorter run (under a minute)." };
-        var remote = new Command("remote",
+            "against memcpy of the same size.",
+            (quick, cancel) => LocalBench.RunAsync(new LocalBench.Options(quick), Console.Error.WriteLine, cancel)));
+        bench.Subcommands.Add(BenchSuite("remote",
             "Starts one node process and measures from this client process: remote submit→fence latency p50/p99 against a " +
             "plain Akka request/reply between the same processes, and pipelined remote submissions per second against plain " +
-            "one-way Akka messages per second.");
-        remote.Options.Add(remoteQuick);
-        remote.SetAction(async (parse, cancel) =>
+            "one-way Akka messages per second.",
+            (quick, cancel) => RemoteBench.RunAsync(new RemoteBench.Options(quick), Console.Error.WriteLine, cancel)));
+        return bench;
+    }
+
+    /// <summary>A benchmark suite: JSON lines on stdout, exit 1 (with the reason on stderr) when it could not measure.</summary>
+    private static Command BenchSuite(string name, string description, Func<bool, CancellationToken, Task<IReadOnlyList<BenchLine>>> run)
+    {
+        var quick = new Option<bool>("--quick") { Description = "A shorter run (under a minute) with smaller sizes." };
+        var command = new Command(name, description);
+        command.Options.Add(quick);
+        command.SetAction(async (parse, cancel) =>
         {
-            var lines = await RemoteBench.RunAsync(new RemoteBench.Options(parse.GetValue(remoteQuick)), Console.Error.WriteLine, cancel);
+            IReadOnlyList<BenchLine> lines;
+            try
+            {
+                lines = await run(parse.GetValue(quick), cancel);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                await Console.Error.WriteLineAsync($"fabric bench {name}: could not measure: {e.Message}");
+                return 1;
+            }
             foreach (var line in lines) Console.Out.WriteLine(line.ToJson());
             return 0;
         });
-        bench.Subcommands.Add(remote);
-        return bench;
+        return command;
     }
 }
