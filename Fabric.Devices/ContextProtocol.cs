@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Fabric.Core;
+using Fabric.Devices.DataPlane;
 using Fabric.Devices.Internal.Memory;
 using MessagePack;
 
@@ -14,13 +15,21 @@ public static class ContextProtocol
 {
     internal sealed record Spec(
         DeviceId Device, ContextId Id, IActorRef Client, IActorRef DeviceActor, IActorRef Manager,
-        DeviceMemory Memory, DeviceProfile Profile, int IommuGroup);
+        DeviceMemory Memory, DeviceProfile Profile, int IommuGroup, FabricDataPlane? DataPlane);
 
     internal static Props Props(Spec spec) => Akka.Actor.Props.Create(() => new ContextActor(spec));
 
     /// <summary>From an export: the import is attached; <paramref name="Block"/> is the shared memory (same node only).</summary>
     internal sealed record AttachedLocal(ExportId Export, IActorRef ExportActor, long Attachment, MemoryBlock Block, long Size,
         Access Access, IActorRef ReplyTo) : INoSerializationVerificationNeeded;
+
+    /// <summary>
+    /// From an export on another node: the import is attached; its bytes move over that node's data plane with the
+    /// credential in <paramref name="Remote"/>. The importer death-watches <paramref name="ExportActor"/>.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record AttachedRemote([property: Key(0)] RemoteMemory Remote, [property: Key(1)] IActorRef ExportActor, [property: Key(2)] IActorRef ReplyTo)
+        : IFabricMessage;
 
     /// <summary>From an export, a device or a manager: an import failed; the context answers <paramref name="ReplyTo"/>.</summary>
     [MessagePackObject]

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Akka.Actor;
 using Fabric.Core;
+using Fabric.Devices.DataPlane;
 using Fabric.Devices.Internal.Execution;
 using Fabric.Devices.Internal.Memory;
 
@@ -12,8 +13,8 @@ namespace Fabric.Devices;
 /// </summary>
 public static class Device
 {
-    internal static Props Props(DeviceId id, DeviceProfile profile, int iommuGroup, IActorRef manager) =>
-        Akka.Actor.Props.Create(() => new DeviceActor(id, profile.Validate(), iommuGroup, manager));
+    internal static Props Props(DeviceId id, DeviceProfile profile, int iommuGroup, IActorRef manager, FabricDataPlane? dataPlane) =>
+        Akka.Actor.Props.Create(() => new DeviceActor(id, profile.Validate(), iommuGroup, manager, dataPlane));
 
     /// <summary>
     /// From an address space: a submission that passed validation and translation. The device gives it a fence

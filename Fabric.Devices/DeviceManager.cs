@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Akka.Actor;
 using Fabric.Core;
+using Fabric.Devices.DataPlane;
 using MessagePack;
 
 namespace Fabric.Devices;
@@ -12,13 +13,13 @@ namespace Fabric.Devices;
 /// </summary>
 public static class DeviceManager
 {
-    public static Props Props(string node, IReadOnlyList<DeviceProfile> profiles)
+    public static Props Props(string node, IReadOnlyList<DeviceProfile> profiles, FabricDataPlane? dataPlane = null)
     {
         if (string.IsNullOrWhiteSpace(node) || node.Contains('/'))
             throw new ArgumentException($"a node name must be non-empty and without '/', not '{node}'", nameof(node));
         if (profiles.Count == 0) throw new ArgumentException("a node needs at least one device profile", nameof(profiles));
         foreach (var profile in profiles) profile.Validate();
-        return Akka.Actor.Props.Create(() => new DeviceManagerActor(node, profiles.ToImmutableArray()));
+        return Akka.Actor.Props.Create(() => new DeviceManagerActor(node, profiles.ToImmutableArray(), dataPlane));
     }
 
     /// <summary>

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Fabric.Core;
+using Fabric.Devices.DataPlane;
 using Fabric.Devices.Internal.Memory;
 using MessagePack;
 
@@ -14,7 +15,7 @@ namespace Fabric.Devices;
 public static class DmaBufExport
 {
     internal sealed record Spec(ExportToken Token, MemoryBlock Block, long Size, Access Access, IActorRef Exporter,
-        string ExporterName, BufferHandle Handle);
+        string ExporterName, BufferHandle Handle, FabricDataPlane? DataPlane);
 
     /// <summary>The block in <paramref name="spec"/> must already carry the reference this export will own.</summary>
     internal static Props Props(Spec spec)

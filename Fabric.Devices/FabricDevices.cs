@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Actor.Setup;
 using Akka.Configuration;
 using Fabric.Core.Serialization;
+using Fabric.Devices.DataPlane;
 
 namespace Fabric.Devices;
 
@@ -16,6 +17,7 @@ public static class FabricDevices
         BootstrapSetup.Create().WithConfig(config ?? Config.Empty).And(FabricSerialization.Setup());
 
     /// <summary>Creates the node's device manager (and so its devices) as /user/devices.</summary>
-    public static IActorRef Start(ActorSystem system, string node, IReadOnlyList<DeviceProfile> profiles) =>
-        system.ActorOf(DeviceManager.Props(node, profiles), ManagerName);
+    /// <param name="dataPlane">Serves this node's exports to other nodes and reaches theirs; null: exports stay on this node.</param>
+    public static IActorRef Start(ActorSystem system, string node, IReadOnlyList<DeviceProfile> profiles, FabricDataPlane? dataPlane = null) =>
+        system.ActorOf(DeviceManager.Props(node, profiles, dataPlane), ManagerName);
 }

@@ -6,6 +6,7 @@ using Fabric.Core;
 using Fabric.Core.Client;
 using Fabric.Core.Serialization;
 using Fabric.Devices;
+using Fabric.Devices.DataPlane;
 using Fabric.Node.Bench;
 using Fabric.Node.Cluster;
 using Fabric.Node.Gateway;
@@ -37,17 +38,18 @@ public static class NodeHost
             await Console.Error.WriteLineAsync($"fabric node {options.Name}: {e.Message}");
             return 3;
         }
+        await using var dataPlane = FabricDataPlane.Start(options.Host, options.DataPort, options.AdvertisedHost);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(c => c.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
         builder.WebHost.UseUrls(options.HttpPort > 0 ? $"http://{options.HttpBind}:{options.HttpPort}" : "http://127.0.0.1:0");
-        builder.Services.AddAkka(FabricClientSystem.ClusterSystemName, (akka, _) => Configure(akka, options));
+        builder.Services.AddAkka(FabricClientSystem.ClusterSystemName, (akka, _) => Configure(akka, options, dataPlane));
 
         var app = builder.Build();
         if (options.HttpPort > 0) HttpGateway.Map(app, options);
         await app.StartAsync(cancel);
         output.WriteLine($"fabric node {options.Name}: akka.tcp://{FabricClientSystem.ClusterSystemName}@{options.AdvertisedHost}:{options.Port}, " +
-                         $"{options.Devices} devices of {options.DeviceMemory >> 20} MiB, " +
+                         $"{options.Devices} devices of {options.DeviceMemory >> 20} MiB, data plane {dataPlane.Endpoint}, " +
                          (options.HttpPort > 0 ? $"gateway http://{options.HttpBind}:{options.HttpPort}, " : "no gateway, ") +
                          $"data {Path.GetFullPath(options.DataPath)}, journal {persistence}, " +
                          (options.Seeds.Count > 0 ? $"seeds {string.Join(",", options.Seeds)}" : "founding a new cluster"));
@@ -57,7 +59,7 @@ public static class NodeHost
     }
 
     /// <summary>The node's ActorSystem: remoting, clustering with the tuned failure detector, the Fabric serializer, its actors.</summary>
-    public static AkkaConfigurationBuilder Configure(AkkaConfigurationBuilder akka, NodeOptions options)
+    public static AkkaConfigurationBuilder Configure(AkkaConfigurationBuilder akka, NodeOptions options, FabricDataPlane dataPlane)
     {
         var seeds = options.Seeds.Select(s =>
         {
@@ -74,7 +76,7 @@ public static class NodeHost
             .WithCustomSerializer(FabricSerialization.SerializerName, [typeof(IFabricMessage)], system => new FabricMessageSerializer(system))
             .WithActors((system, registry) =>
             {
-                var devices = FabricDevices.Start(system, options.Name, options.DeviceProfiles());
+                var devices = FabricDevices.Start(system, options.Name, options.DeviceProfiles(), dataPlane);
                 var nodes = system.ActorOf(NodeRegistry.Props(options.Name, devices, TimeSpan.FromSeconds(1)), NodeRegistry.Name);
                 system.ActorOf(Ping.Props(), Ping.Name);
                 registry.Register<DeviceManagerKey>(devices);

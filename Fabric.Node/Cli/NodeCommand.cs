@@ -12,6 +12,7 @@ public static class NodeCommand
     private static readonly Option<string> PublicHost = new("--public-host") { Description = "Address other nodes and clients use to reach this node (e.g. a container's host name). Default: --host. Env FABRIC_PUBLIC_HOST." };
     private static readonly Option<int> Port = new("--port") { Description = "Akka endpoint port. Default 4053. Env FABRIC_PORT." };
     private static readonly Option<string> Seeds = new("--seeds") { Description = "Seed nodes, comma-separated host:port. Default: none (this node founds a cluster). Env FABRIC_SEEDS." };
+    private static readonly Option<int> DataPort = new("--data-port") { Description = "TCP port of the data plane that moves P2P buffer bytes between nodes; 0 picks a free one (other nodes learn it from the cluster). Default 0. Env FABRIC_DATA_PORT." };
     private static readonly Option<string> HttpBind = new("--http-bind") { Description = "Address of the HTTP gateway. Default 127.0.0.1 (loopback only). Env FABRIC_HTTP_BIND." };
     private static readonly Option<int> HttpPort = new("--http-port") { Description = "HTTP gateway port; 0 turns it off. Default 5080. Env FABRIC_HTTP_PORT." };
     private static readonly Option<string> DataDir = new("--data-dir") { Description = "Directory for the node's files (the SQLite journal). Default .fabric/<name>. Env FABRIC_DATA_DIR." };
@@ -29,7 +30,7 @@ public static class NodeCommand
             "Example of a 3-node cluster on one machine: fabric node --name n1 --port 4053 --http-port 5080; " +
             "fabric node --name n2 --port 4054 --http-port 5081 --seeds 127.0.0.1:4053; " +
             "fabric node --name n3 --port 4055 --http-port 5082 --seeds 127.0.0.1:4053.");
-        foreach (var option in new Option[] { Config, Name, Host, PublicHost, Port, Seeds, HttpBind, HttpPort, DataDir, Devices, DeviceMemory, Queues, IommuGroups, Postgres })
+        foreach (var option in new Option[] { Config, Name, Host, PublicHost, Port, Seeds, DataPort, HttpBind, HttpPort, DataDir, Devices, DeviceMemory, Queues, IommuGroups, Postgres })
             command.Options.Add(option);
         command.SetAction(async (parse, cancel) =>
         {
@@ -58,6 +59,7 @@ public static class NodeCommand
         if (Given(parse, PublicHost)) options = options with { PublicHost = parse.GetValue(PublicHost) };
         if (Given(parse, Port)) options = options with { Port = parse.GetValue(Port) };
         if (Given(parse, Seeds)) options = options with { Seeds = NodeOptions.List(parse.GetValue(Seeds)!) };
+        if (Given(parse, DataPort)) options = options with { DataPort = parse.GetValue(DataPort) };
         if (Given(parse, HttpBind)) options = options with { HttpBind = parse.GetValue(HttpBind)! };
         if (Given(parse, HttpPort)) options = options with { HttpPort = parse.GetValue(HttpPort) };
         if (Given(parse, DataDir)) options = options with { DataDirectory = parse.GetValue(DataDir) };

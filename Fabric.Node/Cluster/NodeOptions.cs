@@ -28,6 +28,10 @@ public sealed record NodeOptions
     /// <summary>Seed nodes as <c>host:port</c>; none means this node founds a cluster of its own.</summary>
     public IReadOnlyList<string> Seeds { get; init; } = [];
 
+    /// <summary>The data plane's TCP port (bulk bytes of P2P imports between nodes); 0 picks a free one. It binds to
+    /// <see cref="Host"/>, and other nodes learn it from the cluster.</summary>
+    public int DataPort { get; init; }
+
     /// <summary>The address the HTTP gateway binds to: loopback unless told otherwise.</summary>
     public string HttpBind { get; init; } = "127.0.0.1";
 
@@ -74,6 +78,7 @@ public sealed record NodeOptions
             throw new ArgumentException($"--name must be a non-empty word without '/' or spaces, not '{Name}'");
         if (Port is < 0 or > 65535) throw new ArgumentException($"--port must be 0..65535, not {Port}");
         if (HttpPort is < 0 or > 65535) throw new ArgumentException($"--http-port must be 0..65535, not {HttpPort}");
+        if (DataPort is < 0 or > 65535) throw new ArgumentException($"--data-port must be 0..65535, not {DataPort}");
         if (Devices is < 1 or > 64) throw new ArgumentException($"--devices must be 1..64, not {Devices}");
         foreach (var seed in Seeds) ParseEndpoint(seed, "--seeds");
         _ = DeviceProfiles();
@@ -141,6 +146,7 @@ public sealed record NodeOptions
         if (env("FABRIC_PORT") is { } port) o = o with { Port = Int(port, "FABRIC_PORT") };
         if (env("FABRIC_SEEDS") is { } seeds) o = o with { Seeds = List(seeds) };
         if (env("FABRIC_HTTP_BIND") is { } bind) o = o with { HttpBind = bind };
+        if (env("FABRIC_DATA_PORT") is { } dataPort) o = o with { DataPort = Int(dataPort, "FABRIC_DATA_PORT") };
         if (env("FABRIC_HTTP_PORT") is { } http) o = o with { HttpPort = Int(http, "FABRIC_HTTP_PORT") };
         if (env("FABRIC_DATA_DIR") is { } data) o = o with { DataDirectory = data };
         if (env("FABRIC_DEVICES") is { } devices) o = o with { Devices = Int(devices, "FABRIC_DEVICES") };

@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using Akka.Actor;
 using Fabric.Core;
 using Fabric.Devices.Internal.Execution;
+using Commands = Fabric.Devices.Internal.Commands;
 using Fabric.Devices.Internal.Memory;
 using static Fabric.Core.Protocol.ContextRequests;
 
@@ -71,6 +72,11 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
             return null;
         }
         var buffer = mapping!.Value.Buffer;
+        if (buffer.Remote is not null)
+        {
+            replyTo.Tell(FabricError.Invalid($"IOVA 0x{iova:x} of {_spec.Name} maps {buffer}, memory of another node: read or write it through its handle"));
+            return null;
+        }
         if (buffer.RevokedError is { } revoked || !buffer.Block.TryAcquire())
         {
             replyTo.Tell(new FabricError(ErrorCode.EIO, $"IOVA 0x{iova:x} of {_spec.Name} maps {buffer}, which can no longer be used: " +
@@ -124,6 +130,8 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
     {
         var segments = new List<ResolvedMemory.Segment>();
         var buffers = new List<DeviceBuffer>();
+        var remotes = new List<DeviceBuffer>();
+        var remoteOperands = new HashSet<int>();
         foreach (var command in m.Program.Commands)
         foreach (var operand in command.Operands)
         {
@@ -143,6 +151,17 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
                     $"{command.Location}: operand {operand.Name} uses {buffer}: {revoked.Message}"));
                 return null;
             }
+            if (buffer.Remote is { } remote)
+            {
+                if (RemoteRefusal(command, operand, buffer, bothSides: !remoteOperands.Add(command.Index)) is { } refusal)
+                {
+                    m.Reply.Rejected(refusal);
+                    return null;
+                }
+                segments.Add(new ResolvedMemory.Segment(mapping.Iova, mapping.Length, 0, remote, mapping.Value.Offset));
+                if (!remotes.Contains(buffer)) remotes.Add(buffer);
+                continue;
+            }
             segments.Add(new ResolvedMemory.Segment(mapping.Iova, mapping.Length, (nint)(buffer.Block.Pointer + mapping.Value.Offset)));
             if (!buffers.Contains(buffer)) buffers.Add(buffer);
         }
@@ -160,7 +179,21 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
             return null;
         }
         return new PreparedSubmission(_spec.Context, _spec.ContextActor, m.Queue, m.Program,
-            new ResolvedMemory(segments), [.. pinned], m.InFences, m.OutFences, m.Reply);
+            new ResolvedMemory(segments), [.. pinned], [.. remotes], m.InFences, m.OutFences, m.Reply);
+    }
+
+    /// <summary>
+    /// Another node's memory is reached by DMA: only a COPY may touch it, and only one side of it (the other side
+    /// is this node's memory). Compute commands work on local memory: copy the data in first.
+    /// </summary>
+    private static FabricError? RemoteRefusal(Commands.DecodedCommand command, Commands.MemoryOperand operand, DeviceBuffer buffer, bool bothSides)
+    {
+        if (bothSides)
+            return FabricError.Invalid($"{command.Location}: both sides are memory of other nodes; one side of a COPY must be this device's memory");
+        if (command is not Commands.CopyCommand)
+            return FabricError.Invalid($"{command.Location}: operand {operand.Name} is {buffer}, memory of another node, which only COPY " +
+                                       "can reach; copy it into this device's memory first");
+        return null;
     }
 
     private void UnmapAll()

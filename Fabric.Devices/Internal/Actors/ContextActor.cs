@@ -64,6 +64,8 @@ internal sealed unsafe class ContextActor : ReceiveActor
         Receive<Import>(OnImport);
         Receive<ContextProtocol.AttachedLocal>(OnAttached);
         Receive<ContextProtocol.AttachFailed>(m => m.ReplyTo.Tell(m.Error));
+        Receive<ContextProtocol.AttachedRemote>(OnAttachedRemote);
+        Receive<Terminated>(OnExportTerminated);
         Receive<ContextProtocol.ImportRevoked>(OnImportRevoked);
         Receive<ContextProtocol.ExportReleased>(OnExportReleased);
         Receive<Revoke>(OnRevoke);
@@ -149,6 +151,7 @@ internal sealed unsafe class ContextActor : ReceiveActor
     {
         if (buffer.ImportedFrom is { } import) import.ExportActor.Tell(new DmaBufExport.Detach(import.Attachment));
         else buffer.Block.Release();
+        // (a remote import holds no local memory: detaching is all there is to release)
     }
 
     /// <summary>Checks a host access to a buffer range and pins the block for it; null when refused (already answered).</summary>
@@ -165,17 +168,28 @@ internal sealed unsafe class ContextActor : ReceiveActor
             Sender.Tell(new FabricError(ErrorCode.EPERM, $"{_name} may not {(needed == Access.Write ? "write" : "read")} {buffer}: it allows {buffer.Access}"));
             return null;
         }
-        if (buffer.RevokedError is { } revoked || !buffer.Block.TryAcquire())
+        if (buffer.RevokedError is { } revoked)
         {
-            Sender.Tell(new FabricError(ErrorCode.EIO, $"{_name} cannot use {buffer}: {(buffer.RevokedError ?? new FabricError(ErrorCode.EIO, "its memory is gone")).Message}"));
+            Sender.Tell(revoked with { Message = $"{_name} cannot use {buffer}: {revoked.Message}" });
             return null;
         }
-        return buffer;
+        if (buffer.Remote is null && !buffer.Block.TryAcquire())
+        {
+            Sender.Tell(new FabricError(ErrorCode.EIO, $"{_name} cannot use {buffer}: its memory is gone"));
+            return null;
+        }
+        return buffer; // local memory is pinned for the caller; remote memory is reached over the data plane
     }
 
     private void OnWrite(WriteBuffer m)
     {
         if (PinForHostAccess(m.Handle, m.Offset, m.Data.Length, Access.Write) is not { } buffer) return;
+        if (buffer.Remote is { } remote)
+        {
+            _spec.DataPlane!.Client.WriteAsync(remote, m.Offset, m.Data.Length, (at, chunk) => m.Data.AsMemory((int)at, chunk), CancellationToken.None)
+                .PipeTo(Sender, success: () => new Ack(), failure: e => RemoteFailure(e, buffer));
+            return;
+        }
         try { m.Data.AsSpan().CopyTo(new Span<byte>(buffer.Block.Pointer + m.Offset, m.Data.Length)); }
         finally { buffer.Block.Release(); }
         Sender.Tell(new Ack());
@@ -184,11 +198,23 @@ internal sealed unsafe class ContextActor : ReceiveActor
     private void OnRead(ReadBuffer m)
     {
         if (PinForHostAccess(m.Handle, m.Offset, m.Length, Access.Read) is not { } buffer) return;
+        if (buffer.Remote is { } remote)
+        {
+            var bytes = new byte[m.Length];
+            _spec.DataPlane!.Client.ReadAsync(remote, m.Offset, m.Length, (at, chunk) => bytes.AsMemory((int)at, chunk), CancellationToken.None)
+                .PipeTo(Sender, success: () => new BufferData(bytes), failure: e => RemoteFailure(e, buffer));
+            return;
+        }
         byte[] data;
         try { data = new ReadOnlySpan<byte>(buffer.Block.Pointer + m.Offset, m.Length).ToArray(); }
         finally { buffer.Block.Release(); }
         Sender.Tell(new BufferData(data));
     }
+
+    private object RemoteFailure(Exception e, DeviceBuffer buffer) =>
+        e is FabricException fabric
+            ? fabric.Error with { Message = $"{_name} could not reach {buffer}: {fabric.Error.Message}" }
+            : new FabricError(ErrorCode.EIO, $"{_name} could not reach {buffer}: {e.Message}");
 
     // ── address spaces ─────────────────────────────────────────────────────────────────────────
 
@@ -395,6 +421,30 @@ internal sealed unsafe class ContextActor : ReceiveActor
         var import = new DeviceBuffer.Import(m.Export, m.ExportActor, m.Attachment);
         _buffers[handle] = DeviceBuffer.Imported(handle, m.Block, m.Size, m.Access, import);
         m.ReplyTo.Tell(new Imported(handle, m.Size, m.Access));
+    }
+
+    private void OnAttachedRemote(ContextProtocol.AttachedRemote m)
+    {
+        if (_spec.DataPlane is null)
+        {
+            m.ExportActor.Tell(new DmaBufExport.Detach(m.Remote.Attachment));
+            m.ReplyTo.Tell(FabricError.Invalid($"{_name} cannot import {m.Remote.Export} from another node: this node has no data plane"));
+            return;
+        }
+        var handle = new BufferHandle(++_nextHandle);
+        var import = new DeviceBuffer.Import(m.Remote.Export, m.ExportActor, m.Remote.Attachment);
+        _buffers[handle] = DeviceBuffer.RemoteImported(handle, m.Remote, import);
+        Context.Watch(m.ExportActor); // its node's loss ends every import of it
+        m.ReplyTo.Tell(new Imported(handle, m.Remote.Size, m.Remote.Access));
+    }
+
+    /// <summary>An export this context imports from another node is gone: revoked imports already know; a lost node is told here.</summary>
+    private void OnExportTerminated(Terminated m)
+    {
+        foreach (var buffer in _buffers.Values.Where(b => b.ImportedFrom?.ExportActor.Equals(m.ActorRef) == true))
+            buffer.MarkRevoked(m.AddressTerminated
+                ? new FabricError(ErrorCode.ENODEV, $"{buffer.ImportedFrom!.Export} is gone: its node {buffer.ImportedFrom.Export.Device.Node} was lost")
+                : new FabricError(ErrorCode.EIO, $"{buffer.ImportedFrom!.Export} ended"));
     }
 
     private void OnImportRevoked(ContextProtocol.ImportRevoked m)

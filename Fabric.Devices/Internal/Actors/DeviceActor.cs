@@ -5,6 +5,7 @@ using Akka.Actor;
 using Akka.Event;
 using Fabric.Core;
 using Fabric.Core.Protocol;
+using Fabric.Devices.DataPlane;
 using Fabric.Devices.Internal.Execution;
 using Fabric.Devices.Internal.Fences;
 using Fabric.Devices.Internal.Memory;
@@ -78,8 +79,11 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
     private sealed record ContextGone;
     private sealed record ExportGone;
 
-    public DeviceActor(DeviceId id, DeviceProfile profile, int group, IActorRef manager)
+    private readonly FabricDataPlane? _dataPlane;
+
+    public DeviceActor(DeviceId id, DeviceProfile profile, int group, IActorRef manager, FabricDataPlane? dataPlane)
     {
+        _dataPlane = dataPlane;
         _id = id;
         _profile = profile;
         _group = group;
@@ -144,7 +148,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
     private void OnOpen(OpenDevice m)
     {
         var id = new ContextId(++_nextContext);
-        var spec = new ContextProtocol.Spec(_id, id, m.Client, Self, _manager, _memory, _profile, _group);
+        var spec = new ContextProtocol.Spec(_id, id, m.Client, Self, _manager, _memory, _profile, _group, _dataPlane);
         var context = Context.ActorOf(ContextProtocol.Props(spec), $"ctx-{id.Value}");
         Context.WatchWith(context, new ContextGone());
         _openContexts++;
@@ -163,7 +167,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         var outFences = Enumerable.Range(0, submission.OutFences).Select(_ => _fences.Issue()).ToImmutableArray();
         var pending = new Pending(submission, fence, outFences);
         var queue = submission.Queue;
-        if (_current[queue] is null && _waiting[queue].Count == 0 && SubmissionRunner.RunsInline(submission.Program))
+        if (_current[queue] is null && _waiting[queue].Count == 0 && SubmissionRunner.RunsInline(submission))
         {
             // Idle queue, tiny work: run it now and answer once, already completed.
             RunInPlace(pending, notify: false);
@@ -179,7 +183,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
     {
         while (_current[queue] is null && _waiting[queue].TryDequeue(out var pending))
         {
-            if (SubmissionRunner.RunsInline(pending.Submission.Program)) RunInPlace(pending, notify: true);
+            if (SubmissionRunner.RunsInline(pending.Submission)) RunInPlace(pending, notify: true);
             else StartOnPool(queue, pending);
         }
     }
@@ -213,7 +217,8 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         var seq = pending.Fence.Seq;
         var access = new FenceAccess(self, _manager, seq);
         var cancel = running.Cancel.Token;
-        Task.Run(() => SubmissionRunner.RunAsync(pending.Submission, pending.Fence, access, _profile.Watchdog, cancel), cancel)
+        var dataPlane = _dataPlane;
+        Task.Run(() => SubmissionRunner.RunAsync(pending.Submission, pending.Fence, access, dataPlane, _profile.Watchdog, cancel), cancel)
             .PipeTo(self,
                 success: error => new Ran(seq, error, Cancelled: false),
                 failure: e => e is OperationCanceledException
@@ -388,7 +393,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         }
         var id = new ExportId(_id, ++_nextExport);
         var token = new ExportToken(id, Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)));
-        var spec = new DmaBufExport.Spec(token, m.Buffer.Block, m.Buffer.Size, m.Access, m.ExporterActor, $"{_id}/{m.Exporter}", m.Buffer.Handle);
+        var spec = new DmaBufExport.Spec(token, m.Buffer.Block, m.Buffer.Size, m.Access, m.ExporterActor, $"{_id}/{m.Exporter}", m.Buffer.Handle, _dataPlane);
         var export = Context.ActorOf(DmaBufExport.Props(spec), $"export-{id.Value}");
         Context.WatchWith(export, new ExportGone());
         _exports++;

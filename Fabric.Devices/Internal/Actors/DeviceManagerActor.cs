@@ -27,7 +27,7 @@ internal sealed class DeviceManagerActor : ReceiveActor
         public readonly Dictionary<IActorRef, Claim> Claims = [];
     }
 
-    public DeviceManagerActor(string node, ImmutableArray<DeviceProfile> profiles)
+    public DeviceManagerActor(string node, ImmutableArray<DeviceProfile> profiles, Fabric.Devices.DataPlane.FabricDataPlane? dataPlane)
     {
         _node = node;
         // A device without a group gets one of its own, numbered after every configured group.
@@ -36,7 +36,7 @@ internal sealed class DeviceManagerActor : ReceiveActor
         _devices = [.. profiles.Select((profile, index) =>
         {
             var id = new DeviceId(node, index);
-            return Context.ActorOf(Device.Props(id, profile, _groups[index], Self), $"dev-{index}");
+            return Context.ActorOf(Device.Props(id, profile, _groups[index], Self, dataPlane), $"dev-{index}");
         })];
 
         Receive<ListDevices>(m =>

@@ -22,6 +22,7 @@ internal sealed class DmaBufExportActor : ReceiveActor
     private readonly Dictionary<long, IActorRef> _attachments = [];
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private bool _exporterHolds = true;
+    private Fabric.Devices.DataPlane.ExportTable.Entry? _served;
     private long _nextAttachment;
 
     private sealed record ImporterGone(IActorRef Importer);
@@ -50,17 +51,27 @@ internal sealed class DmaBufExportActor : ReceiveActor
                 $"{m.ImporterName} presented a token for {Id} whose secret does not match: the token is forged or corrupted"), m.ReplyTo));
             return;
         }
-        var local = m.Importer.Path.Address.Equals(Self.Path.Address) || m.Importer.Path.Address.HasLocalScope;
-        if (!local)
+        var local = m.Importer.Path.Address.HasLocalScope;
+        if (!local && _spec.DataPlane is null)
         {
             m.Importer.Tell(new ContextProtocol.AttachFailed(new FabricError(ErrorCode.EINVAL,
-                $"{m.ImporterName} is on another node; {Id} can be imported only on its own node"), m.ReplyTo));
+                $"{m.ImporterName} is on another node, and the node of {Id} has no data plane to serve it"), m.ReplyTo));
             return;
         }
         var attachment = ++_nextAttachment;
         if (!_attachments.ContainsValue(m.Importer)) Context.WatchWith(m.Importer, new ImporterGone(m.Importer));
         _attachments[attachment] = m.Importer;
-        m.Importer.Tell(new ContextProtocol.AttachedLocal(Id, Self, attachment, _spec.Block, _spec.Size, _spec.Access, m.ReplyTo));
+        if (local)
+        {
+            m.Importer.Tell(new ContextProtocol.AttachedLocal(Id, Self, attachment, _spec.Block, _spec.Size, _spec.Access, m.ReplyTo));
+            return;
+        }
+        // Another node: the importer gets a credential for this node's data plane, valid while it stays attached.
+        var key = RandomNumberGenerator.GetBytes(16);
+        _served ??= _spec.DataPlane!.Exports.Register(Id, _spec.Block, _spec.Size, _spec.Access);
+        _served.Attachments[attachment] = key;
+        var remote = new Fabric.Devices.DataPlane.RemoteMemory(Id, _spec.DataPlane!.Endpoint, attachment, key, _spec.Size, _spec.Access);
+        m.Importer.Tell(new ContextProtocol.AttachedRemote(remote, Self, m.ReplyTo));
     }
 
     private bool SecretMatches(string presented) =>
@@ -68,6 +79,7 @@ internal sealed class DmaBufExportActor : ReceiveActor
 
     private void Detach(long attachment)
     {
+        _served?.Attachments.TryRemove(attachment, out _);
         if (!_attachments.Remove(attachment, out var importer)) return;
         if (!_attachments.ContainsValue(importer)) Context.Unwatch(importer);
         StopWhenUnreferenced();
@@ -76,7 +88,10 @@ internal sealed class DmaBufExportActor : ReceiveActor
     private void DetachAll(IActorRef importer)
     {
         foreach (var attachment in _attachments.Where(kv => kv.Value.Equals(importer)).Select(kv => kv.Key).ToList())
+        {
             _attachments.Remove(attachment);
+            _served?.Attachments.TryRemove(attachment, out _);
+        }
         StopWhenUnreferenced();
     }
 
@@ -102,6 +117,7 @@ internal sealed class DmaBufExportActor : ReceiveActor
             return;
         }
         var error = new FabricError(ErrorCode.EIO, $"{Id} was revoked by its exporter {_spec.ExporterName}");
+        _served?.End(error); // transfers in flight stop at their next chunk
         var importers = _attachments.Values.Distinct().ToList();
         foreach (var importer in importers) importer.Tell(new ContextProtocol.ImportRevoked(Id, error));
         _spec.Exporter.Tell(new ContextProtocol.ExportReleased(Id, _spec.Handle));
@@ -109,5 +125,9 @@ internal sealed class DmaBufExportActor : ReceiveActor
         Context.Stop(Self);
     }
 
-    protected override void PostStop() => _spec.Block.Release();
+    protected override void PostStop()
+    {
+        _spec.DataPlane?.Exports.Unregister(Id, new FabricError(ErrorCode.EIO, $"{Id} was released"));
+        _spec.Block.Release();
+    }
 }

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Akka.Actor;
 using Fabric.Core;
+using Fabric.Devices.DataPlane;
 using Fabric.Devices.Internal.Commands;
 using Fabric.Devices.Internal.Memory;
 
@@ -17,6 +18,7 @@ internal sealed class PreparedSubmission(
     DecodedProgram program,
     ResolvedMemory memory,
     ImmutableArray<DeviceBuffer> pinned,
+    ImmutableArray<DeviceBuffer> remotes,
     ImmutableArray<FenceId> inFences,
     int outFences,
     SubmitReply reply)
@@ -29,6 +31,9 @@ internal sealed class PreparedSubmission(
     public DecodedProgram Program { get; } = program;
     public ResolvedMemory Memory { get; } = memory;
     public ImmutableArray<DeviceBuffer> Pinned { get; } = pinned;
+
+    /// <summary>Imports of other nodes' exports it uses; their bytes move over the data plane when it runs.</summary>
+    public ImmutableArray<DeviceBuffer> Remotes { get; } = remotes;
     public ImmutableArray<FenceId> InFences { get; } = inFences;
     public int OutFences { get; } = outFences;
 
@@ -39,6 +44,8 @@ internal sealed class PreparedSubmission(
     public FabricError? Revoked()
     {
         foreach (var buffer in Pinned)
+            if (buffer.RevokedError is { } error) return error;
+        foreach (var buffer in Remotes)
             if (buffer.RevokedError is { } error) return error;
         return null;
     }
@@ -62,7 +69,33 @@ internal sealed unsafe class ResolvedMemory : IDeviceMemoryView
     public ResolvedMemory(IEnumerable<Segment> segments) =>
         _segments = segments.DistinctBy(s => s.Iova).OrderBy(s => s.Iova).ToArray();
 
-    public readonly record struct Segment(ulong Iova, ulong Length, nint Base);
+    /// <summary>A mapping the submission uses: local memory at <see cref="Base"/>, or a remote import from <see cref="RemoteOffset"/>.</summary>
+    public readonly record struct Segment(ulong Iova, ulong Length, nint Base, RemoteMemory? Remote = null, long RemoteOffset = 0);
+
+    public bool HasRemote => _segments.Any(s => s.Remote is not null);
+
+    /// <summary>The remote import and offset behind an IOVA range, if it is remote.</summary>
+    public bool TryRemote(ulong iova, out RemoteMemory remote, out long offset)
+    {
+        var segment = Find(iova);
+        remote = segment.Remote!;
+        offset = segment.RemoteOffset + (long)(iova - segment.Iova);
+        return segment.Remote is not null;
+    }
+
+    private Segment Find(ulong iova)
+    {
+        int lo = 0, hi = _segments.Length - 1;
+        while (lo <= hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            var segment = _segments[mid];
+            if (iova < segment.Iova) hi = mid - 1;
+            else if (iova - segment.Iova >= segment.Length) lo = mid + 1;
+            else return segment;
+        }
+        throw new InvalidOperationException($"IOVA 0x{iova:x} was not resolved for this submission");
+    }
 
     public byte* Translate(ulong iova, ulong length)
     {
@@ -75,6 +108,7 @@ internal sealed unsafe class ResolvedMemory : IDeviceMemoryView
             else if (iova - segment.Iova >= segment.Length) lo = mid + 1;
             else
             {
+                if (segment.Remote is not null) throw new InvalidOperationException($"IOVA 0x{iova:x} is remote memory");
                 if (length > segment.Length - (iova - segment.Iova))
                     throw new InvalidOperationException($"[0x{iova:x}, +0x{length:x}) runs past the mapping at 0x{segment.Iova:x}");
                 return (byte*)segment.Base + (iova - segment.Iova);

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Fabric.Core;
+using Fabric.Devices.DataPlane;
 
 namespace Fabric.Devices.Internal.Memory;
 
@@ -14,11 +15,15 @@ internal sealed class DeviceBuffer
     private int _exports;
     private FabricError? _revoked;
 
-    private DeviceBuffer(BufferHandle handle, MemoryBlock block, long size, Access access, Import? import, AllocationFlags flags)
+    private readonly MemoryBlock? _block;
+
+    private DeviceBuffer(BufferHandle handle, MemoryBlock? block, long size, Access access, Import? import, AllocationFlags flags,
+        RemoteMemory? remote = null)
     {
         Flags = flags;
         Handle = handle;
-        Block = block;
+        _block = block;
+        Remote = remote;
         Size = size;
         Access = access;
         ImportedFrom = import;
@@ -32,12 +37,21 @@ internal sealed class DeviceBuffer
     public static DeviceBuffer Imported(BufferHandle handle, MemoryBlock block, long size, Access access, Import import) =>
         new(handle, block, size, access, import, AllocationFlags.None);
 
+    /// <summary>An import of another node's export: no local memory; its bytes move over the data plane.</summary>
+    public static DeviceBuffer RemoteImported(BufferHandle handle, RemoteMemory remote, Import import) =>
+        new(handle, null, remote.Size, remote.Access, import, AllocationFlags.None, remote);
+
+    /// <summary>The local memory; not for a remote import (check <see cref="Remote"/> first).</summary>
+    public MemoryBlock Block => _block ?? throw new InvalidOperationException($"{this} is remote: it has no local memory");
+
+    /// <summary>Set for an import of another node's export.</summary>
+    public RemoteMemory? Remote { get; }
+
     /// <summary>Where an imported buffer comes from, and the attachment to drop when it is freed.</summary>
     public sealed record Import(ExportId Export, IActorRef ExportActor, long Attachment);
 
     public BufferHandle Handle { get; }
     public AllocationFlags Flags { get; }
-    public MemoryBlock Block { get; }
     public long Size { get; }
 
     /// <summary>What this handle may do: ReadWrite for allocated memory, the export's access for an import.</summary>

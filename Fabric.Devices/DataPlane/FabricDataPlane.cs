@@ -1,0 +1,43 @@
+using System.Net;
+
+namespace Fabric.Devices.DataPlane;
+
+/// <summary>
+/// A node's data plane: the TCP endpoint that serves its exports to other nodes, and the client its devices use to
+/// reach other nodes' exports. Bulk bytes go here, not through Akka remoting, whose messages are limited in size and
+/// would hold up the control traffic between two nodes. The endpoint travels in cluster messages (an attach answer
+/// carries it), so nothing is configured by hand.
+/// </summary>
+public sealed class FabricDataPlane : IAsyncDisposable
+{
+    private readonly DataPlaneServer _server;
+
+    private FabricDataPlane(DataPlaneServer server, string advertisedHost)
+    {
+        _server = server;
+        Endpoint = $"{advertisedHost}:{server.Port}";
+    }
+
+    /// <summary>Listens on <paramref name="bindHost"/>:<paramref name="port"/> (0: any free port), advertised as <paramref name="advertisedHost"/>.</summary>
+    public static FabricDataPlane Start(string bindHost = "127.0.0.1", int port = 0, string? advertisedHost = null)
+    {
+        var bind = IPAddress.TryParse(bindHost, out var address) ? address : Dns.GetHostAddresses(bindHost)[0];
+        var exports = new ExportTable();
+        return new FabricDataPlane(new DataPlaneServer(bind, port, exports), advertisedHost ?? bindHost) { Exports = exports };
+    }
+
+    /// <summary><c>host:port</c> other nodes reach this node's exports at.</summary>
+    public string Endpoint { get; }
+
+    internal ExportTable Exports { get; private init; } = new();
+    internal DataPlaneClient Client { get; } = new();
+
+    /// <summary>The raw-TCP baseline of <c>fabric bench p2p</c>: pulls <paramref name="bytes"/> from another node's data plane.</summary>
+    public Task PullRawAsync(string endpoint, long bytes, CancellationToken cancel) => Client.SourceAsync(endpoint, bytes, cancel);
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        await _server.DisposeAsync();
+    }
+}
