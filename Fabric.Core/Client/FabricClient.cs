@@ -103,7 +103,8 @@ public sealed class FabricClient : IAsyncDisposable
     {
         var lost = _nodeAddresses.TryGetValue(fence.Device.Node, out var address) ? LostTask(address) : null;
         // A fence of this client's own submission is told to the session when it signals: wait here, not on the device.
-        if (!_byFence.TryGetValue(fence, out var signalled))
+        // A poll (zero timeout) of one not yet told asks the device, which may know it signalled a moment ago.
+        if (!_byFence.TryGetValue(fence, out var signalled) || (timeout <= TimeSpan.Zero && !signalled.Task.IsCompleted))
             return await RequestAsync<FenceStatus>(_deviceManager, new DeviceRequests.WaitFence(fence, timeout), $"wait on {fence}", cancel, timeout, lost);
         if (!signalled.Task.IsCompleted && timeout > TimeSpan.Zero)
             await Task.WhenAny(signalled.Task, Task.Delay(timeout, cancel), lost ?? Task.Delay(Timeout.Infinite, cancel));

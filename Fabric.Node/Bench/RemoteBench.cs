@@ -19,70 +19,54 @@ public static class RemoteBench
 
     public static async Task<IReadOnlyList<BenchLine>> RunAsync(Options options, Action<string> progress, CancellationToken cancel)
     {
-        var port = FreePort();
-        var data = Path.Combine(Path.GetTempPath(), $"fabric-bench-{Guid.NewGuid():N}");
-        progress($"starting a node process on 127.0.0.1:{port}");
-        using var node = StartNode(port, data);
-        var system = FabricClientSystem.Create();
-        try
-        {
-            var client = await ConnectWhenReadyAsync(system, $"127.0.0.1:{port}", node, cancel);
-            await using var _ = client;
-            var ping = await system.ActorSelection($"akka.tcp://{FabricClientSystem.ClusterSystemName}@127.0.0.1:{port}/user/{Ping.Name}")
-                .ResolveOne(TimeSpan.FromSeconds(10), cancel);
-            await using var context = await client.OpenAsync(new DeviceId("bench", 0), cancel);
-            var space = await context.CreateAddressSpaceAsync(cancel);
-            await context.AttachAsync(space, cancel);
-            var buffer = await context.AllocateAsync(4096, cancel: cancel);
-            var iova = await context.MapAsync(space, buffer, Access.ReadWrite, cancel: cancel);
-            var command = new CommandBufferBuilder().Fill(iova, 256, 0x5A5A5A5A).Build();
+        await using var nodes = await BenchNodes.StartAsync(["bench"], "64MiB", progress, cancel);
+        var client = nodes.Client;
+        var ping = await nodes.ResolveAsync(0, Ping.Name, cancel);
+        await using var context = await client.OpenAsync(new DeviceId("bench", 0), cancel);
+        var space = await context.CreateAddressSpaceAsync(cancel);
+        await context.AttachAsync(space, cancel);
+        var buffer = await context.AllocateAsync(4096, cancel: cancel);
+        var iova = await context.MapAsync(space, buffer, Access.ReadWrite, cancel: cancel);
+        var command = new CommandBufferBuilder().Fill(iova, 256, 0x5A5A5A5A).Build();
 
-            var rounds = options.Quick ? 2_000 : 10_000;
-            progress($"latency: {rounds} remote submissions and {rounds} plain asks, alternating in blocks");
-            var submit = new List<double>(rounds);
-            var ask = new List<double>(rounds);
+        var rounds = options.Quick ? 2_000 : 10_000;
+        progress($"latency: {rounds} remote submissions and {rounds} plain asks, alternating in blocks");
+        var submit = new List<double>(rounds);
+        var ask = new List<double>(rounds);
+        for (var i = 0; i < rounds / 10; i++)
+        {
+            await SubmitAndWait(context, command, cancel);
+            await ping.Ask<Ping.Pong>(new Ping.Request(i), TimeSpan.FromSeconds(10), cancel);
+        }
+        for (var block = 0; block < 10; block++)
+        {
             for (var i = 0; i < rounds / 10; i++)
             {
+                var started = Stopwatch.GetTimestamp();
                 await SubmitAndWait(context, command, cancel);
-                await ping.Ask<Ping.Pong>(new Ping.Request(i), TimeSpan.FromSeconds(10), cancel);
+                submit.Add(Stopwatch.GetElapsedTime(started).TotalMicroseconds);
             }
-            for (var block = 0; block < 10; block++)
+            for (var i = 0; i < rounds / 10; i++)
             {
-                for (var i = 0; i < rounds / 10; i++)
-                {
-                    var started = Stopwatch.GetTimestamp();
-                    await SubmitAndWait(context, command, cancel);
-                    submit.Add(Stopwatch.GetElapsedTime(started).TotalMicroseconds);
-                }
-                for (var i = 0; i < rounds / 10; i++)
-                {
-                    var started = Stopwatch.GetTimestamp();
-                    await ping.Ask<Ping.Pong>(new Ping.Request(i), TimeSpan.FromSeconds(10), cancel);
-                    ask.Add(Stopwatch.GetElapsedTime(started).TotalMicroseconds);
-                }
+                var started = Stopwatch.GetTimestamp();
+                await ping.Ask<Ping.Pong>(new Ping.Request(i), TimeSpan.FromSeconds(10), cancel);
+                ask.Add(Stopwatch.GetElapsedTime(started).TotalMicroseconds);
             }
-            submit.Sort();
-            ask.Sort();
-
-            var total = options.Quick ? 20_000 : 100_000;
-            progress($"throughput: {total} pipelined remote submissions and {total} one-way messages");
-            var submitRate = await SubmissionsPerSecond(context, command, total, cancel);
-            var onewayRate = await OneWayPerSecond(ping, total, cancel);
-
-            return
-            [
-                new BenchLine("remote_submit_latency_p50_us", Percentiles.Of(submit, 50), "us", Percentiles.Of(ask, 50), "akka_ask", "<= 1.3x akka_ask"),
-                new BenchLine("remote_submit_latency_p99_us", Percentiles.Of(submit, 99), "us", Percentiles.Of(ask, 99), "akka_ask"),
-                new BenchLine("remote_submit_throughput_per_s", submitRate, "per_s", onewayRate, "akka_oneway", ">= 0.7x akka_oneway"),
-            ];
         }
-        finally
-        {
-            await system.Terminate();
-            node.Kill(entireProcessTree: true);
-            try { Directory.Delete(data, recursive: true); }
-            catch (IOException) { }
-        }
+        submit.Sort();
+        ask.Sort();
+
+        var total = options.Quick ? 20_000 : 100_000;
+        progress($"throughput: {total} pipelined remote submissions and {total} one-way messages");
+        var submitRate = await SubmissionsPerSecond(context, command, total, cancel);
+        var onewayRate = await OneWayPerSecond(ping, total, cancel);
+
+        return
+        [
+            new BenchLine("remote_submit_latency_p50_us", Percentiles.Of(submit, 50), "us", Percentiles.Of(ask, 50), "akka_ask", "<= 1.3x akka_ask"),
+            new BenchLine("remote_submit_latency_p99_us", Percentiles.Of(submit, 99), "us", Percentiles.Of(ask, 99), "akka_ask"),
+            new BenchLine("remote_submit_throughput_per_s", submitRate, "per_s", onewayRate, "akka_oneway", ">= 0.7x akka_oneway"),
+        ];
     }
 
     private static async Task SubmitAndWait(DeviceContext context, byte[] command, CancellationToken cancel)
@@ -115,44 +99,5 @@ public static class RemoteBench
         while ((await ping.Ask<Ping.TickCount>(new Ping.GetTicks(), TimeSpan.FromSeconds(10), cancel)).Count - before < total)
             await Task.Delay(1, cancel);
         return total / clock.Elapsed.TotalSeconds;
-    }
-
-    private static Process StartNode(int port, string data)
-    {
-        var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(typeof(RemoteBench).Assembly.Location);
-        foreach (var arg in new[] { "node", "--name", "bench", "--port", port.ToString(), "--seeds", $"127.0.0.1:{port}", "--http-port", "0",
-                     "--devices", "1", "--device-memory", "64MiB", "--data-dir", data })
-            start.ArgumentList.Add(arg);
-        var process = Process.Start(start) ?? throw new InvalidOperationException("could not start a node process");
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) Console.Error.WriteLine($"[node] {e.Data}"); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
-
-    private static async Task<FabricClient> ConnectWhenReadyAsync(ActorSystem system, string endpoint, Process node, CancellationToken cancel)
-    {
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            try
-            {
-                var client = await FabricClient.ConnectAsync(system, endpoint, new FabricClientOptions { RequestTimeout = TimeSpan.FromSeconds(2) }, cancel);
-                if ((await client.ListDevicesAsync(cancel)).Count > 0) return client;
-                await client.DisposeAsync();
-            }
-            catch (FabricException) when (clock.Elapsed < TimeSpan.FromSeconds(60) && !node.HasExited) { }
-            if (node.HasExited) throw new InvalidOperationException($"the node process exited with code {node.ExitCode}");
-            await Task.Delay(250, cancel);
-        }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

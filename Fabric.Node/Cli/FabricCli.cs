@@ -43,6 +43,11 @@ public static class FabricCli
             "plain Akka request/reply between the same processes, and pipelined remote submissions per second against plain " +
             "one-way Akka messages per second.",
             (quick, cancel) => RemoteBench.RunAsync(new RemoteBench.Options(quick), Console.Error.WriteLine, cancel)));
+        bench.Subcommands.Add(BenchSuite("p2p",
+            "Starts two node processes: 1 GiB copied from a device of one to a device of the other over the data plane, against " +
+            "raw TCP between the same processes with the same chunk size; 4 KiB remote read latency p50/p99; peak RSS growth of " +
+            "both processes during the transfer.",
+            (quick, cancel) => P2PBench.RunAsync(new P2PBench.Options(quick), Console.Error.WriteLine, cancel)));
         return bench;
     }
 
@@ -54,6 +59,9 @@ public static class FabricCli
         command.Options.Add(quick);
         command.SetAction(async (parse, cancel) =>
         {
+            // Only the figures go to stdout: anything else written meanwhile (Akka's own log lines) goes to stderr.
+            var stdout = Console.Out;
+            Console.SetOut(Console.Error);
             IReadOnlyList<BenchLine> lines;
             try
             {
@@ -64,7 +72,11 @@ public static class FabricCli
                 await Console.Error.WriteLineAsync($"fabric bench {name}: could not measure: {e.Message}");
                 return 1;
             }
-            foreach (var line in lines) Console.Out.WriteLine(line.ToJson());
+            finally
+            {
+                Console.SetOut(stdout);
+            }
+            foreach (var line in lines) stdout.WriteLine(line.ToJson());
             return 0;
         });
         return command;
