@@ -10,6 +10,8 @@ using Fabric.Devices.DataPlane;
 using Fabric.Node.Bench;
 using Fabric.Node.Cluster;
 using Fabric.Node.Gateway;
+using Fabric.Node.Jobs;
+using Akka.Cluster.Sharding;
 using Fabric.Node.Persistence;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -74,6 +76,18 @@ public static class NodeHost
             .WithRemoting(new RemoteOptions { HostName = options.Host, PublicHostName = options.AdvertisedHost, Port = options.Port })
             .WithClustering(new ClusterOptions { SeedNodes = seeds, Roles = ["fabric-node"] })
             .WithCustomSerializer(FabricSerialization.SerializerName, [typeof(IFabricMessage)], system => new FabricMessageSerializer(system))
+            .WithShardRegion<JobRegionKey>(JobEntity.TypeName,
+                (_, registry, _) => entityId => entityId == JobIndex.EntityId
+                    ? JobIndex.Props()
+                    : JobEntity.Props(entityId, registry.Get<DeviceManagerKey>(), new JobRunOptions()),
+                new JobEntity.MessageExtractor(),
+                new ShardOptions
+                {
+                    Role = "fabric-node",
+                    RememberEntities = true,
+                    RememberEntitiesStore = RememberEntitiesStore.Eventsourced,
+                    StateStoreMode = StateStoreMode.DData,
+                })
             .WithActors((system, registry) =>
             {
                 var devices = FabricDevices.Start(system, options.Name, options.DeviceProfiles(), dataPlane);
@@ -85,3 +99,6 @@ public static class NodeHost
             });
     }
 }
+
+/// <summary>The key of the job shard region in Akka.Hosting's actor registry.</summary>
+public sealed class JobRegionKey;

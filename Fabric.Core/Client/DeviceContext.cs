@@ -36,6 +36,9 @@ public sealed class DeviceContext : IAsyncDisposable
 
     public override string ToString() => $"{Device}/{Id}";
 
+    /// <summary>False once closed, or once its node closed it or was lost.</summary>
+    public bool IsUsable => _closed == 0 && _gone is null;
+
     /// <summary>Allocates zeroed device memory (whole pages); alignment 0 means the device's page size.</summary>
     public async Task<BufferHandle> AllocateAsync(long size, long alignment = 0, AllocationFlags flags = AllocationFlags.None,
         CancellationToken cancel = default) =>

@@ -288,6 +288,21 @@ public sealed class FabricClient : IAsyncDisposable
         _session.Tell(new ClientSessionActor.Watch(actor));
     }
 
+    /// <summary>
+    /// Tells the client that the node at <paramref name="address"/> is unreachable (e.g. the cluster's failure detector
+    /// said so, before any death-watch fires): its pending and later requests fail with ENODEV now, and its contexts
+    /// are no longer usable.
+    /// </summary>
+    public void NodeUnreachable(Address address, string why)
+    {
+        var lost = _lost.GetOrAdd(address, _ => new TaskCompletionSource<FabricError>(TaskCreationOptions.RunContinuationsAsynchronously));
+        var nodes = _nodeAddresses.Where(kv => kv.Value == address).Select(kv => kv.Key).ToList();
+        var name = nodes.Count > 0 ? $"node {string.Join(", ", nodes)} ({address})" : $"the node at {address}";
+        lost.TrySetResult(new FabricError(ErrorCode.ENODEV, $"{name} is unreachable: {why}"));
+        foreach (var (actor, context) in _contextsByActor)
+            if (actor.Path.Address == address && _contextsByActor.TryRemove(actor, out _)) context.MarkGone(nodeLost: true);
+    }
+
     private Task<FabricError>? LostTask(Address address) => _lost.TryGetValue(address, out var lost) ? lost.Task : null;
 
     private void OnTerminated(Terminated terminated)

@@ -18,6 +18,9 @@ public static class FabricCli
         root.Subcommands.Add(InspectCommands.Devices());
         root.Subcommands.Add(InspectCommands.Nodes());
         root.Subcommands.Add(CheckCommand.Build());
+        root.Subcommands.Add(JobCommands.Submit());
+        root.Subcommands.Add(JobCommands.Jobs());
+        root.Subcommands.Add(JobCommands.Job());
         root.Subcommands.Add(BenchCommand());
         return root;
     }

@@ -2,6 +2,7 @@ using System.Net.Http.Json;
 using Fabric.Core.Protocol;
 using Fabric.Node.Cluster;
 using Fabric.Node.Gateway;
+using Fabric.Node.Jobs;
 
 namespace Fabric.Node.Cli;
 
@@ -16,11 +17,65 @@ public sealed class GatewayClient(string baseUrl) : IDisposable
     public Task<NodeRegistry.NodeList> NodesAsync(CancellationToken cancel) => GetAsync<NodeRegistry.NodeList>("nodes", cancel);
     public Task<HttpGateway.Health> HealthAsync(CancellationToken cancel) => GetAsync<HttpGateway.Health>("health", cancel);
 
+    public Task<JobView[]> JobsAsync(CancellationToken cancel) => GetAsync<JobView[]>("jobs", cancel);
+    public Task<JobView> JobAsync(string id, CancellationToken cancel) => GetAsync<JobView>($"jobs/{Uri.EscapeDataString(id)}", cancel);
+
+    /// <summary>Submits a job spec (JSON) → its id; a refused spec → <see cref="GatewayException"/> with the code and sentence.</summary>
+    public async Task<string> SubmitAsync(string json, CancellationToken cancel)
+    {
+        var response = await SendAsync(() => _http.PostAsync("jobs", new StringContent(json, System.Text.Encoding.UTF8, "application/json"), cancel));
+        using (response)
+        {
+            if (response.IsSuccessStatusCode)
+                return (await response.Content.ReadFromJsonAsync<HttpGateway.Submitted>(HttpGateway.Json, cancel))!.JobId;
+            throw await ProblemAsync(response, cancel);
+        }
+    }
+
+    /// <summary>The bytes of an output of a completed job, or the spec as JSON (<paramref name="name"/> null).</summary>
+    public async Task<byte[]> OutputAsync(string id, string name, CancellationToken cancel)
+    {
+        using var response = await SendAsync(() => _http.GetAsync($"jobs/{Uri.EscapeDataString(id)}/outputs/{Uri.EscapeDataString(name)}", cancel));
+        if (response.IsSuccessStatusCode) return await response.Content.ReadAsByteArrayAsync(cancel);
+        throw await ProblemAsync(response, cancel);
+    }
+
+    public async Task<string> SpecAsync(string id, CancellationToken cancel)
+    {
+        using var response = await SendAsync(() => _http.GetAsync($"jobs/{Uri.EscapeDataString(id)}/spec", cancel));
+        if (response.IsSuccessStatusCode) return await response.Content.ReadAsStringAsync(cancel);
+        throw await ProblemAsync(response, cancel);
+    }
+
+    private static async Task<GatewayException> ProblemAsync(HttpResponseMessage response, CancellationToken cancel)
+    {
+        try
+        {
+            var problem = await response.Content.ReadFromJsonAsync<HttpGateway.Problem>(HttpGateway.Json, cancel);
+            return new GatewayException($"{problem!.Code}: {problem.Message}");
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return new GatewayException($"the gateway answered {(int)response.StatusCode} {response.ReasonPhrase}");
+        }
+    }
+
+    private async Task<HttpResponseMessage> SendAsync(Func<Task<HttpResponseMessage>> send)
+    {
+        try { return await send(); }
+        catch (HttpRequestException e)
+        {
+            throw new GatewayException($"cannot reach the Fabric gateway at {_http.BaseAddress}: {e.Message} (is a node running? see fabric node --help)");
+        }
+    }
+
     public async Task<T> GetAsync<T>(string path, CancellationToken cancel)
     {
         try
         {
             using var response = await _http.GetAsync(path, cancel);
+            if (!response.IsSuccessStatusCode && response.StatusCode != System.Net.HttpStatusCode.ServiceUnavailable)
+                throw await ProblemAsync(response, cancel);
             var body = await response.Content.ReadFromJsonAsync<T>(HttpGateway.Json, cancel);
             return body ?? throw new GatewayException($"the gateway at {_http.BaseAddress} answered {path} with nothing");
         }

@@ -53,15 +53,25 @@ public sealed record NodeOptions
     /// <summary>IOMMU group of each device, in order; devices past the list get groups of their own.</summary>
     public IReadOnlyList<int> IommuGroups { get; init; } = [];
 
-    /// <summary>A PostgreSQL connection string; null keeps the journal in SQLite under the data directory.</summary>
+    /// <summary>A PostgreSQL connection string; null keeps the journal in the SQLite file <see cref="Sqlite"/>.</summary>
     public string? Postgres { get; init; }
+
+    /// <summary>
+    /// The SQLite journal file, shared by the nodes of one machine so a job entity recovers on any of them; default
+    /// <c>.fabric/fabric.db</c>.
+    /// </summary>
+    public string? Sqlite { get; init; }
+
+    [JsonIgnore] public string SqlitePath => Sqlite ?? Path.Combine(".fabric", "fabric.db");
 
     [JsonIgnore] public string AdvertisedHost => PublicHost ?? Host;
     [JsonIgnore] public string DataPath => DataDirectory ?? Path.Combine(".fabric", Name);
 
-    /// <summary>Where the node's journal lives: PostgreSQL when a connection string is given, else SQLite in the data directory.</summary>
+    /// <summary>Where the node's journal lives: PostgreSQL when a connection string is given, else the shared SQLite file.</summary>
     public PersistenceOptions Persistence() =>
-        Postgres is { } connection ? PersistenceOptions.PostgreSql(connection) : PersistenceOptions.Sqlite(DataPath);
+        Postgres is { } connection
+            ? PersistenceOptions.PostgreSql(connection)
+            : PersistenceOptions.Sqlite(Path.GetDirectoryName(Path.GetFullPath(SqlitePath))!) with { SqliteFileName = Path.GetFileName(SqlitePath) };
 
     public IReadOnlyList<DeviceProfile> DeviceProfiles() =>
         [.. Enumerable.Range(0, Devices).Select(i => new DeviceProfile
@@ -154,6 +164,7 @@ public sealed record NodeOptions
         if (env("FABRIC_QUEUES") is { } queues) o = o with { Queues = Int(queues, "FABRIC_QUEUES") };
         if (env("FABRIC_IOMMU_GROUPS") is { } groups) o = o with { IommuGroups = [.. List(groups).Select(g => Int(g, "FABRIC_IOMMU_GROUPS"))] };
         if (env("FABRIC_POSTGRES") is { } pg) o = o with { Postgres = pg };
+        if (env("FABRIC_SQLITE") is { } sqlite) o = o with { Sqlite = sqlite };
         return o;
     }
 

@@ -4,7 +4,10 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Hosting;
 using Fabric.Core.Protocol;
+using Fabric.Core;
+using Fabric.Core.Jobs;
 using Fabric.Node.Cluster;
+using Fabric.Node.Jobs;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -40,7 +43,67 @@ public static class HttpGateway
             Results.Json(await actors.Get<NodeRegistryKey>().Ask<NodeRegistry.NodeList>(new NodeRegistry.GetNodes(), AskTimeout), Json));
         app.MapGet("/devices", async (ActorRegistry actors) =>
             Results.Json((await actors.Get<NodeRegistryKey>().Ask<DeviceRequests.DeviceList>(new DeviceRequests.ListDevices(), AskTimeout)).Devices, Json));
+        MapJobs(app);
     }
+
+    /// <summary>
+    /// <c>POST /jobs</c> (a job spec as JSON → 202 with the job id, or 400 with the code and sentence),
+    /// <c>GET /jobs</c>, <c>GET /jobs/{id}</c>, <c>GET /jobs/{id}/outputs/{name}</c> (the bytes).
+    /// </summary>
+    private static void MapJobs(WebApplication app)
+    {
+        JobsService Jobs(ActorRegistry actors) =>
+            new(app.Services.GetRequiredService<ActorSystem>(), actors.Get<JobRegionKey>(), actors.Get<DeviceManagerKey>());
+
+        app.MapPost("/jobs", async (HttpRequest request, ActorRegistry actors, CancellationToken cancel) =>
+        {
+            using var reader = new StreamReader(request.Body);
+            var text = await reader.ReadToEndAsync(cancel);
+            try
+            {
+                var jobId = await Jobs(actors).SubmitAsync(JobJson.Parse(text), cancel);
+                return Results.Json(new Submitted(jobId), Json, statusCode: 202);
+            }
+            catch (FabricException e)
+            {
+                return Results.Json(new Problem(e.Code.ToString(), e.Error.Message), Json, statusCode: 400);
+            }
+        });
+        app.MapGet("/jobs", async (ActorRegistry actors, CancellationToken cancel) =>
+            Results.Json((await Jobs(actors).ListAsync(cancel)).Select(JobView.Of), Json));
+        app.MapGet("/jobs/{id}", async (string id, ActorRegistry actors, CancellationToken cancel) =>
+        {
+            var state = await Jobs(actors).GetAsync(id, cancel);
+            return state.Status == JobStatus.Unknown
+                ? Results.Json(new Problem(nameof(ErrorCode.ENOENT), $"there is no job {id}"), Json, statusCode: 404)
+                : Results.Json(JobView.Of(state), Json);
+        });
+        app.MapGet("/jobs/{id}/spec", async (string id, ActorRegistry actors, CancellationToken cancel) =>
+        {
+            var state = await Jobs(actors).GetAsync(id, cancel);
+            return state.Spec is null
+                ? Results.Json(new Problem(nameof(ErrorCode.ENOENT), $"there is no job {id}"), Json, statusCode: 404)
+                : Results.Text(JobJson.Write(state.Spec), "application/json");
+        });
+        app.MapGet("/jobs/{id}/outputs/{name}", async (string id, string name, ActorRegistry actors, CancellationToken cancel) =>
+        {
+            var state = await Jobs(actors).GetAsync(id, cancel);
+            var output = state.Outputs.FirstOrDefault(o => o.Name == name);
+            if (output is not null) return Results.Bytes(output.Data, "application/octet-stream");
+            var why = state.Status switch
+            {
+                JobStatus.Unknown => $"there is no job {id}",
+                JobStatus.Completed => $"job {id} has no output '{name}' (outputs: {string.Join(", ", state.Outputs.Select(o => o.Name))})",
+                _ => $"job {id} is {state.Status}: its outputs exist once it has completed",
+            };
+            return Results.Json(new Problem(nameof(ErrorCode.ENOENT), why), Json, statusCode: 404);
+        });
+    }
+
+    public sealed record Submitted(string JobId);
+
+    /// <summary>A refused request: the errno-like code and the sentence.</summary>
+    public sealed record Problem(string Code, string Message);
 
     /// <summary>The body of <c>GET /health</c>: 200 once the node is Up in the cluster, 503 before.</summary>
     public sealed record Health(string Node, string Address, string Status, int UpMembers, int Members);

@@ -6,7 +6,7 @@ using Xunit.Abstractions;
 namespace Fabric.Tests.Cluster;
 
 /// <summary>Three real <c>fabric node</c> processes on 127.0.0.1 forming one cluster, torn down (SIGKILL) at the end.</summary>
-public sealed class ClusterFixture : IAsyncLifetime
+public class ClusterFixture : IAsyncLifetime
 {
     public const int Size = 3;
     private static readonly TimeSpan FormationTimeout = TimeSpan.FromSeconds(90);
@@ -28,8 +28,8 @@ public sealed class ClusterFixture : IAsyncLifetime
             var port = FabricProcess.FreePort();
             var http = FabricProcess.FreePort();
             var seeds = Members.Count == 0 ? $"127.0.0.1:{port}" : Members[0].Endpoint;
-            var process = FabricProcess.Start(name, "node", "--name", name, "--port", port.ToString(), "--http-port", http.ToString(),
-                "--seeds", seeds, "--data-dir", Path.Combine(DataRoot, name), "--devices", "2", "--device-memory", "64MiB");
+            var process = FabricProcess.Start(name, ["node", "--name", name, "--port", port.ToString(), "--http-port", http.ToString(),
+                "--seeds", seeds, "--data-dir", Path.Combine(DataRoot, name), "--devices", "2", "--device-memory", "64MiB", .. JournalArguments()]);
             Members.Add(new Member(name, port, http, process));
         }
         var clock = Stopwatch.StartNew();
@@ -52,6 +52,9 @@ public sealed class ClusterFixture : IAsyncLifetime
     }
 
     public Member this[string name] => Members.Single(m => m.Name == name);
+
+    /// <summary>The journal the nodes share: a SQLite file of this fixture's own, unless a subclass says otherwise.</summary>
+    protected virtual string[] JournalArguments() => ["--sqlite", Path.Combine(DataRoot, "fabric.db")];
 
     public async Task<DeviceInfo[]> DevicesAsync(string via = "n1")
     {

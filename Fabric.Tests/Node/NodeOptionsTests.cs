@@ -19,6 +19,7 @@ public sealed class NodeOptionsTests
         Assert.Equal(("n1", "127.0.0.1", 4053, "127.0.0.1", 5080), (options.Name, options.Host, options.Port, options.HttpBind, options.HttpPort));
         Assert.Equal(PersistenceProvider.Sqlite, options.Persistence().Provider);
         Assert.Equal(Path.Combine(".fabric", "n1"), options.DataPath);
+        Assert.Equal(Path.GetFullPath(Path.Combine(".fabric", "fabric.db")), options.Persistence().SqliteFile);
         Assert.Equal(2, options.DeviceProfiles().Count);
     }
 

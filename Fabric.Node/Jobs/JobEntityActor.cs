@@ -1,0 +1,166 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Sharding;
+using Akka.Event;
+using Akka.Persistence;
+using Fabric.Core;
+using Fabric.Core.Client;
+using static Fabric.Node.Jobs.JobEvents;
+
+namespace Fabric.Node.Jobs;
+
+/// <summary>
+/// The actor behind <see cref="JobEntity"/>.
+/// <code>
+///   (no history) ──Start──▶ Running ──run finished──▶ Completed | Failed
+///                             ▲  │
+///   recovered on a new node ──┘  └── each recovery while Running starts a new run (lost buffers are recomputed)
+/// </code>
+/// </summary>
+internal sealed class JobEntityActor : ReceivePersistentActor
+{
+    private const int SnapshotEvery = 200;
+    private readonly IActorRef _deviceManager;
+    private readonly JobRunOptions _options;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private JobState _state;
+    private CancellationTokenSource? _run;
+    private FabricClient? _client;
+    private readonly List<IActorRef> _waitingForAccept = [];
+
+    // What the running JobRun reports; turned into events here, on the actor's thread.
+    private sealed record RunEvent(IJobEvent Event) : INoSerializationVerificationNeeded;
+    private sealed record TaskSucceeded(string Task, DeviceId Device, int Attempt, double Seconds) : INoSerializationVerificationNeeded;
+    private sealed record RunFinished(JobRunResult Result) : INoSerializationVerificationNeeded;
+
+    public JobEntityActor(string jobId, IActorRef deviceManager, JobRunOptions options)
+    {
+        _deviceManager = deviceManager;
+        _options = options;
+        _state = JobState.Empty(jobId);
+        PersistenceId = $"job-{jobId}";
+
+        Recover<SnapshotOffer>(offer =>
+        {
+            if (offer.Snapshot is JobState snapshot) _state = snapshot;
+        });
+        Recover<IJobEvent>(e => _state = _state.Apply(e));
+        Recover<RecoveryCompleted>(_ =>
+        {
+            if (_state.Status == JobStatus.Running) Self.Tell(new Resume());
+        });
+
+        Command<JobEntity.Start>(OnStart);
+        Command<JobEntity.Get>(_ =>
+        {
+            Sender.Tell(_state);
+            if (_state.Status == JobStatus.Unknown) Context.Parent.Tell(new Passivate(PoisonPill.Instance));
+        });
+        Command<Resume>(_ => StartRun());
+        Command<RunEvent>(m => Record(m.Event));
+        Command<TaskSucceeded>(m => Record(_state.IsFirstCompletion(m.Task)
+            ? new JobEvents.TaskCompleted(m.Task, m.Device, m.Attempt, m.Seconds, Now())
+            : new TaskRecomputed(m.Task, m.Device, m.Attempt, m.Seconds, Now())));
+        Command<RunFinished>(OnRunFinished);
+        Command<ClusterEvent.UnreachableMember>(m =>
+            _client?.NodeUnreachable(m.Member.Address, "the cluster's failure detector lost it; its tasks run again elsewhere"));
+        Command<ClusterEvent.IClusterDomainEvent>(_ => { });
+        Command<SaveSnapshotSuccess>(_ => { });
+        Command<SaveSnapshotFailure>(f => _log.Warning("job {0}: snapshot not saved: {1}", _state.JobId, f.Cause.Message));
+    }
+
+    public override string PersistenceId { get; }
+
+    private sealed record Resume;
+
+    private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    private void OnStart(JobEntity.Start m)
+    {
+        if (_state.Status != JobStatus.Unknown)
+        {
+            Sender.Tell(new JobEntity.Accepted(_state.JobId));
+            return;
+        }
+        var replyTo = Sender;
+        Persist(new Submitted(m.JobId, m.Spec, Now()), e =>
+        {
+            _state = _state.Apply(e);
+            replyTo.Tell(new JobEntity.Accepted(_state.JobId));
+            StartRun();
+        });
+    }
+
+    private void StartRun()
+    {
+        if (_run is not null || _state.Status != JobStatus.Running || _state.Spec is null) return;
+        var node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString();
+        Persist(new RunStarted(node, Now()), e =>
+        {
+            _state = _state.Apply(e);
+            _run = new CancellationTokenSource();
+            _client = FabricClient.Connect(Context.System, _deviceManager, new FabricClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) });
+            var run = new JobRun(_state.Spec!, _client, new EventsToSelf(Self), _options);
+            var self = Self;
+            run.RunAsync(_run.Token).PipeTo(self,
+                success: result => new RunFinished(result),
+                failure: ex => new RunFinished(new JobRunResult(new FabricError(ErrorCode.EIO, $"the run of job {_state.JobId} broke: {ex.Message}"),
+                    ImmutableDictionary<string, byte[]>.Empty)));
+        });
+    }
+
+    private void Record(IJobEvent e) => Persist(e, persisted =>
+    {
+        _state = _state.Apply(persisted);
+        if (_state.Events % SnapshotEvery == 0) SaveSnapshot(_state);
+    });
+
+    private void OnRunFinished(RunFinished m)
+    {
+        _run?.Dispose();
+        _run = null;
+        var client = _client;
+        _client = null;
+        if (client is not null) _ = client.DisposeAsync().AsTask();
+        IJobEvent final = m.Result.Error is { } error
+            ? new JobEvents.Failed(error, Now())
+            : new JobEvents.Completed([.. m.Result.Outputs.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => new JobOutput(kv.Key, kv.Value))], Now());
+        Persist(final, e =>
+        {
+            _state = _state.Apply(e);
+            SaveSnapshot(_state);
+            _log.Info("job {0} {1} after {2} runs", _state.JobId, _state.Status, _state.Runs);
+        });
+    }
+
+    protected override void PreStart()
+    {
+        base.PreStart();
+        Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+            typeof(ClusterEvent.UnreachableMember));
+    }
+
+    protected override void PostStop()
+    {
+        Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+        _run?.Cancel();
+        base.PostStop();
+    }
+
+    /// <summary>Forwards a run's reports to the entity, which persists them in order.</summary>
+    private sealed class EventsToSelf(IActorRef entity) : IJobRunEvents
+    {
+        public void TaskPlaced(string task, DeviceId device, int attempt) =>
+            entity.Tell(new RunEvent(new JobEvents.TaskPlaced(task, device, attempt, Now())));
+
+        public void TaskSucceeded(string task, DeviceId device, int attempt, TimeSpan took) =>
+            entity.Tell(new JobEntityActor.TaskSucceeded(task, device, attempt, took.TotalSeconds));
+
+        public void TaskFailed(string task, DeviceId device, int attempt, FabricError error, bool willRetry) =>
+            entity.Tell(new RunEvent(new JobEvents.TaskFailed(task, device, attempt, error, willRetry, Now())));
+
+        public void BuffersLost(ImmutableArray<string> buffers, string reason) =>
+            entity.Tell(new RunEvent(new JobEvents.BuffersLost(buffers, reason, Now())));
+    }
+}

@@ -1,0 +1,52 @@
+using System.Collections.Immutable;
+using Fabric.Core;
+using Fabric.Core.Jobs;
+using MessagePack;
+
+namespace Fabric.Node.Jobs;
+
+/// <summary>
+/// What a job entity persists (Akka.Persistence.Sql, with the Fabric serializer): the whole history of a job, from
+/// submission to its result. Replaying them in order rebuilds <see cref="JobState"/>.
+/// </summary>
+public static class JobEvents
+{
+    public interface IJobEvent : IFabricMessage;
+
+    [MessagePackObject]
+    public sealed record Submitted([property: Key(0)] string JobId, [property: Key(1)] JobSpec Spec, [property: Key(2)] long AtMs) : IJobEvent;
+
+    /// <summary>A run of the job began on a node: the first, or a new one after the job's node was lost.</summary>
+    [MessagePackObject]
+    public sealed record RunStarted([property: Key(0)] string Node, [property: Key(1)] long AtMs) : IJobEvent;
+
+    [MessagePackObject]
+    public sealed record TaskPlaced([property: Key(0)] string Task, [property: Key(1)] DeviceId Device, [property: Key(2)] int Attempt, [property: Key(3)] long AtMs) : IJobEvent;
+
+    /// <summary>The task's first completion: counted once, whatever happens later.</summary>
+    [MessagePackObject]
+    public sealed record TaskCompleted([property: Key(0)] string Task, [property: Key(1)] DeviceId Device, [property: Key(2)] int Attempt,
+        [property: Key(3)] double Seconds, [property: Key(4)] long AtMs) : IJobEvent;
+
+    /// <summary>A completed task ran again because its outputs were lost with a node (lineage); not a second completion.</summary>
+    [MessagePackObject]
+    public sealed record TaskRecomputed([property: Key(0)] string Task, [property: Key(1)] DeviceId Device, [property: Key(2)] int Attempt,
+        [property: Key(3)] double Seconds, [property: Key(4)] long AtMs) : IJobEvent;
+
+    [MessagePackObject]
+    public sealed record TaskFailed([property: Key(0)] string Task, [property: Key(1)] DeviceId Device, [property: Key(2)] int Attempt,
+        [property: Key(3)] FabricError Error, [property: Key(4)] bool WillRetry, [property: Key(5)] long AtMs) : IJobEvent;
+
+    [MessagePackObject]
+    public sealed record BuffersLost([property: Key(0)] ImmutableArray<string> Buffers, [property: Key(1)] string Reason, [property: Key(2)] long AtMs) : IJobEvent;
+
+    [MessagePackObject]
+    public sealed record Completed([property: Key(0)] ImmutableArray<JobOutput> Outputs, [property: Key(1)] long AtMs) : IJobEvent;
+
+    [MessagePackObject]
+    public sealed record Failed([property: Key(0)] FabricError Error, [property: Key(1)] long AtMs) : IJobEvent;
+}
+
+/// <summary>One result buffer of a finished job.</summary>
+[MessagePackObject]
+public sealed record JobOutput([property: Key(0)] string Name, [property: Key(1)] byte[] Data);

@@ -1,0 +1,69 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Persistence;
+using Fabric.Core;
+using MessagePack;
+
+namespace Fabric.Node.Jobs;
+
+/// <summary>
+/// The list of every job ever submitted, kept as one more persistent entity of the job shard region (id
+/// <see cref="EntityId"/>), so it survives the loss of any node like the jobs do.
+/// </summary>
+public static class JobIndex
+{
+    public const string EntityId = "_index";
+
+    public static Props Props() => Akka.Actor.Props.Create(() => new JobIndexActor());
+
+    /// <summary>Records a submitted job → <see cref="ContextAck"/>.</summary>
+    [MessagePackObject]
+    public sealed record Add([property: Key(0)] JobListing Job) : JobEntity.IJobMessage
+    {
+        [IgnoreMember] public string JobId => EntityId;
+    }
+
+    [MessagePackObject]
+    public sealed record ContextAck : IFabricMessage;
+
+    /// <summary>→ <see cref="Listing"/>, oldest first.</summary>
+    [MessagePackObject]
+    public sealed record List : JobEntity.IJobMessage
+    {
+        [IgnoreMember] public string JobId => EntityId;
+    }
+
+    [MessagePackObject]
+    public sealed record Listing([property: Key(0)] ImmutableArray<JobListing> Jobs) : IFabricMessage;
+
+    /// <summary>The persisted event (and listing row): a job's id, name and submission time.</summary>
+    [MessagePackObject]
+    public sealed record JobListing([property: Key(0)] string JobId, [property: Key(1)] string Name, [property: Key(2)] long SubmittedAtMs) : IFabricMessage;
+
+    private sealed class JobIndexActor : ReceivePersistentActor
+    {
+        private ImmutableArray<JobListing> _jobs = [];
+
+        public JobIndexActor()
+        {
+            Recover<JobListing>(j => _jobs = _jobs.Add(j));
+            Command<Add>(m =>
+            {
+                var replyTo = Sender;
+                if (_jobs.Any(j => j.JobId == m.Job.JobId))
+                {
+                    replyTo.Tell(new ContextAck());
+                    return;
+                }
+                Persist(m.Job, j =>
+                {
+                    _jobs = _jobs.Add(j);
+                    replyTo.Tell(new ContextAck());
+                });
+            });
+            Command<List>(_ => Sender.Tell(new Listing(_jobs)));
+        }
+
+        public override string PersistenceId => "job-index";
+    }
+}

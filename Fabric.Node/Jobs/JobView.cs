@@ -1,0 +1,39 @@
+using System.Collections.Immutable;
+
+namespace Fabric.Node.Jobs;
+
+/// <summary>A job as the gateway and CLI show it: status, every task's placements, attempts and time, the outputs' sizes.</summary>
+public sealed record JobView(
+    string JobId,
+    string Name,
+    string Status,
+    string? Error,
+    int Runs,
+    ImmutableArray<string> RunNodes,
+    int Tasks,
+    int CompletedTasks,
+    ImmutableArray<JobView.TaskView> TaskDetails,
+    ImmutableArray<JobView.OutputView> Outputs,
+    DateTimeOffset? SubmittedAt,
+    DateTimeOffset? FinishedAt)
+{
+    public sealed record TaskView(string Name, int Stage, string Status, int Attempts, ImmutableArray<string> Placements,
+        int Completions, int Recomputations, double Seconds, string? LastError);
+
+    public sealed record OutputView(string Name, long Bytes);
+
+    public static JobView Of(JobState state) => new(
+        state.JobId,
+        state.Spec?.Name ?? "",
+        state.Status.ToString(),
+        state.Error?.ToString(),
+        state.Runs,
+        state.RunNodes,
+        state.Tasks.Length,
+        state.CompletedTasks,
+        [.. state.Tasks.Select(t => new TaskView(t.Name, t.Stage, t.Status.ToString(), t.Attempts, [.. t.Placements.Select(p => p.ToString())],
+            t.Completions, t.Recomputations, t.Seconds, t.LastError?.ToString()))],
+        [.. state.Outputs.Select(o => new OutputView(o.Name, o.Data.Length))],
+        state.SubmittedAtMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(state.SubmittedAtMs) : null,
+        state.FinishedAtMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(state.FinishedAtMs) : null);
+}

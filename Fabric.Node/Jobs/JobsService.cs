@@ -1,0 +1,51 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Fabric.Core;
+using Fabric.Core.Client;
+using Fabric.Core.Jobs;
+using Fabric.Core.Protocol;
+
+namespace Fabric.Node.Jobs;
+
+/// <summary>
+/// The job API of a node, used by the HTTP gateway: validates a spec against the cluster's devices before anything
+/// is persisted, gives the job an id, starts its entity and records it in the index.
+/// </summary>
+public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef deviceManager)
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>Submits a job → its id; an invalid spec → a <see cref="FabricException"/> naming the task, and nothing persisted.</summary>
+    public async Task<string> SubmitAsync(JobSpec spec, CancellationToken cancel)
+    {
+        var devices = (await deviceManager.Ask<DeviceRequests.DeviceList>(new DeviceRequests.ListDevices(), Timeout, cancel)).Devices;
+        if (devices.IsDefaultOrEmpty) throw new FabricException(new FabricError(ErrorCode.ENODEV, "the cluster has no devices to run a job on"));
+        if (JobValidator.Validate(spec, devices.Max(d => d.MemoryTotal)) is { } error) throw new FabricException(error);
+        var jobId = $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..6]}";
+        await Ask<JobIndex.ContextAck>(new JobIndex.Add(new JobIndex.JobListing(jobId, spec.Name, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())), cancel);
+        await Ask<JobEntity.Accepted>(new JobEntity.Start(jobId, spec), cancel);
+        return jobId;
+    }
+
+    public Task<JobState> GetAsync(string jobId, CancellationToken cancel) => Ask<JobState>(new JobEntity.Get(jobId), cancel);
+
+    public async Task<ImmutableArray<JobState>> ListAsync(CancellationToken cancel)
+    {
+        var listing = await Ask<JobIndex.Listing>(new JobIndex.List(), cancel);
+        var states = await Task.WhenAll(listing.Jobs.Select(j => GetAsync(j.JobId, cancel)));
+        return [.. states];
+    }
+
+    private async Task<T> Ask<T>(object message, CancellationToken cancel)
+    {
+        var reply = await region.Ask<object>(message, Timeout, cancel);
+        return reply switch
+        {
+            T ok => ok,
+            FabricError error => throw new FabricException(error),
+            _ => throw new FabricException(new FabricError(ErrorCode.EIO, $"the job region answered {reply.GetType().Name}")),
+        };
+    }
+
+    internal ActorSystem System => system;
+}

@@ -1,0 +1,218 @@
+using System.Diagnostics;
+using Fabric.Core.Jobs;
+using Fabric.Node.Cli;
+using Fabric.Node.Jobs;
+using Xunit.Abstractions;
+
+namespace Fabric.Tests.Cluster;
+
+/// <summary>Jobs on three real node processes: across nodes, through the loss of a task node, through the loss of the job's own node.</summary>
+public abstract class JobScenario<TFixture>(TFixture cluster, ITestOutputHelper output) : IClassFixture<TFixture>, IAsyncLifetime
+    where TFixture : ClusterFixture
+{
+    protected TFixture Cluster => cluster;
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public Task DisposeAsync()
+    {
+        cluster.Log(output);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Three stages: <paramref name="width"/> matmul-and-scale tasks, pairwise adds, then one task adding the pairs and
+    /// summing and checksumming the result. Large enough matrices that a node can be killed while tasks run.
+    /// </summary>
+    public static JobSpec WideJob(string name, int width, uint n)
+    {
+        var size = (long)n * n * 4;
+        var job = new JobBuilder(name).RandomInput("a", (long)n * n, seed: 11).RandomInput("b", (long)n * n, seed: 12, scale: 0.5f);
+        for (var i = 0; i < width; i++)
+        {
+            var k = i;
+            job.Buffer($"p{k}", size).Buffer($"q{k}", size)
+                .Task($"mul{k}", t => t.MatMul($"p{k}", "a", "b", n, n, n).Scale($"q{k}", $"p{k}", k + 1));
+        }
+        for (var j = 0; j < width / 2; j++)
+        {
+            var k = j;
+            job.Buffer($"r{k}", size).Task($"pair{k}", t => t.Add($"r{k}", $"q{2 * k}", $"q{2 * k + 1}"));
+        }
+        job.Output("s", size).Output("total", 4).Output("crc", 4);
+        job.Task("sum", t =>
+        {
+            var previous = "r0";
+            for (var j = 1; j < width / 2; j++)
+            {
+                var next = j == width / 2 - 1 ? "s" : $"s{j}";
+                if (next != "s") job.Buffer(next, size);
+                t.Add(next, previous, $"r{j}");
+                previous = next;
+            }
+            t.ReduceSum("total", "s").Checksum("crc", "s");
+        });
+        return job.Build();
+    }
+
+    protected async Task<JobView> AwaitJobAsync(string jobId, Func<JobView, bool> until, TimeSpan timeout, params string[] gateways)
+    {
+        var clock = Stopwatch.StartNew();
+        var turn = 0;
+        while (true)
+        {
+            using var gateway = new GatewayClient(cluster[gateways[turn++ % gateways.Length]].Gateway);
+            try
+            {
+                var view = await gateway.JobAsync(jobId, CancellationToken.None);
+                if (until(view)) return view;
+            }
+            catch (GatewayException e) { output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: {e.Message}"); }
+            if (clock.Elapsed > timeout) throw new TimeoutException($"job {jobId} did not reach the expected state within {timeout.TotalSeconds:0} s");
+            await Task.Delay(200);
+        }
+    }
+
+    /// <summary>Checks every output of a completed job against the host reference; returns them.</summary>
+    protected async Task VerifyOutputsAsync(string jobId, JobSpec spec, string via)
+    {
+        using var gateway = new GatewayClient(cluster[via].Gateway);
+        var expected = JobReference.Evaluate(spec);
+        var plan = JobPlan.Of(spec);
+        foreach (var output in spec.Buffers.Where(b => b.Output))
+        {
+            var actual = await gateway.OutputAsync(jobId, output.Name, CancellationToken.None);
+            Assert.True(JobReference.Matches(expected[output.Name], actual, plan.ProducerKernel(output.Name)), $"output {output.Name} differs from the host reference");
+        }
+    }
+
+    protected static void AssertEachTaskCompletedOnce(JobView view)
+    {
+        Assert.Equal("Completed", view.Status);
+        Assert.All(view.TaskDetails, t => Assert.Equal(1, t.Completions));
+        Assert.Equal(view.Tasks, view.CompletedTasks);
+    }
+
+    protected async Task<string> SubmitAsync(JobSpec spec, string via)
+    {
+        using var gateway = new GatewayClient(cluster[via].Gateway);
+        return await gateway.SubmitAsync(JobJson.Write(spec), CancellationToken.None);
+    }
+
+    /// <summary>The node name of an Akka address, as the gateway lists members.</summary>
+    protected async Task<string> NodeNameAsync(string address, string via)
+    {
+        using var gateway = new GatewayClient(cluster[via].Gateway);
+        return (await gateway.NodesAsync(CancellationToken.None)).Nodes.Single(n => n.Address == address).Node;
+    }
+
+    protected ITestOutputHelper Output => output;
+}
+
+public abstract class JobRunsAcrossNodes<TFixture>(TFixture cluster, ITestOutputHelper output) : JobScenario<TFixture>(cluster, output)
+    where TFixture : ClusterFixture
+{
+    [Fact]
+    public async Task A_three_stage_job_runs_on_devices_of_several_nodes_and_passes_buffers_p2p()
+    {
+        var spec = WideJob("across", width: 4, n: 256);
+
+        var jobId = await SubmitAsync(spec, "n2");
+        var view = await AwaitJobAsync(jobId, v => v.Status is "Completed" or "Failed", TimeSpan.FromSeconds(120), "n1");
+
+        AssertEachTaskCompletedOnce(view);
+        Assert.True(view.TaskDetails.SelectMany(t => t.Placements).Select(p => p.Split('/')[0]).Distinct().Count() >= 2,
+            $"every task ran on one node: {string.Join(", ", view.TaskDetails.SelectMany(t => t.Placements))}");
+        Assert.Equal(3, view.TaskDetails.Select(t => t.Stage).Distinct().Count());
+        await VerifyOutputsAsync(jobId, spec, "n3");
+        await Cluster.AwaitDevicesAsync(ds => ds.All(d => d.MemoryUsed == 0 && d.OpenContexts == 0), TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public async Task Invalid_specs_are_refused_with_a_sentence_naming_the_task_and_nothing_is_stored()
+    {
+        using var gateway = new GatewayClient(Cluster["n1"].Gateway);
+        var before = (await gateway.JobsAsync(CancellationToken.None)).Length;
+        var cyclic = JobJson.Write(new JobSpec("cyclic",
+            [new BufferSpec("x", 16, null, false), new BufferSpec("y", 16, null, true)],
+            [new TaskSpec("t1", [KernelStep.Copy("x", "y")], new TaskNeeds(0, null, null)), new TaskSpec("t2", [KernelStep.Copy("y", "x")], new TaskNeeds(0, null, null))]));
+        var huge = JobJson.Write(new JobSpec("huge", [new BufferSpec("x", 1L << 32, new BufferInit(InitKind.Zero, null, 0, 0), false), new BufferSpec("y", 1L << 32, null, true)],
+            [new TaskSpec("big", [KernelStep.Copy("y", "x")], new TaskNeeds(0, null, null))]));
+
+        var cycle = await Assert.ThrowsAsync<GatewayException>(() => gateway.SubmitAsync(cyclic, CancellationToken.None));
+        var memory = await Assert.ThrowsAsync<GatewayException>(() => gateway.SubmitAsync(huge, CancellationToken.None));
+        var broken = await Assert.ThrowsAsync<GatewayException>(() => gateway.SubmitAsync("{ \"name\": ", CancellationToken.None));
+
+        Assert.Contains("EINVAL", cycle.Message);
+        Assert.Contains("t1", cycle.Message);
+        Assert.Contains("ENOMEM", memory.Message);
+        Assert.Contains("big", memory.Message);
+        Assert.Contains("EINVAL", broken.Message);
+        Assert.Equal(before, (await gateway.JobsAsync(CancellationToken.None)).Length);
+    }
+}
+
+public abstract class JobSurvivesTaskNodeLoss<TFixture>(TFixture cluster, ITestOutputHelper output) : JobScenario<TFixture>(cluster, output)
+    where TFixture : ClusterFixture
+{
+    [Fact]
+    public async Task Sigkill_of_a_node_running_tasks_mid_job_still_completes_each_task_exactly_once_with_the_right_result()
+    {
+        var spec = WideJob("task-node-loss", width: 6, n: 640);
+        var jobId = await SubmitAsync(spec, "n1");
+        // Wait until tasks run, and pick a node that runs one but does not host the job entity.
+        var running = await AwaitJobAsync(jobId, v => v.RunNodes.Length > 0 && v.TaskDetails.Count(t => t.Status == "Placed") >= 3, TimeSpan.FromSeconds(60), "n1");
+        var entityNode = await NodeNameAsync(running.RunNodes[^1], "n1");
+        var victim = running.TaskDetails.Where(t => t.Status == "Placed").Select(t => t.Placements[^1].Split('/')[0]).First(n => n != entityNode);
+        var survivor = new[] { "n1", "n2", "n3" }.First(n => n != victim);
+
+        Cluster[victim].Process.Kill();
+        var clock = Stopwatch.StartNew();
+        var view = await AwaitJobAsync(jobId, v => v.Status is "Completed" or "Failed", TimeSpan.FromSeconds(180), survivor);
+
+        Output.WriteLine($"killed {victim} (entity on {entityNode}); job {view.Status} {clock.Elapsed.TotalSeconds:0.0} s later");
+        AssertEachTaskCompletedOnce(view);
+        Assert.Contains(view.TaskDetails, t => t.Attempts > 1 || t.Recomputations > 0);
+        await VerifyOutputsAsync(jobId, spec, survivor);
+    }
+}
+
+public abstract class JobSurvivesEntityNodeLoss<TFixture>(TFixture cluster, ITestOutputHelper output) : JobScenario<TFixture>(cluster, output)
+    where TFixture : ClusterFixture
+{
+    [Fact]
+    public async Task Sigkill_of_the_node_hosting_the_job_recovers_it_from_the_journal_elsewhere_and_completes_it_once()
+    {
+        var spec = WideJob("entity-node-loss", width: 6, n: 640);
+        var jobId = await SubmitAsync(spec, "n1");
+        var running = await AwaitJobAsync(jobId, v => v.RunNodes.Length > 0 && v.TaskDetails.Any(t => t.Status == "Placed"), TimeSpan.FromSeconds(60), "n1");
+        var entityNode = await NodeNameAsync(running.RunNodes[^1], "n1");
+        var survivors = new[] { "n1", "n2", "n3" }.Where(n => n != entityNode).ToArray();
+
+        Cluster[entityNode].Process.Kill();
+        var clock = Stopwatch.StartNew();
+        var view = await AwaitJobAsync(jobId, v => v.Status is "Completed" or "Failed", TimeSpan.FromSeconds(180), survivors);
+
+        Output.WriteLine($"killed {entityNode}, the job's node; job {view.Status} {clock.Elapsed.TotalSeconds:0.0} s later, runs on {string.Join(", ", view.RunNodes)}");
+        AssertEachTaskCompletedOnce(view);
+        Assert.True(view.Runs >= 2, $"the job ran {view.Runs} time(s)");
+        Assert.DoesNotContain(view.RunNodes[^1], running.RunNodes[^1]);
+        await VerifyOutputsAsync(jobId, spec, survivors[0]);
+    }
+}
+
+// The scenarios against each journal: a SQLite file the three nodes share, and the local PostgreSQL server.
+[Collection(ProcessCollection.Name)] public sealed class JobRunsAcrossNodesOnSqlite(ClusterFixture c, ITestOutputHelper o) : JobRunsAcrossNodes<ClusterFixture>(c, o);
+[Collection(ProcessCollection.Name)] public sealed class JobSurvivesTaskNodeLossOnSqlite(ClusterFixture c, ITestOutputHelper o) : JobSurvivesTaskNodeLoss<ClusterFixture>(c, o);
+[Collection(ProcessCollection.Name)] public sealed class JobSurvivesEntityNodeLossOnSqlite(ClusterFixture c, ITestOutputHelper o) : JobSurvivesEntityNodeLoss<ClusterFixture>(c, o);
+[Collection(ProcessCollection.Name)] public sealed class JobRunsAcrossNodesOnPostgres(PostgresClusterFixture c, ITestOutputHelper o) : JobRunsAcrossNodes<PostgresClusterFixture>(c, o);
+[Collection(ProcessCollection.Name)] public sealed class JobSurvivesTaskNodeLossOnPostgres(PostgresClusterFixture c, ITestOutputHelper o) : JobSurvivesTaskNodeLoss<PostgresClusterFixture>(c, o);
+[Collection(ProcessCollection.Name)] public sealed class JobSurvivesEntityNodeLossOnPostgres(PostgresClusterFixture c, ITestOutputHelper o) : JobSurvivesEntityNodeLoss<PostgresClusterFixture>(c, o);
+
+/// <summary>Three nodes whose journal is the local PostgreSQL server (started by ./test.sh).</summary>
+public sealed class PostgresClusterFixture : ClusterFixture
+{
+    protected override string[] JournalArguments() =>
+        ["--postgres", Environment.GetEnvironmentVariable("FABRIC_TEST_POSTGRES")
+                       ?? throw new InvalidOperationException("FABRIC_TEST_POSTGRES is not set: run ./test.sh, which installs and starts the local PostgreSQL server")];
+}
