@@ -15,7 +15,8 @@ public sealed record JobView(
     ImmutableArray<JobView.TaskView> TaskDetails,
     ImmutableArray<JobView.OutputView> Outputs,
     DateTimeOffset? SubmittedAt,
-    DateTimeOffset? FinishedAt)
+    DateTimeOffset? FinishedAt,
+    long Events)
 {
     public sealed record TaskView(string Name, int Stage, string Status, int Attempts, ImmutableArray<string> Placements,
         int Completions, int Recomputations, double Seconds, string? LastError);
@@ -35,5 +36,6 @@ public sealed record JobView(
             t.Completions, t.Recomputations, t.Seconds, t.LastError?.ToString()))],
         [.. state.Outputs.Select(o => new OutputView(o.Name, o.Data.Length))],
         state.SubmittedAtMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(state.SubmittedAtMs) : null,
-        state.FinishedAtMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(state.FinishedAtMs) : null);
+        state.FinishedAtMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(state.FinishedAtMs) : null,
+        state.Events);
 }

@@ -21,10 +21,24 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
         var devices = (await deviceManager.Ask<DeviceRequests.DeviceList>(new DeviceRequests.ListDevices(), Timeout, cancel)).Devices;
         if (devices.IsDefaultOrEmpty) throw new FabricException(new FabricError(ErrorCode.ENODEV, "the cluster has no devices to run a job on"));
         if (JobValidator.Validate(spec, devices.Max(d => d.MemoryTotal)) is { } error) throw new FabricException(error);
+        if (Unplaceable(spec, devices) is { } unplaceable) throw new FabricException(unplaceable);
         var jobId = $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..6]}";
         await Ask<JobIndex.ContextAck>(new JobIndex.Add(new JobIndex.JobListing(jobId, spec.Name, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())), cancel);
         await Ask<JobEntity.Accepted>(new JobEntity.Start(jobId, spec), cancel);
         return jobId;
+    }
+
+    /// <summary>A task whose node or device kind the cluster does not have → EINVAL naming it.</summary>
+    private static FabricError? Unplaceable(JobSpec spec, ImmutableArray<DeviceInfo> devices)
+    {
+        foreach (var task in spec.Tasks)
+        {
+            if (task.Needs.Node is { } node && devices.All(d => d.Id.Node != node))
+                return FabricError.Invalid($"task {task.Name} needs node '{node}', which is not in the cluster (nodes: {string.Join(", ", devices.Select(d => d.Id.Node).Distinct())})");
+            if (task.Needs.DeviceKind is { } kind && devices.All(d => d.Kind != kind))
+                return FabricError.Invalid($"task {task.Name} needs a device of kind '{kind}', which the cluster does not have (kinds: {string.Join(", ", devices.Select(d => d.Kind).Distinct())})");
+        }
+        return null;
     }
 
     public Task<JobState> GetAsync(string jobId, CancellationToken cancel) => Ask<JobState>(new JobEntity.Get(jobId), cancel);

@@ -56,6 +56,26 @@ public class ClusterFixture : IAsyncLifetime
     /// <summary>The journal the nodes share: a SQLite file of this fixture's own, unless a subclass says otherwise.</summary>
     protected virtual string[] JournalArguments() => ["--sqlite", Path.Combine(DataRoot, "fabric.db")];
 
+    /// <summary>How many events the shared journal holds for <paramref name="persistenceId"/>, read from the database itself.</summary>
+    public async Task<long> JournalEventsAsync(string persistenceId)
+    {
+        var arguments = JournalArguments();
+        System.Data.Common.DbConnection connection = arguments[0] == "--sqlite"
+            ? new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={arguments[1]}")
+            : new Npgsql.NpgsqlConnection(arguments[1]);
+        await using (connection)
+        {
+            await connection.OpenAsync();
+            await using var command = connection.CreateCommand();
+            command.CommandText = "SELECT COUNT(*) FROM journal WHERE persistence_id = @id";
+            var parameter = command.CreateParameter();
+            parameter.ParameterName = "id";
+            parameter.Value = persistenceId;
+            command.Parameters.Add(parameter);
+            return Convert.ToInt64(await command.ExecuteScalarAsync());
+        }
+    }
+
     public async Task<DeviceInfo[]> DevicesAsync(string via = "n1")
     {
         using var gateway = new GatewayClient(this[via].Gateway);

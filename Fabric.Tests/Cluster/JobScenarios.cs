@@ -125,6 +125,10 @@ public abstract class JobRunsAcrossNodes<TFixture>(TFixture cluster, ITestOutput
             $"every task ran on one node: {string.Join(", ", view.TaskDetails.SelectMany(t => t.Placements))}");
         Assert.Equal(3, view.TaskDetails.Select(t => t.Stage).Distinct().Count());
         await VerifyOutputsAsync(jobId, spec, "n3");
+        // The journal holds the whole history: submitted, the run, each task placed and completed, the result.
+        var stored = await Cluster.JournalEventsAsync($"job-{jobId}");
+        Assert.Equal(view.Events, stored);
+        Assert.True(stored >= 3 + 2 * view.Tasks, $"only {stored} events for {view.Tasks} tasks");
         await Cluster.AwaitDevicesAsync(ds => ds.All(d => d.MemoryUsed == 0 && d.OpenContexts == 0), TimeSpan.FromSeconds(30));
     }
 
