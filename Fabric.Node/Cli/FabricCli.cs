@@ -51,6 +51,11 @@ public static class FabricCli
             "raw TCP between the same processes with the same chunk size; 4 KiB remote read latency p50/p99; peak RSS growth of " +
             "both processes during the transfer.",
             (quick, cancel) => P2PBench.RunAsync(new P2PBench.Options(quick), Console.Error.WriteLine, cancel)));
+        bench.Subcommands.Add(BenchSuite("jobs",
+            "Starts three node processes: tasks per second of a wide job of 10 000 tiny tasks, and the cost per task over " +
+            "submitting the same command buffer directly; then the time from SIGKILL of a node running tasks to the completion " +
+            "of a task placed again, and from SIGKILL of the job's own node to the first task its recovered run completes.",
+            (quick, cancel) => JobsBench.RunAsync(new JobsBench.Options(quick), Console.Error.WriteLine, cancel)));
         return bench;
     }
 

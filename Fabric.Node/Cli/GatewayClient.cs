@@ -9,7 +9,7 @@ namespace Fabric.Node.Cli;
 /// <summary>Reads a node's HTTP gateway for the CLI; failures become one clear sentence.</summary>
 public sealed class GatewayClient(string baseUrl) : IDisposable
 {
-    private readonly HttpClient _http = new() { BaseAddress = new Uri(baseUrl.TrimEnd('/') + "/"), Timeout = TimeSpan.FromSeconds(10) };
+    private readonly HttpClient _http = new() { BaseAddress = new Uri(baseUrl.TrimEnd('/') + "/"), Timeout = TimeSpan.FromSeconds(60) };
 
     public const string DefaultUrl = "http://127.0.0.1:5080";
 
@@ -74,7 +74,8 @@ public sealed class GatewayClient(string baseUrl) : IDisposable
         try
         {
             using var response = await _http.GetAsync(path, cancel);
-            if (!response.IsSuccessStatusCode && response.StatusCode != System.Net.HttpStatusCode.ServiceUnavailable)
+            // /health answers 503 with its body while the node is not Up yet; anywhere else a failure is a problem.
+            if (!response.IsSuccessStatusCode && !(path == "health" && response.StatusCode == System.Net.HttpStatusCode.ServiceUnavailable))
                 throw await ProblemAsync(response, cancel);
             var body = await response.Content.ReadFromJsonAsync<T>(HttpGateway.Json, cancel);
             return body ?? throw new GatewayException($"the gateway at {_http.BaseAddress} answered {path} with nothing");

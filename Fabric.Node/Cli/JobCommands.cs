@@ -68,6 +68,7 @@ public static class JobCommands
                 {
                     foreach (var (stage, bar) in bars)
                         bar.Value = view.TaskDetails.Count(t => t.Stage == stage && t.Completions > 0);
+                    progress.Refresh();
                     if (view.Status is nameof(JobStatus.Completed) or nameof(JobStatus.Failed)) break;
                     await Task.Delay(200, cancel);
                     view = await client.JobAsync(jobId, cancel);

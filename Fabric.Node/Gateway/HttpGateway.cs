@@ -70,14 +70,14 @@ public static class HttpGateway
             }
         });
         app.MapGet("/jobs", async (ActorRegistry actors, CancellationToken cancel) =>
-            Results.Json((await Jobs(actors).ListAsync(cancel)).Select(JobView.Of), Json));
-        app.MapGet("/jobs/{id}", async (string id, ActorRegistry actors, CancellationToken cancel) =>
+            await Answer(async () => Results.Json((await Jobs(actors).ListAsync(cancel)).Select(JobView.Of), Json)));
+        app.MapGet("/jobs/{id}", (string id, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>
         {
             var state = await Jobs(actors).GetAsync(id, cancel);
             return state.Status == JobStatus.Unknown
                 ? Results.Json(new Problem(nameof(ErrorCode.ENOENT), $"there is no job {id}"), Json, statusCode: 404)
                 : Results.Json(JobView.Of(state), Json);
-        });
+        }));
         app.MapGet("/jobs/{id}/spec", async (string id, ActorRegistry actors, CancellationToken cancel) =>
         {
             var state = await Jobs(actors).GetAsync(id, cancel);
@@ -85,19 +85,35 @@ public static class HttpGateway
                 ? Results.Json(new Problem(nameof(ErrorCode.ENOENT), $"there is no job {id}"), Json, statusCode: 404)
                 : Results.Text(JobJson.Write(state.Spec), "application/json");
         });
-        app.MapGet("/jobs/{id}/outputs/{name}", async (string id, string name, ActorRegistry actors, CancellationToken cancel) =>
+        app.MapGet("/jobs/{id}/outputs/{name}", (string id, string name, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>
         {
-            var state = await Jobs(actors).GetAsync(id, cancel);
-            var output = state.Outputs.FirstOrDefault(o => o.Name == name);
-            if (output is not null) return Results.Bytes(output.Data, "application/octet-stream");
-            var why = state.Status switch
+            try
             {
-                JobStatus.Unknown => $"there is no job {id}",
-                JobStatus.Completed => $"job {id} has no output '{name}' (outputs: {string.Join(", ", state.Outputs.Select(o => o.Name))})",
-                _ => $"job {id} is {state.Status}: its outputs exist once it has completed",
-            };
-            return Results.Json(new Problem(nameof(ErrorCode.ENOENT), why), Json, statusCode: 404);
-        });
+                return Results.Bytes(await Jobs(actors).GetOutputAsync(id, name, cancel), "application/octet-stream");
+            }
+            catch (FabricException e) when (e.Code == ErrorCode.ENOENT)
+            {
+                return Results.Json(new Problem(nameof(ErrorCode.ENOENT), e.Error.Message), Json, statusCode: 404);
+            }
+        }));
+    }
+
+    /// <summary>
+    /// Runs a job request; the job region not answering in time (a node holding it was just lost, and its jobs are
+    /// moving) is a 503 with ETIMEDOUT and a sentence, not a crash.
+    /// </summary>
+    private static async Task<IResult> Answer(Func<Task<IResult>> request)
+    {
+        try { return await request(); }
+        catch (AskTimeoutException)
+        {
+            return Results.Json(new Problem(nameof(ErrorCode.ETIMEDOUT),
+                "the job region did not answer in time: a node holding the job may have just been lost, and the job is moving; try again"), Json, statusCode: 503);
+        }
+        catch (FabricException e)
+        {
+            return Results.Json(new Problem(e.Code.ToString(), e.Error.Message), Json, statusCode: 503);
+        }
     }
 
     public sealed record Submitted(string JobId);

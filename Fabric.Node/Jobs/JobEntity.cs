@@ -32,6 +32,13 @@ public static class JobEntity
     [MessagePackObject]
     public sealed record Get([property: Key(0)] string JobId) : IJobMessage;
 
+    /// <summary>Reads part of an output of a completed job → <see cref="OutputChunk"/>, or ENOENT naming what is missing.</summary>
+    [MessagePackObject]
+    public sealed record GetOutput([property: Key(0)] string JobId, [property: Key(1)] string Name, [property: Key(2)] long Offset, [property: Key(3)] int Length) : IJobMessage;
+
+    [MessagePackObject]
+    public sealed record OutputChunk([property: Key(0)] byte[] Data, [property: Key(1)] long Total) : IFabricMessage;
+
     /// <summary>Routes <see cref="IJobMessage"/>s to their entity by job id.</summary>
     public sealed class MessageExtractor() : HashCodeMessageExtractor(60)
     {

@@ -54,10 +54,28 @@ internal sealed class JobEntityActor : ReceivePersistentActor
         Command<JobEntity.Start>(OnStart);
         Command<JobEntity.Get>(_ =>
         {
-            Sender.Tell(_state);
+            // A summary: output bytes can be large, and replies cross nodes; they are fetched by GetOutput in chunks.
+            Sender.Tell(_state with { Outputs = [.. _state.Outputs.Select(o => o with { Data = [] })] });
             if (_state.Status == JobStatus.Unknown) Context.Parent.Tell(new Passivate(PoisonPill.Instance));
         });
         Command<Resume>(_ => StartRun());
+        Command<JobEntity.GetOutput>(m =>
+        {
+            var output = _state.Outputs.FirstOrDefault(o => o.Name == m.Name);
+            if (output is null)
+            {
+                Sender.Tell(new FabricError(ErrorCode.ENOENT, _state.Status switch
+                {
+                    JobStatus.Unknown => $"there is no job {m.JobId}",
+                    JobStatus.Completed => $"job {m.JobId} has no output '{m.Name}' (outputs: {string.Join(", ", _state.Outputs.Select(o => o.Name))})",
+                    _ => $"job {m.JobId} is {_state.Status}: its outputs exist once it has completed",
+                }));
+                return;
+            }
+            var offset = (int)Math.Clamp(m.Offset, 0, output.Data.Length);
+            var length = Math.Clamp(m.Length, 0, output.Data.Length - offset);
+            Sender.Tell(new JobEntity.OutputChunk(output.Data.AsSpan(offset, length).ToArray(), output.Data.Length));
+        });
         Command<RunEvent>(m => Record(m.Event));
         Command<TaskSucceeded>(m => Record(_state.IsFirstCompletion(m.Task)
             ? new JobEvents.TaskCompleted(m.Task, m.Device, m.Attempt, m.Seconds, Now())
@@ -125,7 +143,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor
         if (client is not null) _ = client.DisposeAsync().AsTask();
         IJobEvent final = m.Result.Error is { } error
             ? new JobEvents.Failed(error, Now())
-            : new JobEvents.Completed([.. m.Result.Outputs.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => new JobOutput(kv.Key, kv.Value))], Now());
+            : new JobEvents.Completed([.. m.Result.Outputs.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => new JobOutput(kv.Key, kv.Value, kv.Value.Length))], Now());
         Persist(final, e =>
         {
             _state = _state.Apply(e);

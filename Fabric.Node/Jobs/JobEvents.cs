@@ -47,6 +47,6 @@ public static class JobEvents
     public sealed record Failed([property: Key(0)] FabricError Error, [property: Key(1)] long AtMs) : IJobEvent;
 }
 
-/// <summary>One result buffer of a finished job.</summary>
+/// <summary>One result buffer of a finished job (in a summary: its size, without the bytes).</summary>
 [MessagePackObject]
-public sealed record JobOutput([property: Key(0)] string Name, [property: Key(1)] byte[] Data);
+public sealed record JobOutput([property: Key(0)] string Name, [property: Key(1)] byte[] Data, [property: Key(2)] long Size);

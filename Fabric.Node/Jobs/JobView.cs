@@ -34,7 +34,7 @@ public sealed record JobView(
         state.CompletedTasks,
         [.. state.Tasks.Select(t => new TaskView(t.Name, t.Stage, t.Status.ToString(), t.Attempts, [.. t.Placements.Select(p => p.ToString())],
             t.Completions, t.Recomputations, t.Seconds, t.LastError?.ToString()))],
-        [.. state.Outputs.Select(o => new OutputView(o.Name, o.Data.Length))],
+        [.. state.Outputs.Select(o => new OutputView(o.Name, o.Size))],
         state.SubmittedAtMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(state.SubmittedAtMs) : null,
         state.FinishedAtMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(state.FinishedAtMs) : null,
         state.Events);

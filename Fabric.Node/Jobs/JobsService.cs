@@ -43,6 +43,23 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
 
     public Task<JobState> GetAsync(string jobId, CancellationToken cancel) => Ask<JobState>(new JobEntity.Get(jobId), cancel);
 
+    /// <summary>An output of a completed job, fetched in chunks that fit a message.</summary>
+    public async Task<byte[]> GetOutputAsync(string jobId, string name, CancellationToken cancel)
+    {
+        const int chunk = 1 << 20;
+        var first = await Ask<JobEntity.OutputChunk>(new JobEntity.GetOutput(jobId, name, 0, chunk), cancel);
+        var data = new byte[first.Total];
+        first.Data.CopyTo(data, 0);
+        for (long at = first.Data.Length; at < first.Total;)
+        {
+            var part = await Ask<JobEntity.OutputChunk>(new JobEntity.GetOutput(jobId, name, at, chunk), cancel);
+            if (part.Data.Length == 0) throw new FabricException(new FabricError(ErrorCode.EIO, $"output {name} of job {jobId} ended early at {at} bytes"));
+            part.Data.CopyTo(data, at);
+            at += part.Data.Length;
+        }
+        return data;
+    }
+
     public async Task<ImmutableArray<JobState>> ListAsync(CancellationToken cancel)
     {
         var listing = await Ask<JobIndex.Listing>(new JobIndex.List(), cancel);

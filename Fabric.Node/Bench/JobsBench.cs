@@ -1,0 +1,134 @@
+using System.Diagnostics;
+using Fabric.Core;
+using Fabric.Core.Commands;
+using Fabric.Core.Jobs;
+using Fabric.Node.Cli;
+using Fabric.Node.Jobs;
+
+namespace Fabric.Node.Bench;
+
+/// <summary>
+/// <c>fabric bench jobs</c>: three node processes. A wide job of many tiny tasks measures jobs' tasks per second and
+/// the time each task costs over running the same command buffer directly on a device; a job of slow tasks measures
+/// recovery: from the SIGKILL of a node running tasks to the completion of a task placed again, and (on a new cluster)
+/// from the SIGKILL of the job's own node to the first task completed by its recovered run.
+/// </summary>
+public static class JobsBench
+{
+    public sealed record Options(bool Quick);
+
+    private static readonly string[] Names = ["j1", "j2", "j3"];
+
+    public static async Task<IReadOnlyList<BenchLine>> RunAsync(Options options, Action<string> progress, CancellationToken cancel)
+    {
+        var tasks = options.Quick ? 1_000 : 10_000;
+        var lines = new List<BenchLine>();
+        double taskNodeRecovery, jobNodeRecovery;
+        await using (var nodes = await BenchNodes.StartAsync(Names, "256MiB", progress, cancel))
+        {
+            progress($"wide job: {tasks} tiny tasks");
+            var (perSecond, perTask) = await WideJobAsync(nodes, tasks, cancel);
+            progress("the same command buffers submitted directly to one device");
+            var direct = await DirectAsync(nodes, tasks, cancel);
+            lines.Add(new BenchLine("job_tasks_per_s", perSecond, "per_s", Goal: ">= 5000"));
+            lines.Add(new BenchLine("job_task_overhead_us", (perTask - direct) * 1e6, "us", direct * 1e6, "direct_submit_us"));
+            progress("recovery: SIGKILL of a node running tasks");
+            taskNodeRecovery = await RecoveryAsync(nodes, killEntityNode: false, options.Quick ? 512u : 768u, progress, cancel);
+        }
+        await using (var nodes = await BenchNodes.StartAsync(Names, "256MiB", progress, cancel))
+        {
+            progress("recovery: SIGKILL of the node hosting the job");
+            jobNodeRecovery = await RecoveryAsync(nodes, killEntityNode: true, options.Quick ? 512u : 768u, progress, cancel);
+        }
+        lines.Add(new BenchLine("recovery_task_node_s", taskNodeRecovery, "s", Goal: "<= 5"));
+        lines.Add(new BenchLine("recovery_job_node_s", jobNodeRecovery, "s", Goal: "<= 10"));
+        return lines;
+    }
+
+    /// <summary>One input, <paramref name="count"/> independent tasks each scaling it into an output of its own.</summary>
+    private static async Task<(double PerSecond, double SecondsPerTask)> WideJobAsync(BenchNodes nodes, int count, CancellationToken cancel)
+    {
+        var job = new JobBuilder($"wide-{count}").RandomInput("x", 16, seed: 3);
+        for (var i = 0; i < count; i++)
+        {
+            var k = i;
+            job.Output($"y{k}", 64).Task($"t{k}", t => t.Scale($"y{k}", "x", k));
+        }
+        var spec = job.Build();
+        using var gateway = new GatewayClient(nodes.Gateway(0));
+        var clock = Stopwatch.StartNew();
+        var jobId = await gateway.SubmitAsync(JobJson.Write(spec), cancel);
+        var view = await AwaitAsync(gateway, jobId, v => v.Status is "Completed" or "Failed", TimeSpan.FromMinutes(4), cancel);
+        var seconds = clock.Elapsed.TotalSeconds;
+        Console.Error.WriteLine($"  {count} tasks in {seconds:0.0} s");
+        if (view.Status != "Completed") throw new InvalidOperationException($"the wide job {view.Status}: {view.Error}");
+        return (count / seconds, seconds / count);
+    }
+
+    /// <summary>Seconds per submission of the same tiny command buffer, submitted and waited on one at a time.</summary>
+    private static async Task<double> DirectAsync(BenchNodes nodes, int count, CancellationToken cancel)
+    {
+        await using var context = await nodes.Client.OpenAsync(new DeviceId(Names[0], 0), cancel);
+        var space = await context.CreateAddressSpaceAsync(cancel);
+        await context.AttachAsync(space, cancel);
+        var buffer = await context.AllocateAsync(4096, cancel: cancel);
+        var iova = await context.MapAsync(space, buffer, Access.ReadWrite, cancel: cancel);
+        var command = new CommandBufferBuilder().Scale(iova + 1024, iova, 16, 2f).Build();
+        var rounds = Math.Min(count, 2_000);
+        var clock = Stopwatch.StartNew();
+        for (var i = 0; i < rounds; i++) await context.RunAsync(command, TimeSpan.FromSeconds(10), cancel: cancel);
+        return clock.Elapsed.TotalSeconds / rounds;
+    }
+
+    private static async Task<double> RecoveryAsync(BenchNodes nodes, bool killEntityNode, uint n, Action<string> progress, CancellationToken cancel)
+    {
+        var size = (long)n * n * 4;
+        var job = new JobBuilder(killEntityNode ? "recover-job-node" : "recover-task-node")
+            .RandomInput("a", (long)n * n, seed: 5).RandomInput("b", (long)n * n, seed: 6);
+        for (var i = 0; i < 6; i++)
+        {
+            var k = i;
+            job.Output($"p{k}", size).Task($"mul{k}", t => t.MatMul($"p{k}", "a", "b", n, n, n));
+        }
+        var spec = job.Build();
+        using var first = new GatewayClient(nodes.Gateway(0));
+        var jobId = await first.SubmitAsync(JobJson.Write(spec), cancel);
+        var running = await AwaitAsync(first, jobId, v => v.RunNodes.Length > 0 && v.TaskDetails.Count(t => t.Status == "Placed") >= 3, TimeSpan.FromMinutes(1), cancel);
+        var entityNode = (await first.NodesAsync(cancel)).Nodes.Single(m => m.Address == running.RunNodes[^1]).Node;
+        var victim = killEntityNode
+            ? entityNode
+            : running.TaskDetails.Where(t => t.Status == "Placed").Select(t => t.Placements[^1].Split('/')[0]).First(node => node != entityNode);
+        var survivor = Array.IndexOf(Names, Names.First(name => name != victim));
+        using var gateway = new GatewayClient(nodes.Gateway(survivor));
+
+        nodes.Processes[Array.IndexOf(Names, victim)].Kill();
+        var clock = Stopwatch.StartNew();
+        progress($"killed {victim} ({(killEntityNode ? "the job's node" : $"runs tasks; the job is on {entityNode}")})");
+        var baselineRuns = running.Runs;
+        var recovered = await AwaitAsync(gateway, jobId, v => killEntityNode
+            ? v.Runs > baselineRuns && v.TaskDetails.Any(t => t.Completions + t.Recomputations > 0 && t.Placements.Length > 0 && !t.Placements[^1].StartsWith(victim + "/", StringComparison.Ordinal) && t.Attempts > 1)
+            : v.TaskDetails.Any(t => t.Placements.Length > 1 && t.Placements.Any(p => p.StartsWith(victim + "/", StringComparison.Ordinal)) && t.Status == "Completed"),
+            TimeSpan.FromMinutes(2), cancel);
+        var seconds = clock.Elapsed.TotalSeconds;
+        progress($"a task completed again {seconds:0.0} s after the kill");
+        await AwaitAsync(gateway, jobId, v => v.Status is "Completed" or "Failed", TimeSpan.FromMinutes(2), cancel);
+        _ = recovered;
+        return seconds;
+    }
+
+    private static async Task<JobView> AwaitAsync(GatewayClient gateway, string jobId, Func<JobView, bool> until, TimeSpan timeout, CancellationToken cancel)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                var view = await gateway.JobAsync(jobId, cancel);
+                if (until(view)) return view;
+            }
+            catch (GatewayException) when (clock.Elapsed < timeout) { }
+            if (clock.Elapsed > timeout) throw new TimeoutException($"job {jobId} did not get there within {timeout.TotalSeconds:0} s");
+            await Task.Delay(50, cancel);
+        }
+    }
+}
