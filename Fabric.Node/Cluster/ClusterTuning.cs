@@ -10,7 +10,9 @@ namespace Fabric.Node.Cluster;
 /// about 7–8 s after the kill (the 20 s default takes about 26 s); a minority side downs itself;</item>
 /// <item>the same heartbeat for remote death-watch of clients that are not members, so a killed client's contexts are
 /// released about 3 s after it dies;</item>
-/// <item>seed-node timeout and retry gate of 1 s, so three nodes started together form a cluster in 3–4 s.</item>
+/// <item>seed-node timeout and retry gate of 1 s, so three nodes started together form a cluster in 3–4 s;</item>
+/// <item>sharding and singleton retries of 0.5–1 s (defaults up to 10 s), so a job whose node was removed restarts on
+/// another node within seconds.</item>
 /// </list>
 /// A node's requests to an unreachable node fail with ENODEV from the moment it is unreachable, not only once removed.
 /// </summary>
@@ -44,6 +46,17 @@ public static class ClusterTuning
             retry-unsuccessful-join-after = 1s
             shutdown-after-unsuccessful-join-seed-nodes = off
             log-info = off
+            # Job entities (Cluster.Sharding, remembered) restart on another node soon after theirs is removed.
+            sharding {
+              entity-restart-backoff = 1s
+              retry-interval = 500ms
+              coordinator-failure-backoff = 1s
+              shard-start-timeout = 3s
+              waiting-for-state-timeout = 2s
+              updating-state-timeout = 2s
+            }
+            singleton.hand-over-retry-interval = 500ms
+            singleton-proxy.singleton-identification-interval = 500ms
           }
           remote {
             retry-gate-closed-for = 1s

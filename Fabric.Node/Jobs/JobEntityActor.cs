@@ -128,7 +128,11 @@ internal sealed class JobEntityActor : ReceivePersistentActor
         });
     }
 
-    private void Record(IJobEvent e) => Persist(e, persisted =>
+    /// <summary>
+    /// Progress events are persisted without holding up the entity (the journal batches them): a wide job reports
+    /// thousands, and a lost one is harmless — the run that follows a crash recomputes what it cannot prove done.
+    /// </summary>
+    private void Record(IJobEvent e) => PersistAsync(e, persisted =>
     {
         _state = _state.Apply(persisted);
         if (_state.Events % SnapshotEvery == 0) SaveSnapshot(_state);

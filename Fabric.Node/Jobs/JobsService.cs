@@ -13,18 +13,21 @@ namespace Fabric.Node.Jobs;
 /// </summary>
 public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef deviceManager)
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan SubmitTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>Reads answer within this or fail (503): while a lost node's jobs move, a quick retry beats a long wait.</summary>
+    private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(5);
 
     /// <summary>Submits a job → its id; an invalid spec → a <see cref="FabricException"/> naming the task, and nothing persisted.</summary>
     public async Task<string> SubmitAsync(JobSpec spec, CancellationToken cancel)
     {
-        var devices = (await deviceManager.Ask<DeviceRequests.DeviceList>(new DeviceRequests.ListDevices(), Timeout, cancel)).Devices;
+        var devices = (await deviceManager.Ask<DeviceRequests.DeviceList>(new DeviceRequests.ListDevices(), SubmitTimeout, cancel)).Devices;
         if (devices.IsDefaultOrEmpty) throw new FabricException(new FabricError(ErrorCode.ENODEV, "the cluster has no devices to run a job on"));
         if (JobValidator.Validate(spec, devices.Max(d => d.MemoryTotal)) is { } error) throw new FabricException(error);
         if (Unplaceable(spec, devices) is { } unplaceable) throw new FabricException(unplaceable);
         var jobId = $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..6]}";
-        await Ask<JobIndex.ContextAck>(new JobIndex.Add(new JobIndex.JobListing(jobId, spec.Name, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())), cancel);
-        await Ask<JobEntity.Accepted>(new JobEntity.Start(jobId, spec), cancel);
+        await Ask<JobIndex.ContextAck>(new JobIndex.Add(new JobIndex.JobListing(jobId, spec.Name, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())), cancel, SubmitTimeout);
+        await Ask<JobEntity.Accepted>(new JobEntity.Start(jobId, spec), cancel, SubmitTimeout);
         return jobId;
     }
 
@@ -67,9 +70,9 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
         return [.. states];
     }
 
-    private async Task<T> Ask<T>(object message, CancellationToken cancel)
+    private async Task<T> Ask<T>(object message, CancellationToken cancel, TimeSpan? timeout = null)
     {
-        var reply = await region.Ask<object>(message, Timeout, cancel);
+        var reply = await region.Ask<object>(message, timeout ?? ReadTimeout, cancel);
         return reply switch
         {
             T ok => ok,

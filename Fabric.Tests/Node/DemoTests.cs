@@ -31,11 +31,36 @@ public sealed class DemoTests
     [InlineData("devices --json --gateway http://127.0.0.1:5081")]
     [InlineData("nodes")]
     [InlineData("check --connect 127.0.0.1:4053 --bytes 1MiB --hold")]
+    [InlineData("submit examples/three-stage.job.json --wait --gateway http://127.0.0.1:5081")]
+    [InlineData("jobs --json")]
+    [InlineData("job 20261124-000000-abcdef --output s --out s.bin")]
+    [InlineData("bench p2p --quick")]
+    [InlineData("bench jobs")]
     public void Cli_accepts_its_documented_commands(string line)
     {
         var result = FabricCli.Build().Parse(line);
 
         Assert.Empty(result.Errors);
+    }
+
+    [Fact]
+    public void The_example_job_is_valid_and_the_reference_computes_its_outputs()
+    {
+        var path = Path.Combine(FindRepositoryRoot(), "examples", "three-stage.job.json");
+
+        var spec = Fabric.Core.Jobs.JobJson.Parse(File.ReadAllText(path));
+        var outputs = Fabric.Core.Jobs.JobReference.Evaluate(spec);
+
+        Assert.Null(Fabric.Core.Jobs.JobValidator.Validate(spec, 256L << 20));
+        Assert.Equal(3, Fabric.Core.Jobs.JobPlan.Of(spec).Stages.Length);
+        Assert.All(spec.Buffers.Where(b => b.Output), b => Assert.Equal(b.Size, outputs[b.Name].Length));
+    }
+
+    private static string FindRepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Fabric.sln"))) return dir.FullName;
+        throw new DirectoryNotFoundException("Fabric.sln not found above the test binaries");
     }
 
     [Fact]
