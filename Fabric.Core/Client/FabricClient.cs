@@ -80,14 +80,14 @@ public sealed class FabricClient : IAsyncDisposable
 
     /// <summary>One device's info, without opening it.</summary>
     public Task<DeviceInfo> GetDeviceInfoAsync(DeviceId device, CancellationToken cancel = default) =>
-        RequestAsync<DeviceInfo>(_deviceManager, new DeviceRequests.GetDeviceInfo(device), $"read info of {device}", cancel);
+        RequestAsync<DeviceInfo>(_deviceManager, new DeviceRequests.GetDeviceInfo(device), $"read info of {device}", cancel, lostAlso: LostNode(device.Node));
 
     /// <summary>Opens a device: a new context, released when closed or when this client goes away.</summary>
     public async Task<DeviceContext> OpenAsync(DeviceId device, CancellationToken cancel = default)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
         var opened = await RequestAsync<DeviceRequests.DeviceOpened>(
-            _deviceManager, new DeviceRequests.OpenDevice(device, _session), $"open {device}", cancel);
+            _deviceManager, new DeviceRequests.OpenDevice(device, _session), $"open {device}", cancel, lostAlso: LostNode(device.Node));
         var context = new DeviceContext(this, opened);
         lock (_open) _open.Add(context);
         _contextsByActor[opened.Context] = context;
@@ -257,7 +257,7 @@ public sealed class FabricClient : IAsyncDisposable
 
     /// <summary>Resets a device: every in-flight submission ends with EIO. Returns how many were aborted.</summary>
     public async Task<int> ResetDeviceAsync(DeviceId device, CancellationToken cancel = default) =>
-        (await RequestAsync<DeviceRequests.DeviceResetDone>(_deviceManager, new DeviceRequests.ResetDevice(device), $"reset {device}", cancel))
+        (await RequestAsync<DeviceRequests.DeviceResetDone>(_deviceManager, new DeviceRequests.ResetDevice(device), $"reset {device}", cancel, lostAlso: LostNode(device.Node)))
         .AbortedSubmissions;
 
     /// <summary>Closes every context this client opened, then stops its session.</summary>
@@ -304,6 +304,9 @@ public sealed class FabricClient : IAsyncDisposable
     }
 
     private Task<FabricError>? LostTask(Address address) => _lost.TryGetValue(address, out var lost) ? lost.Task : null;
+
+    /// <summary>The loss of a node this client has seen (through a context there): requests for its devices fail at once.</summary>
+    private Task<FabricError>? LostNode(string node) => _nodeAddresses.TryGetValue(node, out var address) ? LostTask(address) : null;
 
     private void OnTerminated(Terminated terminated)
     {
