@@ -32,7 +32,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor
     // What the running JobRun reports; turned into events here, on the actor's thread.
     private sealed record RunEvent(IJobEvent Event) : INoSerializationVerificationNeeded;
     private sealed record TaskSucceeded(string Task, DeviceId Device, int Attempt, double Seconds) : INoSerializationVerificationNeeded;
-    private sealed record RunFinished(JobRunResult Result) : INoSerializationVerificationNeeded;
+    private sealed record RunFinished(JobRunResult Outcome) : INoSerializationVerificationNeeded;
 
     public JobEntityActor(string jobId, IActorRef deviceManager, JobRunOptions options)
     {
@@ -145,9 +145,9 @@ internal sealed class JobEntityActor : ReceivePersistentActor
         var client = _client;
         _client = null;
         if (client is not null) _ = client.DisposeAsync().AsTask();
-        IJobEvent final = m.Result.Error is { } error
+        IJobEvent final = m.Outcome.Error is { } error
             ? new JobEvents.Failed(error, Now())
-            : new JobEvents.Completed([.. m.Result.Outputs.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => new JobOutput(kv.Key, kv.Value, kv.Value.Length))], Now());
+            : new JobEvents.Completed([.. m.Outcome.Outputs.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => new JobOutput(kv.Key, kv.Value, kv.Value.Length))], Now());
         Persist(final, e =>
         {
             _state = _state.Apply(e);
