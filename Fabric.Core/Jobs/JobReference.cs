@@ -121,8 +121,11 @@ public static class JobReference
 
     private static void SetF(byte[] bytes, int index, float value) => BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(index * 4), value);
 
-    /// <summary>CRC-32C (Castagnoli, reflected 0x82F63B78, init and final xor 0xFFFFFFFF), one bit at a time.</summary>
-    internal static uint Crc32C(ReadOnlySpan<byte> data)
+    /// <summary>
+    /// CRC-32C (Castagnoli, reflected 0x82F63B78, init and final xor 0xFFFFFFFF), one bit at a time: the host reference
+    /// for the device's CHECKSUM command.
+    /// </summary>
+    public static uint Crc32C(ReadOnlySpan<byte> data)
     {
         var crc = 0xFFFFFFFFu;
         foreach (var value in data)

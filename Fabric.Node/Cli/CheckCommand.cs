@@ -2,10 +2,10 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Fabric.Core;
+using Fabric.Core.Jobs;
 using Fabric.Core.Client;
 using Fabric.Core.Commands;
 using Fabric.Node.Cluster;
-using Fabric.Node.Demo;
 
 namespace Fabric.Node.Cli;
 
@@ -100,7 +100,7 @@ public static class CheckCommand
         var expected = new float[count];
         for (var i = 0; i < count; i++) expected[i] = 3f * (a[i] + b[i]);
         var expectedBytes = MemoryMarshal.AsBytes(expected.AsSpan());
-        return expectedBytes.SequenceEqual(result) && crc == HostReference.Crc32C(expectedBytes);
+        return expectedBytes.SequenceEqual(result) && crc == JobReference.Crc32C(expectedBytes);
     }
 
     private static async Task<(BufferHandle, Iova)> Upload(DeviceContext context, AddressSpaceId space, float[] data, CancellationToken cancel)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Fabric.Core;
+using Fabric.Core.Jobs;
 using Fabric.Core.Client;
 using Fabric.Core.Commands;
 using Fabric.Core.Protocol;
@@ -101,7 +102,7 @@ public static class LocalDemo
         var expectedSum = yExpected.Sum(v => (double)v);
         Check("sum(Y)", Math.Abs(sum - expectedSum) <= 1e-5 * Math.Abs(expectedSum), $"device {sum:G7}, host {expectedSum:G7}");
         var crc = BitConverter.ToUInt32(tail, 8);
-        var expectedCrc = HostReference.Crc32C(MemoryMarshal.AsBytes(yExpected.AsSpan()));
+        var expectedCrc = JobReference.Crc32C(MemoryMarshal.AsBytes(yExpected.AsSpan()));
         Check("CRC-32C(Y)", crc == expectedCrc, $"device 0x{crc:x8}, host 0x{expectedCrc:x8}");
         var product = MemoryMarshal.Cast<byte, float>(await ctx1.ReadAsync(bufOut, 0, M * M * 4, cancel)).ToArray();
         var expectedProduct = MatMul(c, weights, M);

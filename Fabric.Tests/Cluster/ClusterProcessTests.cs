@@ -12,20 +12,13 @@ namespace Fabric.Tests.Cluster;
 
 /// <summary>Three real node processes: enumeration, a remote client, and a client process that dies.</summary>
 [Collection(ProcessCollection.Name)]
-public sealed class ClusterProcessTests(ClusterFixture cluster, ITestOutputHelper output) : IClassFixture<ClusterFixture>, IAsyncLifetime
+public sealed class ClusterProcessTests(ClusterFixture cluster, ITestOutputHelper output) : ClusterTest<ClusterFixture>(cluster, output)
 {
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public Task DisposeAsync()
-    {
-        cluster.Log(output);
-        return Task.CompletedTask;
-    }
 
     [Fact]
     public async Task Fabric_devices_json_lists_every_device_of_every_node_from_any_node()
     {
-        using var cli = FabricProcess.Start("fabric devices", "devices", "--json", "--gateway", cluster["n3"].Gateway);
+        using var cli = FabricProcess.Start("fabric devices", "devices", "--json", "--gateway", Cluster["n3"].Gateway);
         var exit = await cli.WaitForExitAsync(TimeSpan.FromSeconds(30));
 
         Assert.True(exit == 0, cli.Output);
@@ -40,7 +33,7 @@ public sealed class ClusterProcessTests(ClusterFixture cluster, ITestOutputHelpe
     public async Task A_client_outside_the_cluster_drives_devices_on_every_node()
     {
         using var system = FabricClientSystem.Create();
-        await using var client = await FabricClient.ConnectAsync(system, cluster["n1"].Endpoint);
+        await using var client = await FabricClient.ConnectAsync(system, Cluster["n1"].Endpoint);
         var devices = await client.ListDevicesAsync();
         Assert.Equal(6, devices.Count);
 
@@ -73,23 +66,23 @@ public sealed class ClusterProcessTests(ClusterFixture cluster, ITestOutputHelpe
             var error = await Assert.ThrowsAsync<FabricException>(() => context.WriteAsync(imported.Handle, 0, new byte[] { 1 }));
             Assert.Equal(ErrorCode.EPERM, error.Code);
         }
-        await cluster.AwaitDevicesAsync(ds => ds.All(d => d.MemoryUsed == 0 && d.OpenContexts == 0), TimeSpan.FromSeconds(15));
+        await Cluster.AwaitDevicesAsync(ds => ds.All(d => d.MemoryUsed == 0 && d.OpenContexts == 0), TimeSpan.FromSeconds(15));
     }
 
     [Fact]
     public async Task Sigkill_of_a_client_process_releases_its_contexts_on_every_node()
     {
-        var baseline = await cluster.AwaitDevicesAsync(ds => ds.All(d => d.OpenContexts == 0), TimeSpan.FromSeconds(15));
-        using var client = FabricProcess.Start("fabric check", "check", "--connect", cluster["n2"].Endpoint, "--bytes", "1MiB", "--hold");
+        var baseline = await Cluster.AwaitDevicesAsync(ds => ds.All(d => d.OpenContexts == 0), TimeSpan.FromSeconds(15));
+        using var client = FabricProcess.Start("fabric check", "check", "--connect", Cluster["n2"].Endpoint, "--bytes", "1MiB", "--hold");
         await client.WaitForLineAsync("holding 6 contexts", TimeSpan.FromSeconds(120));
-        var held = await cluster.AwaitDevicesAsync(ds => ds.All(d => d.OpenContexts == 1 && d.MemoryUsed > 0), TimeSpan.FromSeconds(10));
+        var held = await Cluster.AwaitDevicesAsync(ds => ds.All(d => d.OpenContexts == 1 && d.MemoryUsed > 0), TimeSpan.FromSeconds(10));
         Assert.Contains("all 6 devices computed the host's results", client.Output);
 
         client.Kill();
         var clock = Stopwatch.StartNew();
-        var released = await cluster.AwaitDevicesAsync(ds => ds.All(d => d.OpenContexts == 0 && d.MemoryUsed == 0), TimeSpan.FromSeconds(20));
+        var released = await Cluster.AwaitDevicesAsync(ds => ds.All(d => d.OpenContexts == 0 && d.MemoryUsed == 0), TimeSpan.FromSeconds(20));
 
-        output.WriteLine($"released on every node {clock.Elapsed.TotalSeconds:0.0} s after SIGKILL of the client");
+        Output.WriteLine($"released on every node {clock.Elapsed.TotalSeconds:0.0} s after SIGKILL of the client");
         Assert.All(held, d => Assert.True(d.MemoryUsed >= 3L << 20, $"{d.Id} held only {d.MemoryUsed} bytes"));
         Assert.Equal(baseline.Select(d => d.MemoryUsed), released.Select(d => d.MemoryUsed));
     }

@@ -7,19 +7,9 @@ using Xunit.Abstractions;
 namespace Fabric.Tests.Cluster;
 
 /// <summary>Jobs on three real node processes: across nodes, through the loss of a task node, through the loss of the job's own node.</summary>
-public abstract class JobScenario<TFixture>(TFixture cluster, ITestOutputHelper output) : IClassFixture<TFixture>, IAsyncLifetime
+public abstract class JobScenario<TFixture>(TFixture cluster, ITestOutputHelper output) : ClusterTest<TFixture>(cluster, output)
     where TFixture : ClusterFixture
 {
-    protected TFixture Cluster => cluster;
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public Task DisposeAsync()
-    {
-        cluster.Log(output);
-        return Task.CompletedTask;
-    }
-
     /// <summary>
     /// Three stages: <paramref name="width"/> matmul-and-scale tasks, pairwise adds, then one task adding the pairs and
     /// summing and checksumming the result. Large enough matrices that a node can be killed while tasks run.
@@ -61,13 +51,13 @@ public abstract class JobScenario<TFixture>(TFixture cluster, ITestOutputHelper 
         var turn = 0;
         while (true)
         {
-            using var gateway = new GatewayClient(cluster[gateways[turn++ % gateways.Length]].Gateway);
+            using var gateway = new GatewayClient(Cluster[gateways[turn++ % gateways.Length]].Gateway);
             try
             {
                 var view = await gateway.JobAsync(jobId, CancellationToken.None);
                 if (until(view)) return view;
             }
-            catch (GatewayException e) { output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: {e.Message}"); }
+            catch (GatewayException e) { Output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: {e.Message}"); }
             if (clock.Elapsed > timeout) throw new TimeoutException($"job {jobId} did not reach the expected state within {timeout.TotalSeconds:0} s");
             await Task.Delay(200);
         }
@@ -76,7 +66,7 @@ public abstract class JobScenario<TFixture>(TFixture cluster, ITestOutputHelper 
     /// <summary>Checks every output of a completed job against the host reference; returns them.</summary>
     protected async Task VerifyOutputsAsync(string jobId, JobSpec spec, string via)
     {
-        using var gateway = new GatewayClient(cluster[via].Gateway);
+        using var gateway = new GatewayClient(Cluster[via].Gateway);
         var expected = JobReference.Evaluate(spec);
         var plan = JobPlan.Of(spec);
         foreach (var output in spec.Buffers.Where(b => b.Output))
@@ -95,18 +85,16 @@ public abstract class JobScenario<TFixture>(TFixture cluster, ITestOutputHelper 
 
     protected async Task<string> SubmitAsync(JobSpec spec, string via)
     {
-        using var gateway = new GatewayClient(cluster[via].Gateway);
+        using var gateway = new GatewayClient(Cluster[via].Gateway);
         return await gateway.SubmitAsync(JobJson.Write(spec), CancellationToken.None);
     }
 
     /// <summary>The node name of an Akka address, as the gateway lists members.</summary>
     protected async Task<string> NodeNameAsync(string address, string via)
     {
-        using var gateway = new GatewayClient(cluster[via].Gateway);
+        using var gateway = new GatewayClient(Cluster[via].Gateway);
         return (await gateway.NodesAsync(CancellationToken.None)).Nodes.Single(n => n.Address == address).Node;
     }
-
-    protected ITestOutputHelper Output => output;
 }
 
 public abstract class JobRunsAcrossNodes<TFixture>(TFixture cluster, ITestOutputHelper output) : JobScenario<TFixture>(cluster, output)

@@ -9,21 +9,14 @@ namespace Fabric.Tests.Cluster;
 
 /// <summary>SIGKILL of the exporter's node in the middle of transfers: every importer's work ends promptly with an error.</summary>
 [Collection(ProcessCollection.Name)]
-public sealed class ExporterNodeLossTests(ClusterFixture cluster, ITestOutputHelper output) : IClassFixture<ClusterFixture>, IAsyncLifetime
+public sealed class ExporterNodeLossTests(ClusterFixture cluster, ITestOutputHelper output) : ClusterTest<ClusterFixture>(cluster, output)
 {
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public Task DisposeAsync()
-    {
-        cluster.Log(output);
-        return Task.CompletedTask;
-    }
 
     [Fact]
     public async Task Sigkill_of_the_exporter_mid_transfer_ends_the_importers_work_within_the_detection_time()
     {
         const long size = 24L << 20;
-        await using var client = await ActorSystemHolder.ConnectAsync(cluster["n1"].Endpoint);
+        await using var client = await ActorSystemHolder.ConnectAsync(Cluster["n1"].Endpoint);
         var a = await P2P.OpenAsync(client.Client, new DeviceId("n3", 0));
         var source = await a.AllocateAsync(size);
         var exported = await a.Context.ExportAsync(source.Handle, Access.Read);
@@ -38,15 +31,17 @@ public sealed class ExporterNodeLossTests(ClusterFixture cluster, ITestOutputHel
             for (var i = 0; i < 200; i++) copies.Copy(local.Iova, remote, (ulong)size); // ~5 GB: far longer than the test waits
             transfers.Add((b, imported.Handle, await b.Context.SubmitAsync(copies.Build())));
         }
-        await Task.Delay(300); // let the transfers get going
+        // Kill only once both importers' devices are busy with the transfers.
+        foreach (var device in new[] { new DeviceId("n1", 0), new DeviceId("n2", 0) })
+            await UntilAsync(() => client.Client.GetDeviceInfoAsync(device), d => d.QueueDepth > 0, TimeSpan.FromSeconds(20), $"{device} running its copies");
 
-        cluster["n3"].Process.Kill();
+        Cluster["n3"].Process.Kill();
         var clock = Stopwatch.StartNew();
         foreach (var (importer, import, submitted) in transfers)
         {
             var status = await importer.Context.WaitAsync(submitted.Fence, TimeSpan.FromSeconds(30));
             var ended = clock.Elapsed;
-            output.WriteLine($"{submitted.Fence} ended {status.State} {ended.TotalSeconds:0.00} s after SIGKILL: {status.Error}");
+            Output.WriteLine($"{submitted.Fence} ended {status.State} {ended.TotalSeconds:0.00} s after SIGKILL: {status.Error}");
             Assert.Equal(FenceState.Failed, status.State);
             Assert.Contains(status.Error!.Code, new[] { ErrorCode.ENODEV, ErrorCode.EIO });
             Assert.Contains("n3", status.Error.Message);
@@ -61,20 +56,13 @@ public sealed class ExporterNodeLossTests(ClusterFixture cluster, ITestOutputHel
 
 /// <summary>SIGKILL of an importer's node: the export detaches it, and the exporter's memory is freed once it closes.</summary>
 [Collection(ProcessCollection.Name)]
-public sealed class ImporterNodeLossTests(ClusterFixture cluster, ITestOutputHelper output) : IClassFixture<ClusterFixture>, IAsyncLifetime
+public sealed class ImporterNodeLossTests(ClusterFixture cluster, ITestOutputHelper output) : ClusterTest<ClusterFixture>(cluster, output)
 {
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public Task DisposeAsync()
-    {
-        cluster.Log(output);
-        return Task.CompletedTask;
-    }
 
     [Fact]
     public async Task Sigkill_of_an_importer_node_detaches_it_and_the_exporter_frees_its_memory_on_close()
     {
-        await using var client = await ActorSystemHolder.ConnectAsync(cluster["n1"].Endpoint);
+        await using var client = await ActorSystemHolder.ConnectAsync(Cluster["n1"].Endpoint);
         var exporter = new DeviceId("n1", 0);
         var baseline = (await client.Client.GetDeviceInfoAsync(exporter)).MemoryUsed;
         var a = await P2P.OpenAsync(client.Client, exporter);
@@ -84,16 +72,13 @@ public sealed class ImporterNodeLossTests(ClusterFixture cluster, ITestOutputHel
         var imported = await b.Context.ImportAsync(exported.Token);
         Assert.Equal(new byte[16], await b.Context.ReadAsync(imported.Handle, 0, 16));
 
-        cluster["n3"].Process.Kill();
+        Cluster["n3"].Process.Kill();
         await a.Context.CloseAsync();
         Assert.Equal(baseline + (1 << 20), (await client.Client.GetDeviceInfoAsync(exporter)).MemoryUsed); // still imported
         var clock = Stopwatch.StartNew();
-        while ((await client.Client.GetDeviceInfoAsync(exporter)).MemoryUsed != baseline)
-        {
-            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), "the export kept the memory of a dead importer");
-            await Task.Delay(100);
-        }
-        output.WriteLine($"exporter memory back at baseline {clock.Elapsed.TotalSeconds:0.0} s after the close");
+        await UntilAsync(async () => (await client.Client.GetDeviceInfoAsync(exporter)).MemoryUsed, used => used == baseline,
+            TimeSpan.FromSeconds(30), "the export releasing the memory of a dead importer");
+        Output.WriteLine($"exporter memory back at baseline {clock.Elapsed.TotalSeconds:0.0} s after the close");
         Assert.Equal(0, (await client.Client.GetDeviceInfoAsync(exporter)).Exports);
     }
 }

@@ -9,29 +9,20 @@ namespace Fabric.Tests.Cluster;
 
 /// <summary>dma-buf export on one node, import on others: the bytes move over the data plane (real node processes).</summary>
 [Collection(ProcessCollection.Name)]
-public sealed class P2PTests(ClusterFixture cluster, ITestOutputHelper output) : IClassFixture<ClusterFixture>, IAsyncLifetime
+public sealed class P2PTests(ClusterFixture cluster, ITestOutputHelper output) : ClusterTest<ClusterFixture>(cluster, output)
 {
     private ActorSystemHolder _client = null!;
 
-    public async Task InitializeAsync() => _client = await ActorSystemHolder.ConnectAsync(cluster["n1"].Endpoint);
+    public override async Task InitializeAsync() => _client = await ActorSystemHolder.ConnectAsync(Cluster["n1"].Endpoint);
 
-    public async Task DisposeAsync()
+    public override async Task DisposeAsync()
     {
         await _client.DisposeAsync();
-        cluster.Log(output);
+        await base.DisposeAsync();
     }
 
     private FabricClient Client => _client.Client;
 
-    private static async Task AwaitAsync(Func<Task<bool>> condition, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException($"not within 20 s: {what}");
-            await Task.Delay(50);
-        }
-    }
 
     [Fact]
     public async Task Devices_of_two_other_nodes_compute_from_one_nodes_export()
@@ -71,7 +62,7 @@ public sealed class P2PTests(ClusterFixture cluster, ITestOutputHelper output) :
             Assert.Equal(ErrorCode.EINVAL, compute.Code);
         }
         await a.Context.CloseAsync();
-        await cluster.AwaitDevicesAsync(ds => ds.All(d => d.MemoryUsed == 0 && d.Exports == 0), TimeSpan.FromSeconds(20));
+        await Cluster.AwaitDevicesAsync(ds => ds.All(d => d.MemoryUsed == 0 && d.Exports == 0), TimeSpan.FromSeconds(20));
     }
 
     [Fact]
@@ -140,7 +131,8 @@ public sealed class P2PTests(ClusterFixture cluster, ITestOutputHelper output) :
         Assert.Equal(baseline + 4096, (await Client.GetDeviceInfoAsync(new DeviceId("n1", 0))).MemoryUsed);
         Assert.Equal(Enumerable.Range(100, 16).Select(i => (byte)i), await b.Context.ReadAsync(imported.Handle, 100, 16));
         await b.Context.FreeAsync(imported.Handle);
-        await AwaitAsync(async () => (await Client.GetDeviceInfoAsync(new DeviceId("n1", 0))).MemoryUsed == baseline, "n1/dev0 back at its baseline");
+        await UntilAsync(async () => (await Client.GetDeviceInfoAsync(new DeviceId("n1", 0))).MemoryUsed, used => used == baseline,
+            TimeSpan.FromSeconds(20), "n1/dev0 back at its baseline");
     }
 
     [Fact]
