@@ -30,6 +30,7 @@ public sealed class FabricClient : IAsyncDisposable
     private readonly ConcurrentDictionary<FenceId, TaskCompletionSource<FenceStatus>> _byFence = new();
     private readonly ConcurrentQueue<FenceId> _signalledOrder = new();
     private readonly ConcurrentDictionary<Address, TaskCompletionSource<FabricError>> _lost = new();
+    private readonly ConcurrentDictionary<string, TaskCompletionSource<FabricError>> _lostNodes = new();
     private readonly ConcurrentDictionary<string, Address> _nodeAddresses = new();
     private readonly ConcurrentDictionary<IActorRef, DeviceContext> _contextsByActor = new();
     private long _nextTag;
@@ -101,7 +102,7 @@ public sealed class FabricClient : IAsyncDisposable
     /// </summary>
     public async Task<FenceStatus> WaitAsync(FenceId fence, TimeSpan timeout, CancellationToken cancel = default)
     {
-        var lost = _nodeAddresses.TryGetValue(fence.Device.Node, out var address) ? LostTask(address) : null;
+        var lost = LostNode(fence.Device.Node);
         // A fence of this client's own submission is told to the session when it signals: wait here, not on the device.
         // A poll (zero timeout) of one not yet told asks the device, which may know it signalled a moment ago.
         if (!_byFence.TryGetValue(fence, out var signalled) || (timeout <= TimeSpan.Zero && !signalled.Task.IsCompleted))
@@ -283,39 +284,62 @@ public sealed class FabricClient : IAsyncDisposable
     {
         var address = actor.Path.Address;
         if (!address.HasGlobalScope) return; // in this process: it cannot be lost without us
-        _lost.GetOrAdd(address, _ => new TaskCompletionSource<FabricError>(TaskCreationOptions.RunContinuationsAsynchronously));
+        _lost.GetOrAdd(address, _ => NewLoss());
         if (node is not null) _nodeAddresses[node] = address;
         _session.Tell(new ClientSessionActor.Watch(actor));
     }
 
     /// <summary>
-    /// Tells the client that the node at <paramref name="address"/> is unreachable (e.g. the cluster's failure detector
-    /// said so, before any death-watch fires): its pending and later requests fail with ENODEV now, and its contexts
-    /// are no longer usable.
+    /// Tells the client that the node at <paramref name="address"/> (named <paramref name="node"/>, when the caller knows)
+    /// is unreachable — e.g. the cluster's failure detector said so, before any death-watch fires: its pending and
+    /// later requests fail with ENODEV now (requests for its devices by name too, even those sent before this client
+    /// knew where the node was), and its contexts are no longer usable.
     /// </summary>
-    public void NodeUnreachable(Address address, string why)
+    public void NodeUnreachable(Address address, string why, string? node = null)
     {
-        var lost = _lost.GetOrAdd(address, _ => new TaskCompletionSource<FabricError>(TaskCreationOptions.RunContinuationsAsynchronously));
-        var nodes = _nodeAddresses.Where(kv => kv.Value == address).Select(kv => kv.Key).ToList();
-        var name = nodes.Count > 0 ? $"node {string.Join(", ", nodes)} ({address})" : $"the node at {address}";
-        lost.TrySetResult(new FabricError(ErrorCode.ENODEV, $"{name} is unreachable: {why}"));
+        if (node is not null) _nodeAddresses[node] = address;
+        var error = new FabricError(ErrorCode.ENODEV, $"{NameOf(address)} is unreachable: {why}");
+        _lost.GetOrAdd(address, _ => NewLoss()).TrySetResult(error);
+        foreach (var name in NamesAt(address)) _lostNodes.GetOrAdd(name, _ => NewLoss()).TrySetResult(error);
         foreach (var (actor, context) in _contextsByActor)
             if (actor.Path.Address == address && _contextsByActor.TryRemove(actor, out _)) context.MarkGone(nodeLost: true);
     }
 
+    /// <summary>
+    /// Tells the client that the node at <paramref name="address"/> is back (reachable again, or a new incarnation of it
+    /// is Up): requests to it are sent again. Contexts it had before stay gone.
+    /// </summary>
+    public void NodeReturned(Address address, string? node = null)
+    {
+        if (node is not null) _nodeAddresses[node] = address;
+        Renew(_lost, address);
+        foreach (var name in NamesAt(address)) Renew(_lostNodes, name);
+    }
+
+    private static void Renew<TKey>(ConcurrentDictionary<TKey, TaskCompletionSource<FabricError>> losses, TKey key) where TKey : notnull
+    {
+        if (losses.TryGetValue(key, out var lost) && lost.Task.IsCompleted) losses.TryUpdate(key, NewLoss(), lost);
+    }
+
+    private static TaskCompletionSource<FabricError> NewLoss() => new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    private List<string> NamesAt(Address address) => [.. _nodeAddresses.Where(kv => kv.Value == address).Select(kv => kv.Key)];
+
+    private string NameOf(Address address) => NamesAt(address) is { Count: > 0 } nodes ? $"node {string.Join(", ", nodes)} ({address})" : $"the node at {address}";
+
     private Task<FabricError>? LostTask(Address address) => _lost.TryGetValue(address, out var lost) ? lost.Task : null;
 
-    /// <summary>The loss of a node this client has seen (through a context there): requests for its devices fail at once.</summary>
-    private Task<FabricError>? LostNode(string node) => _nodeAddresses.TryGetValue(node, out var address) ? LostTask(address) : null;
+    /// <summary>The loss of the node named <paramref name="node"/>, as this client learns it: requests for its devices then fail at once.</summary>
+    private Task<FabricError> LostNode(string node) => _lostNodes.GetOrAdd(node, _ => NewLoss()).Task;
 
     private void OnTerminated(Terminated terminated)
     {
         var address = terminated.ActorRef.Path.Address;
         if (terminated.AddressTerminated && _lost.TryGetValue(address, out var lost))
         {
-            var nodes = _nodeAddresses.Where(kv => kv.Value == address).Select(kv => kv.Key).ToList();
-            var name = nodes.Count > 0 ? $"node {string.Join(", ", nodes)} ({address})" : $"the node at {address}";
-            lost.TrySetResult(new FabricError(ErrorCode.ENODEV, $"{name} is lost: its devices, contexts and fences are gone"));
+            var error = new FabricError(ErrorCode.ENODEV, $"{NameOf(address)} is lost: its devices, contexts and fences are gone");
+            lost.TrySetResult(error);
+            foreach (var name in NamesAt(address)) _lostNodes.GetOrAdd(name, _ => NewLoss()).TrySetResult(error);
         }
         if (_contextsByActor.TryRemove(terminated.ActorRef, out var context)) context.MarkGone(terminated.AddressTerminated);
     }

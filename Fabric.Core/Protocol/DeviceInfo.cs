@@ -24,7 +24,8 @@ public sealed record DeviceInfo(
     [property: Key(14)] long FailedSubmissions,
     [property: Key(15)] long Resets,
     [property: Key(16)] double Utilization,
-    [property: Key(17)] bool Resetting) : IFabricMessage
+    [property: Key(17)] bool Resetting,
+    [property: Key(18)] int Waiters = 0) : IFabricMessage
 {
     [IgnoreMember] public long MemoryFree => MemoryTotal - MemoryUsed;
 }

@@ -17,14 +17,12 @@ public static class JobsBench
 {
     public sealed record Options(bool Quick);
 
-    private static readonly string[] Names = ["j1", "j2", "j3"];
-
     public static async Task<IReadOnlyList<BenchLine>> RunAsync(Options options, Action<string> progress, CancellationToken cancel)
     {
         var tasks = options.Quick ? 1_000 : 10_000;
         var lines = new List<BenchLine>();
         double taskNodeRecovery, jobNodeRecovery;
-        await using (var nodes = await BenchNodes.StartAsync(Names, "256MiB", progress, cancel))
+        await using (var nodes = await BenchNodes.StartAsync("j", 3, "256MiB", progress, cancel))
         {
             progress($"wide job: {tasks} tiny tasks");
             var (perSecond, perTask) = await WideJobAsync(nodes, tasks, cancel);
@@ -35,7 +33,7 @@ public static class JobsBench
             progress("recovery: SIGKILL of a node running tasks");
             taskNodeRecovery = await RecoveryAsync(nodes, killEntityNode: false, options.Quick ? 768u : 1024u, progress, cancel);
         }
-        await using (var nodes = await BenchNodes.StartAsync(Names, "256MiB", progress, cancel))
+        await using (var nodes = await BenchNodes.StartAsync("j", 3, "256MiB", progress, cancel))
         {
             progress("recovery: SIGKILL of the node hosting the job");
             jobNodeRecovery = await RecoveryAsync(nodes, killEntityNode: true, options.Quick ? 768u : 1024u, progress, cancel);
@@ -68,7 +66,7 @@ public static class JobsBench
     /// <summary>Seconds per submission of the same tiny command buffer, submitted and waited on one at a time.</summary>
     private static async Task<double> DirectAsync(BenchNodes nodes, int count, CancellationToken cancel)
     {
-        await using var context = await nodes.Client.OpenAsync(new DeviceId(Names[0], 0), cancel);
+        await using var context = await nodes.Client.OpenAsync(new DeviceId(nodes.Names[0], 0), cancel);
         var space = await context.CreateAddressSpaceAsync(cancel);
         await context.AttachAsync(space, cancel);
         var buffer = await context.AllocateAsync(4096, cancel: cancel);
@@ -106,13 +104,12 @@ public static class JobsBench
             ? entityNode
             : running.TaskDetails.Where(t => t.Status == "Placed").Select(t => t.Placements[^1].Split('/')[0]).FirstOrDefault(node => node != entityNode)
               ?? throw new InvalidOperationException("no task ran outside the job's node");
-        var survivor = Array.IndexOf(Names, Names.First(name => name != victim));
-        using var gateway = new GatewayClient(nodes.Gateway(survivor));
+        using var gateway = new GatewayClient(nodes.Cluster.Nodes.First(n => n.Name != victim).Gateway);
         static int Done(JobView v) => v.TaskDetails.Sum(t => t.Completions + t.Recomputations);
         var doneBefore = Done(running);
         var runsBefore = running.Runs;
 
-        nodes.Processes[Array.IndexOf(Names, victim)].Kill();
+        nodes.Cluster[victim].Kill();
         var clock = Stopwatch.StartNew();
         progress($"killed {victim} ({(killEntityNode ? "the job's node" : $"runs tasks; the job is on {entityNode}")})");
         var after = await AwaitAsync(gateway, jobId, v => killEntityNode

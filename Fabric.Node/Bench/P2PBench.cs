@@ -21,10 +21,10 @@ public static class P2PBench
     {
         var bytes = options.Quick ? 256L << 20 : 1L << 30;
         var memory = $"{(bytes >> 20) + 64}MiB";
-        await using var nodes = await BenchNodes.StartAsync(["a", "b"], memory, progress, cancel);
+        await using var nodes = await BenchNodes.StartAsync("p", 2, memory, progress, cancel);
         var client = nodes.Client;
-        await using var exporter = await client.OpenAsync(new DeviceId("a", 0), cancel);
-        await using var importer = await client.OpenAsync(new DeviceId("b", 0), cancel);
+        await using var exporter = await client.OpenAsync(new DeviceId("p1", 0), cancel);
+        await using var importer = await client.OpenAsync(new DeviceId("p2", 0), cancel);
         var spaceA = await exporter.CreateAddressSpaceAsync(cancel);
         var spaceB = await importer.CreateAddressSpaceAsync(cancel);
         await exporter.AttachAsync(spaceA, cancel);
@@ -42,7 +42,7 @@ public static class P2PBench
         var transfer = new CommandBufferBuilder().Copy(targetIova, remote, (ulong)bytes).Build();
 
         progress($"p2p: {bytes >> 20} MiB from a's device to b's device over the data plane");
-        var pids = nodes.Processes.Select(p => p.Id).ToArray();
+        var pids = nodes.Cluster.Nodes.Select(n => n.ProcessId ?? 0).ToArray();
         var before = pids.Select(ResetPeakAndReadRss).ToArray();
         var p2p = await BestSeconds(2, () => importer.RunAsync(transfer, TimeSpan.FromMinutes(2), cancel: cancel));
         var growth = pids.Select((pid, i) => (PeakRss(pid) - before[i]) / (double)(1 << 20)).ToArray();

@@ -19,10 +19,10 @@ public static class RemoteBench
 
     public static async Task<IReadOnlyList<BenchLine>> RunAsync(Options options, Action<string> progress, CancellationToken cancel)
     {
-        await using var nodes = await BenchNodes.StartAsync(["bench"], "64MiB", progress, cancel);
+        await using var nodes = await BenchNodes.StartAsync("bench", 1, "64MiB", progress, cancel);
         var client = nodes.Client;
         var ping = await nodes.ResolveAsync(0, Ping.Name, cancel);
-        await using var context = await client.OpenAsync(new DeviceId("bench", 0), cancel);
+        await using var context = await client.OpenAsync(new DeviceId("bench1", 0), cancel);
         var space = await context.CreateAddressSpaceAsync(cancel);
         await context.AttachAsync(space, cancel);
         var buffer = await context.AllocateAsync(4096, cancel: cancel);

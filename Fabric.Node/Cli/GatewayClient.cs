@@ -7,13 +7,14 @@ using Fabric.Node.Jobs;
 namespace Fabric.Node.Cli;
 
 /// <summary>Reads a node's HTTP gateway for the CLI; failures become one clear sentence.</summary>
-public sealed class GatewayClient(string baseUrl) : IDisposable
+public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null) : IDisposable
 {
-    private readonly HttpClient _http = new() { BaseAddress = new Uri(baseUrl.TrimEnd('/') + "/"), Timeout = TimeSpan.FromSeconds(60) };
+    private readonly HttpClient _http = new() { BaseAddress = new Uri(baseUrl.TrimEnd('/') + "/"), Timeout = timeout ?? TimeSpan.FromSeconds(60) };
 
     public const string DefaultUrl = "http://127.0.0.1:5080";
 
     public Task<DeviceInfo[]> DevicesAsync(CancellationToken cancel) => GetAsync<DeviceInfo[]>("devices", cancel);
+    public Task<DeviceInfo[]> LocalDevicesAsync(CancellationToken cancel) => GetAsync<DeviceInfo[]>("devices/local", cancel);
     public Task<NodeRegistry.NodeList> NodesAsync(CancellationToken cancel) => GetAsync<NodeRegistry.NodeList>("nodes", cancel);
     public Task<HttpGateway.Health> HealthAsync(CancellationToken cancel) => GetAsync<HttpGateway.Health>("health", cancel);
 
@@ -21,9 +22,10 @@ public sealed class GatewayClient(string baseUrl) : IDisposable
     public Task<JobView> JobAsync(string id, CancellationToken cancel) => GetAsync<JobView>($"jobs/{Uri.EscapeDataString(id)}", cancel);
 
     /// <summary>Submits a job spec (JSON) → its id; a refused spec → <see cref="GatewayException"/> with the code and sentence.</summary>
-    public async Task<string> SubmitAsync(string json, CancellationToken cancel)
+    public async Task<string> SubmitAsync(string json, CancellationToken cancel, string? jobId = null)
     {
-        var response = await SendAsync(() => _http.PostAsync("jobs", new StringContent(json, System.Text.Encoding.UTF8, "application/json"), cancel));
+        var path = jobId is null ? "jobs" : $"jobs?id={Uri.EscapeDataString(jobId)}";
+        var response = await SendAsync(() => _http.PostAsync(path, new StringContent(json, System.Text.Encoding.UTF8, "application/json"), cancel));
         using (response)
         {
             if (response.IsSuccessStatusCode)

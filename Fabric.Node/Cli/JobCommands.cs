@@ -79,15 +79,11 @@ public static class JobCommands
             AnsiConsole.MarkupLine($"[red]job {jobId} failed:[/] {Markup.Escape(view.Error ?? "")}");
             return 1;
         }
-        var expected = JobReference.Evaluate(spec);
         var failures = 0;
-        foreach (var output in spec.Buffers.Where(b => b.Output))
+        foreach (var (output, bytes, ok) in await JobVerifier.VerifyAsync(client, jobId, spec, cancel))
         {
-            var actual = await client.OutputAsync(jobId, output.Name, cancel);
-            var producer = spec.Tasks.SelectMany(t => t.Steps).LastOrDefault(s => s.Dst == output.Name)?.Kernel ?? "copy";
-            var ok = JobReference.Matches(expected[output.Name], actual, producer);
             if (!ok) failures++;
-            AnsiConsole.MarkupLine($"  {(ok ? "[green]✓[/]" : "[red]✗[/]")} {Markup.Escape(output.Name)}: {actual.Length:N0} bytes {(ok ? "match" : "DIFFER from")} the host reference");
+            AnsiConsole.MarkupLine($"  {(ok ? "[green]✓[/]" : "[red]✗[/]")} {Markup.Escape(output)}: {bytes:N0} bytes {(ok ? "match" : "DIFFER from")} the host reference");
         }
         var recomputed = view.TaskDetails.Sum(t => t.Recomputations);
         AnsiConsole.MarkupLine($"job {jobId}: {view.CompletedTasks}/{view.Tasks} tasks, {view.Runs} run(s), {recomputed} recomputation(s)" +

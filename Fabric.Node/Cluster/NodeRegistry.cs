@@ -26,6 +26,15 @@ public static class NodeRegistry
         [property: Key(1)] IActorRef Manager,
         [property: Key(2)] ImmutableArray<DeviceInfo> Devices) : IFabricMessage;
 
+    /// <summary>
+    /// Published on this node's event stream when the registry stops counting a node (unreachable, or removed): its name
+    /// and address, so that clients on this node fail requests for its devices at once, by name.
+    /// </summary>
+    public sealed record NodeLost(string Node, Address Address);
+
+    /// <summary>Published on this node's event stream when a node counts again (reachable again, or a new incarnation published its devices).</summary>
+    public sealed record NodeAvailable(string Node, Address Address);
+
     /// <summary>Every node known to this one → <see cref="NodeList"/>.</summary>
     [MessagePackObject]
     public sealed record GetNodes : IFabricMessage;

@@ -43,11 +43,13 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
         Receive<ClusterEvent.UnreachableMember>(m =>
         {
             _unreachable.Add(m.Member.Address);
+            if (_snapshots.TryGetValue(m.Member.Address, out var snapshot)) Announce(new NodeRegistry.NodeLost(snapshot.Node, m.Member.Address));
             PeersChanged();
         });
         Receive<ClusterEvent.ReachableMember>(m =>
         {
             _unreachable.Remove(m.Member.Address);
+            if (_snapshots.TryGetValue(m.Member.Address, out var snapshot)) Announce(new NodeRegistry.NodeAvailable(snapshot.Node, m.Member.Address));
             PeersChanged();
         });
         Receive<ClusterEvent.IMemberEvent>(_ => { });
@@ -84,6 +86,7 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
         if (!known)
         {
             _departed.Remove(snapshot.Node);
+            Announce(new NodeRegistry.NodeAvailable(snapshot.Node, address));
             _log.Info("node {0} at {1} publishes {2} devices", snapshot.Node, address, snapshot.Devices.Length);
             PeersChanged();
         }
@@ -103,10 +106,13 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
         if (_snapshots.Remove(member.Address, out var gone))
         {
             _departed.Add(gone.Node);
+            Announce(new NodeRegistry.NodeLost(gone.Node, member.Address));
             _log.Info("node {0} at {1} left the cluster", gone.Node, member.Address);
         }
         PeersChanged();
     }
+
+    private void Announce(object e) => Context.System.EventStream.Publish(e);
 
     private void PeersChanged()
     {

@@ -32,14 +32,14 @@ public static class LocalDemo
             console.MarkupLine($"  {(ok ? "[green]✓[/]" : "[red]✗[/]")} {Markup.Escape(what)}: {Markup.Escape(detail)}");
         }
 
-        Step(console, 1, "Start a node with two emulated devices (64 MiB each, separate IOMMU groups)");
+        DemoText.Step(console, 1, "Start a node with two emulated devices (64 MiB each, separate IOMMU groups)");
         var profile = new DeviceProfile { MemoryBytes = 64L << 20, Queues = 2 };
         await using var node = InProcessNode.Start("local", [profile, profile]);
         var dev0 = new DeviceId("local", 0);
         var dev1 = new DeviceId("local", 1);
-        ShowDevices(console, await node.Client.ListDevicesAsync(cancel));
+        DemoText.ShowDevices(console, await node.Client.ListDevicesAsync(cancel));
 
-        Step(console, 2, "Open a context on each device, each with its own address space");
+        DemoText.Step(console, 2, "Open a context on each device, each with its own address space");
         var ctx0 = await node.Client.OpenAsync(dev0, cancel);
         var ctx1 = await node.Client.OpenAsync(dev1, cancel);
         var as0 = await ctx0.CreateAddressSpaceAsync(cancel);
@@ -48,7 +48,7 @@ public static class LocalDemo
         await ctx1.AttachAsync(as1, cancel);
         console.MarkupLine($"  {ctx0} uses {as0}, {ctx1} uses {as1}");
 
-        Step(console, 3, $"On {dev0}: write two vectors of {N:N0} floats, then C = 2·(A + B) in one submission");
+        DemoText.Step(console, 3, $"On {dev0}: write two vectors of {N:N0} floats, then C = 2·(A + B) in one submission");
         var random = new Random(42);
         var a = RandomFloats(random, N);
         var b = RandomFloats(random, N);
@@ -64,13 +64,13 @@ public static class LocalDemo
         var produced = await ctx0.SubmitAsync(produce, outFences: 1, cancel: cancel);
         console.MarkupLine($"  submitted: fence {produced.Fence}, out-fence {produced.OutFences[0]}");
 
-        Step(console, 4, $"Export C from {dev0} (read-only dma-buf) and import it on {dev1}: same memory, no copy");
+        DemoText.Step(console, 4, $"Export C from {dev0} (read-only dma-buf) and import it on {dev1}: same memory, no copy");
         var exported = await ctx0.ExportAsync(bufC, Access.Read, cancel);
         var imported = await ctx1.ImportAsync(exported.Token, cancel);
         var iovaCOn1 = await ctx1.MapAsync(as1, imported.Handle, Access.Read, cancel: cancel);
         console.MarkupLine($"  {exported.Token} → {imported.Handle} in {ctx1} ({imported.Size:N0} bytes, {imported.Access}), mapped at 0x{iovaCOn1:x}");
 
-        Step(console, 5, $"On {dev1}: wait for {dev0}'s out-fence, then Y = 0.5·C + Y, sum(Y), CRC-32C(Y) and a {M}×{M} matmul");
+        DemoText.Step(console, 5, $"On {dev1}: wait for {dev0}'s out-fence, then Y = 0.5·C + Y, sum(Y), CRC-32C(Y) and a {M}×{M} matmul");
         var y = Enumerable.Repeat(1f, N).ToArray();
         var (bufY, iovaY) = await AllocMapWrite(ctx1, as1, y, cancel);
         var weights = RandomFloats(random, M * M);
@@ -88,7 +88,7 @@ public static class LocalDemo
         var status = await ctx1.WaitAsync(consumed.Fence, Timeout, cancel);
         Check($"{consumed.Fence}", status.State == FenceState.Completed, status.State == FenceState.Completed ? "signalled ok" : $"{status.State} {status.Error}");
 
-        Step(console, 6, "Check every result against the same computation on the host");
+        DemoText.Step(console, 6, "Check every result against the same computation on the host");
         var c = new float[N];
         for (var i = 0; i < N; i++) c[i] = 2f * (a[i] + b[i]);
         var deviceC = MemoryMarshal.Cast<byte, float>(await ctx0.ReadAsync(bufC, 0, N * 4, cancel)).ToArray();
@@ -108,36 +108,24 @@ public static class LocalDemo
         var expectedProduct = MatMul(c, weights, M);
         Check($"{M}×{M} matmul of C and W", Close(product, expectedProduct), $"max error {MaxError(product, expectedProduct):E2}");
 
-        Step(console, 7, $"Close {ctx0}, the exporter: C stays alive on {dev0} while {dev1} still imports it");
+        DemoText.Step(console, 7, $"Close {ctx0}, the exporter: C stays alive on {dev0} while {dev1} still imports it");
         await ctx0.CloseAsync(cancel);
         var afterExporterClose = await WaitForMemory(node.Client, dev0, used => used > 0, cancel);
         var stillReadable = MemoryMarshal.Cast<byte, float>(await ctx1.ReadAsync(imported.Handle, 0, 16, cancel)).ToArray();
         Check($"{dev0} keeps C for the importer", afterExporterClose == N * 4L && stillReadable[0] == c[0],
             $"{afterExporterClose:N0} bytes still in use, first float {stillReadable[0]} (expected {c[0]})");
 
-        Step(console, 8, $"Close {ctx1}: the last importer detaches, and every byte goes back");
+        DemoText.Step(console, 8, $"Close {ctx1}: the last importer detaches, and every byte goes back");
         await ctx1.CloseAsync(cancel);
         var used0 = await WaitForMemory(node.Client, dev0, used => used == 0, cancel);
         var used1 = await WaitForMemory(node.Client, dev1, used => used == 0, cancel);
         Check("device memory back at zero", used0 == 0 && used1 == 0, $"{dev0}: {used0} bytes, {dev1}: {used1} bytes");
-        ShowDevices(console, await node.Client.ListDevicesAsync(cancel));
+        DemoText.ShowDevices(console, await node.Client.ListDevicesAsync(cancel));
 
         console.MarkupLine(failures == 0
             ? $"[green]Demo finished in {clock.Elapsed.TotalSeconds:0.0} s: every result matched the host.[/]"
             : $"[red]Demo finished with {failures} failed checks.[/]");
         return failures == 0 ? 0 : 1;
-    }
-
-    private static void Step(IAnsiConsole console, int number, string text) =>
-        console.MarkupLine($"\n[bold blue]{number}.[/] [bold]{Markup.Escape(text)}[/]");
-
-    private static void ShowDevices(IAnsiConsole console, IReadOnlyList<DeviceInfo> devices)
-    {
-        var table = new Table().AddColumns("device", "kind", "group", "memory used", "memory total", "contexts", "exports", "done", "failed");
-        foreach (var d in devices)
-            table.AddRow(d.Id.ToString(), d.Kind, d.IommuGroup.ToString(), $"{d.MemoryUsed:N0}", $"{d.MemoryTotal:N0}",
-                d.OpenContexts.ToString(), d.Exports.ToString(), d.CompletedSubmissions.ToString(), d.FailedSubmissions.ToString());
-        console.Write(table);
     }
 
     private static async Task<(BufferHandle, ulong)> AllocMapWrite(DeviceContext context, AddressSpaceId space, float[] data, CancellationToken cancel)

@@ -4,6 +4,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Hosting;
 using Fabric.Core.Protocol;
+using Fabric.Devices;
 using Fabric.Core;
 using Fabric.Core.Jobs;
 using Fabric.Node.Cluster;
@@ -15,8 +16,9 @@ using Microsoft.Extensions.DependencyInjection;
 namespace Fabric.Node.Gateway;
 
 /// <summary>
-/// The node's HTTP gateway (loopback by default): <c>GET /health</c>, <c>GET /nodes</c>, <c>GET /devices</c>, all
-/// JSON, all answered from the cluster-wide registry without opening any device. The CLI reads these.
+/// The node's HTTP gateway (loopback by default): <c>GET /health</c>, <c>GET /nodes</c>, <c>GET /devices</c> (answered
+/// from the cluster-wide registry without opening any device), <c>GET /devices/local</c> (this node's devices, asked
+/// now) and the job API; all JSON. The CLI reads these.
 /// </summary>
 public static class HttpGateway
 {
@@ -43,11 +45,14 @@ public static class HttpGateway
             Results.Json(await actors.Get<NodeRegistryKey>().Ask<NodeRegistry.NodeList>(new NodeRegistry.GetNodes(), AskTimeout), Json));
         app.MapGet("/devices", async (ActorRegistry actors) =>
             Results.Json((await actors.Get<NodeRegistryKey>().Ask<DeviceRequests.DeviceList>(new DeviceRequests.ListDevices(), AskTimeout)).Devices, Json));
+        // This node's own devices, asked now (not the registry's copy): exact counters, for checks that need them.
+        app.MapGet("/devices/local", async (ActorRegistry actors) =>
+            Results.Json((await actors.Get<DeviceManagerKey>().Ask<DeviceRequests.DeviceList>(new DeviceManager.ListLocalDevices(), AskTimeout)).Devices, Json));
         MapJobs(app);
     }
 
     /// <summary>
-    /// <c>POST /jobs</c> (a job spec as JSON → 202 with the job id, or 400 with the code and sentence),
+    /// <c>POST /jobs[?id=chosen-id]</c> (a job spec as JSON → 202 with the job id, or 400 with the code and sentence),
     /// <c>GET /jobs</c>, <c>GET /jobs/{id}</c>, <c>GET /jobs/{id}/outputs/{name}</c> (the bytes).
     /// </summary>
     private static void MapJobs(WebApplication app)
@@ -59,15 +64,19 @@ public static class HttpGateway
         {
             using var reader = new StreamReader(request.Body);
             var text = await reader.ReadToEndAsync(cancel);
-            try
+            return await Answer(async () =>
             {
-                var jobId = await Jobs(actors).SubmitAsync(JobJson.Parse(text), cancel);
-                return Results.Json(new Submitted(jobId), Json, statusCode: 202);
-            }
-            catch (FabricException e)
-            {
-                return Results.Json(new Problem(e.Code.ToString(), e.Error.Message), Json, statusCode: 400);
-            }
+                try
+                {
+                    var jobId = await Jobs(actors).SubmitAsync(JobJson.Parse(text), cancel, request.Query["id"].FirstOrDefault());
+                    return Results.Json(new Submitted(jobId), Json, statusCode: 202);
+                }
+                catch (FabricException e) when (e.Code != ErrorCode.ETIMEDOUT)
+                {
+                    // A spec the cluster cannot take (400), or an id another job holds (409): nothing was started.
+                    return Results.Json(new Problem(e.Code.ToString(), e.Error.Message), Json, statusCode: e.Code == ErrorCode.EEXIST ? 409 : 400);
+                }
+            });
         });
         app.MapGet("/jobs", async (ActorRegistry actors, CancellationToken cancel) =>
             await Answer(async () => Results.Json((await Jobs(actors).ListAsync(cancel)).Select(JobView.Of), Json)));

@@ -6,6 +6,8 @@ using Akka.Event;
 using Akka.Persistence;
 using Fabric.Core;
 using Fabric.Core.Client;
+using Fabric.Core.Jobs;
+using Fabric.Node.Cluster;
 using static Fabric.Node.Jobs.JobEvents;
 
 namespace Fabric.Node.Jobs;
@@ -83,6 +85,11 @@ internal sealed class JobEntityActor : ReceivePersistentActor
         Command<RunFinished>(OnRunFinished);
         Command<ClusterEvent.UnreachableMember>(m =>
             _client?.NodeUnreachable(m.Member.Address, "the cluster's failure detector lost it; its tasks run again elsewhere"));
+        Command<NodeRegistry.NodeLost>(m =>
+            _client?.NodeUnreachable(m.Address, "the cluster lost it; its tasks run again elsewhere", m.Node));
+        Command<NodeRegistry.NodeAvailable>(m => _client?.NodeReturned(m.Address, m.Node));
+        Command<ClusterEvent.ReachableMember>(m => _client?.NodeReturned(m.Member.Address));
+        Command<ClusterEvent.MemberUp>(m => _client?.NodeReturned(m.Member.Address));
         Command<ClusterEvent.IClusterDomainEvent>(_ => { });
         Command<SaveSnapshotSuccess>(_ => { });
         Command<SaveSnapshotFailure>(f => _log.Warning("job {0}: snapshot not saved: {1}", _state.JobId, f.Cause.Message));
@@ -98,7 +105,10 @@ internal sealed class JobEntityActor : ReceivePersistentActor
     {
         if (_state.Status != JobStatus.Unknown)
         {
-            Sender.Tell(new JobEntity.Accepted(_state.JobId));
+            // The same submission again (a retry) is accepted; another job under this id is refused.
+            Sender.Tell(_state.Spec is not null && JobJson.Write(_state.Spec) == JobJson.Write(m.Spec)
+                ? new JobEntity.Accepted(_state.JobId)
+                : new FabricError(ErrorCode.EEXIST, $"job id {_state.JobId} is taken by job '{_state.Spec?.Name}'; submit '{m.Spec.Name}' under another id"));
             return;
         }
         var replyTo = Sender;
@@ -160,12 +170,15 @@ internal sealed class JobEntityActor : ReceivePersistentActor
     {
         base.PreStart();
         Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
-            typeof(ClusterEvent.UnreachableMember));
+            typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.ReachableMember), typeof(ClusterEvent.MemberUp));
+        Context.System.EventStream.Subscribe(Self, typeof(NodeRegistry.NodeLost));
+        Context.System.EventStream.Subscribe(Self, typeof(NodeRegistry.NodeAvailable));
     }
 
     protected override void PostStop()
     {
         Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+        Context.System.EventStream.Unsubscribe(Self);
         _run?.Cancel();
         base.PostStop();
     }

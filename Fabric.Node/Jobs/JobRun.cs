@@ -26,6 +26,17 @@ public sealed record JobRunOptions
 
     /// <summary>Tasks running at once across the cluster.</summary>
     public int Parallelism { get; init; } = 16;
+
+    /// <summary>
+    /// Attempts of one task when each failure is explained by a lost node or device (its results were recomputed and it
+    /// was placed elsewhere): under repeated node loss a task may need more than <see cref="MaxAttempts"/>.
+    /// </summary>
+    public int MaxAttemptsOnNodeLoss { get; init; } = 20;
+
+    /// <summary>Wait before a failed task is placed again: doubled each attempt, up to <see cref="MaxBackoff"/>.</summary>
+    public TimeSpan Backoff { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(2);
 }
 
 /// <summary>The outcome of a run: the job's output buffers, or the error that failed it.</summary>
@@ -47,7 +58,12 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
     private readonly Dictionary<DeviceId, Slot> _slots = [];
     private readonly Dictionary<string, Holding> _held = [];
     private readonly Dictionary<string, int> _attempts = [];
+    private readonly Dictionary<string, int> _unexplainedFailures = [];
+    private readonly Dictionary<string, DateTime> _notBefore = [];
     private readonly HashSet<DeviceId> _avoid = [];
+
+    // Tasks run concurrently on the thread pool: _slots and _held are only touched under this lock.
+    private readonly Lock _gate = new();
 
     /// <summary>A context this run holds on one device, with its address space.</summary>
     private sealed class Slot(DeviceContext context, AddressSpaceId space)
@@ -67,7 +83,7 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
         public ExportToken? Token { get; set; }
     }
 
-    private sealed record Outcome(string Task, DeviceId Device, FabricError? Error, ImmutableArray<DeviceId> Involved);
+    private sealed record Outcome(string Task, DeviceId Device, FabricError? Error, ImmutableArray<Slot> Involved);
 
     private static bool IsTransient(FabricError error) =>
         error.Code is ErrorCode.ENODEV or ErrorCode.EIO or ErrorCode.ETIMEDOUT or ErrorCode.EBUSY or ErrorCode.ENOMEM;
@@ -88,7 +104,9 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                     continue; // a holder was lost while fetching: recompute
                 }
                 var devices = await client.ListDevicesAsync(cancel);
-                foreach (var task in needed.Where(t => !running.ContainsKey(t) && Ready(t)).Take(Math.Max(0, options.Parallelism - running.Count)))
+                var now = DateTime.UtcNow;
+                foreach (var task in needed.Where(t => !running.ContainsKey(t) && Ready(t) && _notBefore.GetValueOrDefault(t) <= now)
+                             .Take(Math.Max(0, options.Parallelism - running.Count)))
                 {
                     var device = Place(task, devices, running.Keys);
                     if (device is null)
@@ -97,21 +115,30 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                     events.TaskPlaced(task, device.Value, attempt);
                     running[task] = RunTaskAsync(_tasks[task], device.Value, attempt, cancel);
                 }
-                if (running.Count == 0)
+                var backingOff = needed.Where(t => !running.ContainsKey(t) && _notBefore.GetValueOrDefault(t) > now).Select(t => _notBefore[t]).ToList();
+                if (running.Count == 0 && backingOff.Count == 0)
                     return Failed(new FabricError(ErrorCode.EIO, $"job {spec.Name} cannot make progress: tasks {string.Join(", ", needed)} wait on inputs nothing will produce"));
 
-                var finished = await Task.WhenAny(running.Values);
-                var outcome = await finished;
+                // The next thing to act on: a task ending, or a failed task's wait running out.
+                var waits = running.Values.Cast<Task>().ToList();
+                if (backingOff.Count > 0) waits.Add(Task.Delay(backingOff.Min() - now + TimeSpan.FromMilliseconds(1), cancel));
+                var finished = await Task.WhenAny(waits);
+                if (finished is not Task<Outcome> ended) continue;
+                var outcome = await ended;
                 running.Remove(outcome.Task);
                 if (outcome.Error is null) continue;
                 var tries = _attempts[outcome.Task];
-                if (!IsTransient(outcome.Error) || tries >= options.MaxAttempts)
+                // A failure explained by a node or device found lost is given more attempts than one of its own.
+                var explained = IsTransient(outcome.Error) && await ForgetLostAsync(outcome.Involved, outcome.Error.Message);
+                var unexplained = _unexplainedFailures[outcome.Task] = _unexplainedFailures.GetValueOrDefault(outcome.Task) + (explained ? 0 : 1);
+                if (!IsTransient(outcome.Error) || unexplained >= options.MaxAttempts || tries >= options.MaxAttemptsOnNodeLoss)
                 {
                     events.TaskFailed(outcome.Task, outcome.Device, tries, outcome.Error, willRetry: false);
                     return Failed(outcome.Error with { Message = $"task {outcome.Task} failed on {outcome.Device} (attempt {tries}): {outcome.Error.Message}" });
                 }
                 events.TaskFailed(outcome.Task, outcome.Device, tries, outcome.Error, willRetry: true);
-                await ForgetLostAsync(outcome.Involved, outcome.Error.Message);
+                var backoff = options.Backoff * Math.Pow(2, Math.Min(tries - 1, 8));
+                _notBefore[outcome.Task] = DateTime.UtcNow + (backoff < options.MaxBackoff ? backoff : options.MaxBackoff);
             }
         }
         finally
@@ -128,11 +155,11 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
     private List<string> Needed()
     {
         var needed = new List<string>();
-        var wanted = new Stack<string>(spec.Buffers.Where(b => b.Output && !_held.ContainsKey(b.Name)).Select(b => b.Name));
+        var wanted = new Stack<string>(spec.Buffers.Where(b => b.Output && !IsHeld(b.Name)).Select(b => b.Name));
         var seen = new HashSet<string>();
         while (wanted.TryPop(out var buffer))
         {
-            if (_held.ContainsKey(buffer) || _buffers[buffer].Init is not null) continue;
+            if (IsHeld(buffer) || _buffers[buffer].Init is not null) continue;
             var producer = _plan.Producer(buffer);
             if (producer is null || !seen.Add(producer)) continue;
             needed.Add(producer);
@@ -141,7 +168,17 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
         return needed;
     }
 
-    private bool Ready(string task) => _plan.Task(task).Inputs.All(b => _held.ContainsKey(b) || _buffers[b].Init is not null);
+    private bool IsHeld(string buffer)
+    {
+        lock (_gate) return _held.ContainsKey(buffer);
+    }
+
+    private Holding? HeldOrNull(string buffer)
+    {
+        lock (_gate) return _held.GetValueOrDefault(buffer);
+    }
+
+    private bool Ready(string task) => _plan.Task(task).Inputs.All(b => IsHeld(b) || _buffers[b].Init is not null);
 
     private DeviceId? Place(string task, IReadOnlyList<DeviceInfo> devices, IEnumerable<string> running)
     {
@@ -149,7 +186,7 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
         var memory = _plan.Task(task).MemoryBytes;
         var local = new Dictionary<DeviceId, long>();
         foreach (var input in _plan.Task(task).Inputs)
-            if (_held.TryGetValue(input, out var holding))
+            if (HeldOrNull(input) is { } holding)
                 local[holding.Slot.Device] = local.GetValueOrDefault(holding.Slot.Device) + holding.Size;
         var load = running.Select(t => _lastPlacement.GetValueOrDefault(t)).Where(d => d.Node is not null)
             .GroupBy(d => d).ToDictionary(g => g.Key, g => g.Count());
@@ -159,39 +196,67 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
     }
 
     private readonly Dictionary<string, DeviceId> _lastPlacement = [];
+    private readonly Dictionary<DeviceId, Task<Slot>> _opening = [];
 
+    /// <summary>This run's context on <paramref name="device"/>, opened once however many tasks ask for it at the same time.</summary>
     private async Task<Slot> SlotAsync(DeviceId device, CancellationToken cancel)
     {
-        if (_slots.TryGetValue(device, out var slot) && slot.Context.IsUsable) return slot;
+        Task<Slot>? opening;
+        lock (_gate)
+        {
+            if (_slots.TryGetValue(device, out var slot) && slot.Context.IsUsable) return slot;
+            if (!_opening.TryGetValue(device, out opening)) _opening[device] = opening = Task.Run(() => OpenSlotAsync(device, cancel), cancel);
+        }
+        try
+        {
+            return await opening;
+        }
+        finally
+        {
+            lock (_gate)
+                if (_opening.TryGetValue(device, out var current) && current == opening)
+                    _opening.Remove(device);
+        }
+    }
+
+    private async Task<Slot> OpenSlotAsync(DeviceId device, CancellationToken cancel)
+    {
         var context = await client.OpenAsync(device, cancel);
         var space = await context.CreateAddressSpaceAsync(cancel);
         await context.AttachAsync(space, cancel);
-        return _slots[device] = new Slot(context, space);
+        var slot = new Slot(context, space);
+        lock (_gate) _slots[device] = slot;
+        return slot;
     }
 
     private async Task<Outcome> RunTaskAsync(TaskSpec task, DeviceId device, int attempt, CancellationToken cancel)
     {
-        var involved = new HashSet<DeviceId> { device };
+        var involved = new HashSet<Slot>();
         var clock = Stopwatch.StartNew();
         var cleanup = new List<(BufferHandle Handle, Iova Iova, long Size)>();
+        var outputs = new List<(string Name, BufferHandle Handle, Iova Iova, long Size)>();
         Slot? slot = null;
         try
         {
             slot = await SlotAsync(device, cancel);
+            involved.Add(slot);
             var iovas = new Dictionary<string, ulong>();
             var staging = new CommandBufferBuilder();
             foreach (var input in _plan.Task(task.Name).Inputs)
             {
-                if (!_held.TryGetValue(input, out var holding))
+                var holding = HeldOrNull(input);
+                if (holding is null)
                 {
                     // A job input: made where it is first needed.
                     var data = BufferInit.Materialize(_buffers[input]);
                     var handle = await slot.Context.AllocateAsync(data.Length, cancel: cancel);
                     await slot.Context.WriteAsync(handle, 0, data, cancel);
                     var iova = await slot.Context.MapAsync(slot.Space, handle, Access.ReadWrite, cancel: cancel);
-                    _held[input] = holding = new Holding(slot, handle, iova, data.Length);
+                    var made = new Holding(slot, handle, iova, data.Length);
+                    lock (_gate) holding = _held.TryAdd(input, made) ? made : _held[input];
+                    if (holding != made) cleanup.Add((handle, iova, data.Length)); // another task made it first
                 }
-                involved.Add(holding.Slot.Device);
+                involved.Add(holding.Slot);
                 if (holding.Slot == slot)
                 {
                     iovas[input] = holding.Iova;
@@ -213,7 +278,6 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                 staging.Copy(localIova, importIova, (ulong)holding.Size);
                 iovas[input] = localIova;
             }
-            var outputs = new List<(string Name, BufferHandle Handle, Iova Iova, long Size)>();
             foreach (var output in _plan.Task(task.Name).Outputs)
             {
                 var size = _buffers[output].Size;
@@ -225,14 +289,21 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
             var program = TaskCompiler.Compile(task, name => iovas[name], name => _buffers[name].Size);
             if (staging.Count > 0) await slot.Context.RunAsync(staging.Build(), options.TaskTimeout, cancel: cancel);
             await slot.Context.RunAsync(program, options.TaskTimeout, cancel: cancel);
-            foreach (var (name, handle, iova, size) in outputs) _held[name] = new Holding(slot, handle, iova, size);
+            lock (_gate)
+            {
+                // Its context may have been found lost while it ran: then its results are not kept (they are not reachable).
+                if (!(_slots.TryGetValue(device, out var current) && current == slot && slot.Context.IsUsable))
+                    throw new FabricException(new FabricError(ErrorCode.ENODEV, $"the context of this run on {device} was lost as task {task.Name} ended"));
+                foreach (var (name, handle, iova, size) in outputs) _held[name] = new Holding(slot, handle, iova, size);
+            }
+            outputs.Clear();
             events.TaskSucceeded(task.Name, device, attempt, clock.Elapsed);
             await ReleaseAsync(slot, cleanup, cancel);
             return new Outcome(task.Name, device, null, [.. involved]);
         }
         catch (FabricException e)
         {
-            if (slot is not null) await ReleaseAsync(slot, cleanup, cancel);
+            if (slot is not null) await ReleaseAsync(slot, [.. cleanup, .. outputs.Select(o => (o.Handle, o.Iova, o.Size))], cancel);
             return new Outcome(task.Name, device, e.Error, [.. involved]);
         }
     }
@@ -240,6 +311,7 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
     /// <summary>Imports and staging copies are dropped once the task has run; failures here change nothing that matters.</summary>
     private static async Task ReleaseAsync(Slot slot, List<(BufferHandle Handle, Iova Iova, long Size)> buffers, CancellationToken cancel)
     {
+        if (!slot.Context.IsUsable) return; // gone with its node: nothing left to release
         foreach (var (handle, iova, size) in buffers)
         {
             try
@@ -252,15 +324,16 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
     }
 
     /// <summary>
-    /// After a transient failure: every device involved is probed; one that does not answer (its node lost, its context
-    /// gone) is avoided from now on, and the buffers it held are forgotten — their producers run again (lineage).
+    /// After a transient failure: every context involved is probed; one that does not answer (its node lost, its
+    /// context gone) is dropped, its device avoided from now on, and the buffers it held are forgotten — their producers
+    /// run again (lineage). Returns whether one was found lost (the failure is explained).
     /// </summary>
-    private async Task ForgetLostAsync(ImmutableArray<DeviceId> involved, string reason)
+    private async Task<bool> ForgetLostAsync(IEnumerable<Slot> involved, string reason)
     {
         var lost = new List<string>();
-        foreach (var device in involved)
+        var found = false;
+        foreach (var slot in involved.Distinct())
         {
-            if (!_slots.TryGetValue(device, out var slot)) continue;
             var alive = slot.Context.IsUsable;
             if (alive)
             {
@@ -268,15 +341,20 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                 catch (Exception e) when (e is FabricException or TimeoutException) { alive = false; }
             }
             if (alive) continue;
-            _avoid.Add(device);
-            _slots.Remove(device);
-            foreach (var (name, _) in _held.Where(kv => kv.Value.Slot == slot).ToList())
+            found = true;
+            _avoid.Add(slot.Device);
+            lock (_gate)
             {
-                _held.Remove(name);
-                lost.Add(name);
+                if (_slots.TryGetValue(slot.Device, out var current) && current == slot) _slots.Remove(slot.Device);
+                foreach (var (name, _) in _held.Where(kv => kv.Value.Slot == slot).ToList())
+                {
+                    _held.Remove(name);
+                    lost.Add(name);
+                }
             }
         }
         if (lost.Count > 0) events.BuffersLost([.. lost], reason);
+        return found;
     }
 
     /// <summary>Reads every output back from where it is held; null when a holder is gone (the caller recomputes).</summary>
@@ -285,14 +363,15 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
         var outputs = ImmutableDictionary.CreateBuilder<string, byte[]>();
         foreach (var buffer in spec.Buffers.Where(b => b.Output))
         {
-            var holding = _held[buffer.Name];
+            var holding = HeldOrNull(buffer.Name);
+            if (holding is null) return null;
             try
             {
                 outputs[buffer.Name] = await holding.Slot.Context.ReadAsync(holding.Handle, 0, checked((int)buffer.Size), cancel);
             }
             catch (FabricException e) when (IsTransient(e.Error))
             {
-                await ForgetLostAsync([holding.Slot.Device], e.Error.Message);
+                await ForgetLostAsync([holding.Slot], e.Error.Message);
                 return null;
             }
         }

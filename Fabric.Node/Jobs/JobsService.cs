@@ -18,18 +18,27 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
     /// <summary>Reads answer within this or fail (503): while a lost node's jobs move, a quick retry beats a long wait.</summary>
     private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(5);
 
-    /// <summary>Submits a job → its id; an invalid spec → a <see cref="FabricException"/> naming the task, and nothing persisted.</summary>
-    public async Task<string> SubmitAsync(JobSpec spec, CancellationToken cancel)
+    /// <summary>
+    /// Submits a job → its id; an invalid spec → a <see cref="FabricException"/> naming the task, and nothing persisted.
+    /// A caller may choose the id (<paramref name="jobId"/>): submitting the same spec under it again is harmless (a retry
+    /// after a lost answer starts nothing twice); another spec under a taken id is EEXIST.
+    /// </summary>
+    public async Task<string> SubmitAsync(JobSpec spec, CancellationToken cancel, string? jobId = null)
     {
+        if (jobId is not null && !IsValidId(jobId))
+            throw new FabricException(FabricError.Invalid($"'{jobId}' is not a job id: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"));
         var devices = (await deviceManager.Ask<DeviceRequests.DeviceList>(new DeviceRequests.ListDevices(), SubmitTimeout, cancel)).Devices;
         if (devices.IsDefaultOrEmpty) throw new FabricException(new FabricError(ErrorCode.ENODEV, "the cluster has no devices to run a job on"));
         if (JobValidator.Validate(spec, devices.Max(d => d.MemoryTotal)) is { } error) throw new FabricException(error);
         if (Unplaceable(spec, devices) is { } unplaceable) throw new FabricException(unplaceable);
-        var jobId = $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..6]}";
+        jobId ??= $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..6]}";
         await Ask<JobIndex.ContextAck>(new JobIndex.Add(new JobIndex.JobListing(jobId, spec.Name, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())), cancel, SubmitTimeout);
         await Ask<JobEntity.Accepted>(new JobEntity.Start(jobId, spec), cancel, SubmitTimeout);
         return jobId;
     }
+
+    private static bool IsValidId(string id) =>
+        id.Length is > 0 and <= 64 && char.IsAsciiLetterOrDigit(id[0]) && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
 
     /// <summary>A task whose node or device kind the cluster does not have → EINVAL naming it.</summary>
     private static FabricError? Unplaceable(JobSpec spec, ImmutableArray<DeviceInfo> devices)

@@ -24,6 +24,9 @@ public sealed class DemoTests
 
     [Theory]
     [InlineData("demo")]
+    [InlineData("demo --in-process")]
+    [InlineData("chaos --seed 1 --nodes 3 --kills 10")]
+    [InlineData("chaos --seed 5 --nodes 5 --kills 2 --freeze --jobs-per-wave 1 --report r.json --keep --timeout 10")]
     [InlineData("bench local")]
     [InlineData("bench local --quick")]
     [InlineData("bench remote --quick")]

@@ -140,7 +140,8 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         var utilization = Math.Min(1.0, busy.TotalSeconds / Math.Max(1e-9, _uptime.Elapsed.TotalSeconds * _profile.Queues));
         return new DeviceInfo(_id, _profile.Kind, _group, _profile.PageSize, _profile.Queues,
             stats.Capacity, stats.Used, stats.LargestFree, stats.Fragmentation, stats.Allocations,
-            _openContexts, _exports, QueueDepth(), _completed, _failed, _resets, utilization, Resetting);
+            _openContexts, _exports, QueueDepth(), _completed, _failed, _resets, utilization, Resetting,
+            _waiters.Values.SelectMany(list => list).Where(w => !w.Done).Select(w => w.Id).Distinct().Count());
     }
 
     private int QueueDepth() => _waiting.Sum(q => q.Count) + _current.Count(r => r is not null);

@@ -1,0 +1,138 @@
+using System.Collections.Immutable;
+using Fabric.Core.Jobs;
+using Fabric.Core.Protocol;
+using Fabric.Node.Jobs;
+using static Fabric.Node.Jobs.JobEvents;
+
+namespace Fabric.Node.Chaos;
+
+/// <summary>
+/// The promises a chaos run checks, each a pure function of what was observed, returning the violations it finds.
+/// </summary>
+public static class ChaosInvariants
+{
+    public const string Completed = "every job completed";
+    public const string ExactlyOnce = "exactly once";
+    public const string Result = "result equals the host reference";
+    public const string NoLeaks = "devices back at baseline";
+    public const string NoHangingWaits = "no wait left hanging";
+    public const string Journal = "journal consistent with what ran";
+
+    public static readonly ImmutableArray<string> All = [Completed, ExactlyOnce, Result, NoLeaks, NoHangingWaits, Journal];
+
+    /// <summary>Every planned job ended Completed (not failed, not still running, not unknown to the cluster).</summary>
+    public static IEnumerable<Violation> JobsCompleted(IEnumerable<ChaosJob> jobs, IReadOnlyDictionary<string, JobView> views)
+    {
+        foreach (var job in jobs)
+        {
+            if (!views.TryGetValue(job.Id, out var view))
+                yield return new Violation(Completed, job.Id, "the cluster does not know the job (submitted, then lost?)");
+            else if (view.Status == nameof(JobStatus.Failed))
+                yield return new Violation(Completed, job.Id, $"failed: {view.Error}");
+            else if (view.Status != nameof(JobStatus.Completed))
+                yield return new Violation(Completed, job.Id, $"still {view.Status} at the end ({view.CompletedTasks}/{view.Tasks} tasks): it hangs");
+        }
+    }
+
+    /// <summary>
+    /// Each job is listed once in the job index, nothing else is (no duplicate submission), and its journal holds
+    /// exactly one outcome, as its last event.
+    /// </summary>
+    public static IEnumerable<Violation> RanExactlyOnce(IEnumerable<ChaosJob> jobs, IReadOnlyList<string> indexed,
+        IReadOnlyDictionary<string, ImmutableArray<JournalEntry>> histories)
+    {
+        var planned = jobs.Select(j => j.Id).ToHashSet();
+        foreach (var group in indexed.GroupBy(id => id))
+        {
+            if (!planned.Contains(group.Key)) yield return new Violation(ExactlyOnce, group.Key, "a job nobody submitted is in the job index");
+            else if (group.Count() > 1) yield return new Violation(ExactlyOnce, group.Key, $"listed {group.Count()} times in the job index");
+        }
+        foreach (var id in planned.Where(id => !indexed.Contains(id)))
+            yield return new Violation(ExactlyOnce, id, "missing from the job index");
+        foreach (var (id, history) in histories)
+        {
+            if (!planned.Contains(id))
+            {
+                yield return new Violation(ExactlyOnce, id, "the journal holds a job nobody submitted");
+                continue;
+            }
+            var outcomes = history.Count(e => e.Event is JobEvents.Completed or JobEvents.Failed);
+            if (outcomes != 1)
+                yield return new Violation(ExactlyOnce, id, $"the journal holds {outcomes} outcomes (Completed/Failed) instead of one");
+            else if (history[^1].Event is not (JobEvents.Completed or JobEvents.Failed))
+                yield return new Violation(ExactlyOnce, id, $"events follow the job's outcome (last: {history[^1].Event.GetType().Name})");
+        }
+    }
+
+    /// <summary>
+    /// The job's journal tells a story that could have happened, and the one the cluster shows: sequence numbers 1..n
+    /// without gaps, submitted first with this spec, every completion of a task the spec has and placed before on that
+    /// device with that attempt, a first completion at most once per task and for every task of a completed job, as
+    /// many runs and events as the job's view counts.
+    /// </summary>
+    public static IEnumerable<Violation> JournalConsistent(ChaosJob job, ImmutableArray<JournalEntry> history, JobView? view)
+    {
+        var problems = new List<string>();
+        for (var i = 0; i < history.Length; i++)
+            if (history[i].Sequence != i + 1)
+            {
+                problems.Add($"sequence numbers jump to {history[i].Sequence} at event {i + 1}");
+                break;
+            }
+        if (history.IsDefaultOrEmpty || history[0].Event is not Submitted submitted)
+            problems.Add("the first event is not Submitted");
+        else if (JobJson.Write(submitted.Spec) != JobJson.Write(job.Spec))
+            problems.Add("the submitted spec differs from the one sent");
+
+        var tasks = job.Spec.Tasks.Select(t => t.Name).ToHashSet();
+        var placed = new HashSet<(string, string, int)>();
+        var completions = new Dictionary<string, int>();
+        foreach (var e in history.Select(h => h.Event))
+        {
+            switch (e)
+            {
+                case TaskPlaced p:
+                    placed.Add((p.Task, p.Device.ToString(), p.Attempt));
+                    break;
+                case JobEvents.TaskCompleted c:
+                    completions[c.Task] = completions.GetValueOrDefault(c.Task) + 1;
+                    if (!tasks.Contains(c.Task)) problems.Add($"task {c.Task} completed, but the spec has no such task");
+                    else if (!placed.Contains((c.Task, c.Device.ToString(), c.Attempt)))
+                        problems.Add($"task {c.Task} completed on {c.Device} (attempt {c.Attempt}) without being placed there");
+                    break;
+                case TaskRecomputed r when !completions.ContainsKey(r.Task):
+                    problems.Add($"task {r.Task} was recomputed before it had completed");
+                    break;
+            }
+        }
+        foreach (var (task, count) in completions.Where(kv => kv.Value > 1))
+            problems.Add($"task {task} has {count} first completions");
+        if (history.Any(h => h.Event is JobEvents.Completed) && tasks.Except(completions.Keys).ToList() is { Count: > 0 } missing)
+            problems.Add($"completed without tasks {string.Join(", ", missing.Take(5))} ever completing");
+        var runs = history.Count(h => h.Event is RunStarted);
+        if (runs == 0) problems.Add("no run ever started");
+        if (view is not null)
+        {
+            if (view.Runs != runs) problems.Add($"the job shows {view.Runs} runs, the journal {runs}");
+            if (view.Events != history.Length) problems.Add($"the job shows {view.Events} events, the journal {history.Length}");
+        }
+        return problems.Select(p => new Violation(Journal, job.Id, p));
+    }
+
+    /// <summary>Every device of a live node is where it was before any job: no memory, context, export, queued work or waiter left.</summary>
+    public static IEnumerable<Violation> DevicesAtBaseline(IReadOnlyDictionary<string, DeviceInfo> baseline, IEnumerable<DeviceInfo> now)
+    {
+        foreach (var device in now)
+        {
+            var before = baseline.GetValueOrDefault(device.Id.ToString());
+            var held = new List<string>();
+            if (device.MemoryUsed != (before?.MemoryUsed ?? 0)) held.Add($"{device.MemoryUsed:N0} bytes of memory in use (baseline {before?.MemoryUsed ?? 0:N0})");
+            if (device.Allocations != (before?.Allocations ?? 0)) held.Add($"{device.Allocations} allocations (baseline {before?.Allocations ?? 0})");
+            if (device.OpenContexts != (before?.OpenContexts ?? 0)) held.Add($"{device.OpenContexts} open contexts");
+            if (device.Exports != (before?.Exports ?? 0)) held.Add($"{device.Exports} dma-buf exports");
+            if (held.Count > 0) yield return new Violation(NoLeaks, device.Id.ToString(), string.Join(", ", held));
+            if (device.Waiters > 0 || device.QueueDepth > 0)
+                yield return new Violation(NoHangingWaits, device.Id.ToString(), $"{device.Waiters} fence waits and {device.QueueDepth} submissions still pending");
+        }
+    }
+}

@@ -1,0 +1,89 @@
+using System.Collections.Immutable;
+using Fabric.Node.Jobs;
+using static Fabric.Node.Jobs.JobEvents;
+
+namespace Fabric.Node.Chaos;
+
+/// <summary>
+/// What a fault interrupted and how soon the work went on, worked out from the journal (every event carries the time
+/// it happened on its node; the nodes share this machine's clock). Pure.
+/// </summary>
+public static class ChaosRecovery
+{
+    public const string JobNode = "job node";
+    public const string TaskNode = "task node";
+    public const string HeldResults = "held results";
+    public const string Idle = "idle";
+
+    public sealed record Outcome(string Role, int InterruptedTasks, double? RecoverySeconds, string? RecoveredBy);
+
+    /// <param name="victims">The nodes hit, by name.</param>
+    /// <param name="victimAddresses">Their cluster addresses (a job's run names the node it ran on by address).</param>
+    /// <param name="atMs">When the fault struck (Unix ms).</param>
+    public static Outcome Of(IReadOnlyCollection<string> victims, IReadOnlyCollection<string> victimAddresses, long atMs,
+        IReadOnlyDictionary<string, ImmutableArray<JournalEntry>> histories)
+    {
+        bool jobRunHit = false, tasksHit = false, resultsHit = false;
+        var interrupted = 0;
+        (long At, string By)? first = null;
+        (long At, string By)? anyAfter = null;
+        foreach (var (jobId, history) in histories)
+        {
+            var before = history.Where(e => AtMs(e.Event) <= atMs).Select(e => e.Event).ToList();
+            if (before.Count == 0 || before.Any(e => e is JobEvents.Completed or JobEvents.Failed)) continue;
+
+            // The job was running: which of its tasks did the fault touch?
+            var lastRun = before.OfType<RunStarted>().LastOrDefault();
+            var jobHit = lastRun is not null && victimAddresses.Contains(lastRun.Node);
+            var placedOn = new Dictionary<string, string>();
+            var doneOn = new Dictionary<string, string>();
+            foreach (var e in before)
+            {
+                switch (e)
+                {
+                    case TaskPlaced p: placedOn[p.Task] = p.Device.Node; doneOn.Remove(p.Task); break;
+                    case JobEvents.TaskCompleted c: doneOn[c.Task] = c.Device.Node; break;
+                    case TaskRecomputed r: doneOn[r.Task] = r.Device.Node; break;
+                }
+            }
+            var inFlight = placedOn.Where(kv => !doneOn.ContainsKey(kv.Key) && victims.Contains(kv.Value)).Select(kv => kv.Key).ToList();
+            var held = doneOn.Where(kv => victims.Contains(kv.Value)).Select(kv => kv.Key).ToList();
+            var touched = inFlight.Concat(held).ToHashSet();
+            interrupted += inFlight.Count;
+            jobRunHit |= jobHit;
+            tasksHit |= inFlight.Count > 0;
+            resultsHit |= held.Count > 0;
+
+            foreach (var e in history.Where(e => AtMs(e.Event) > atMs).Select(e => e.Event))
+            {
+                if (e is not (JobEvents.TaskCompleted or TaskRecomputed)) continue;
+                var (task, at) = e switch
+                {
+                    JobEvents.TaskCompleted c => (c.Task, c.AtMs),
+                    TaskRecomputed r => (r.Task, r.AtMs),
+                    _ => ("", 0L),
+                };
+                if (anyAfter is null || at < anyAfter.Value.At) anyAfter = (at, $"{jobId}/{task}");
+                if ((jobHit || touched.Contains(task)) && (first is null || at < first.Value.At)) first = (at, $"{jobId}/{task}");
+            }
+        }
+        var role = jobRunHit ? JobNode : tasksHit ? TaskNode : resultsHit ? HeldResults : Idle;
+        // Nothing to redo (idle, or results already used): the next completion anywhere shows the cluster kept going.
+        var chosen = first ?? anyAfter;
+        return new Outcome(role, interrupted, chosen is { } c2 ? (c2.At - atMs) / 1000.0 : null, chosen?.By);
+    }
+
+    public static long AtMs(IJobEvent e) => e switch
+    {
+        Submitted s => s.AtMs,
+        RunStarted r => r.AtMs,
+        TaskPlaced p => p.AtMs,
+        JobEvents.TaskCompleted c => c.AtMs,
+        TaskRecomputed r => r.AtMs,
+        TaskFailed f => f.AtMs,
+        BuffersLost b => b.AtMs,
+        JobEvents.Completed c => c.AtMs,
+        JobEvents.Failed f => f.AtMs,
+        _ => 0,
+    };
+}

@@ -1,0 +1,353 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using System.Diagnostics;
+using Fabric.Core.Client;
+using Fabric.Core.Jobs;
+using Fabric.Core.Protocol;
+using Fabric.Node.Cli;
+using Fabric.Node.Hosting;
+using Fabric.Node.Jobs;
+
+namespace Fabric.Node.Chaos;
+
+/// <summary>
+/// <c>fabric chaos</c>: starts a <see cref="LocalCluster"/>, runs the seeded <see cref="ChaosPlan"/> — each wave of
+/// jobs submitted, then its fault struck once the wave's first job is far enough along, the victims brought back and
+/// the cluster whole again before the next wave — waits for every job, then checks <see cref="ChaosInvariants"/>
+/// against the jobs' results, the devices of every node and the journal, and reports.
+/// </summary>
+public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
+{
+    private readonly ChaosPlan _plan = ChaosPlan.Create(options);
+    private readonly Stopwatch _clock = new();
+    private readonly ConcurrentDictionary<string, JobView> _views = new();
+    private readonly ConcurrentDictionary<string, bool> _submitted = new();
+    private readonly Dictionary<string, Task<ImmutableDictionary<string, byte[]>>> _references = [];
+    private readonly List<Violation> _violations = [];
+    private readonly List<(ChaosFault Fault, long AtMs, double AtSeconds, double DownSeconds, double HealedSeconds, string Job, double Progress)> _struck = [];
+    private LocalCluster? _cluster;
+    private int _nextGateway;
+
+    public ChaosPlan Plan => _plan;
+
+    public async Task<ChaosReport> RunAsync(CancellationToken cancel)
+    {
+        _clock.Start();
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        deadline.CancelAfter(options.Timeout);
+        view.Event($"seed {options.Seed}: {_plan.Nodes.Length} nodes, {_plan.Faults.Length} faults " +
+                   $"({string.Join(", ", _plan.Faults.Select(f => $"{f.Kind.ToString().ToLowerInvariant()} {string.Join('+', f.Victims)}"))}), {_plan.Jobs.Length} jobs in {_plan.Waves} waves");
+        foreach (var job in _plan.Jobs) _references[job.Id] = Task.Run(() => JobReference.Evaluate(job.Spec), CancellationToken.None);
+
+        var devices = Array.Empty<DeviceRecord>();
+        await using (_cluster = await LocalCluster.StartAsync(new LocalCluster.Options
+                     {
+                         Nodes = options.Nodes,
+                         DeviceMemory = options.DeviceMemory,
+                         KeepFiles = options.KeepFiles,
+                     }, view.Event, deadline.Token))
+        {
+            view.Event($"cluster up: {string.Join(", ", _cluster.Nodes.Select(n => n.Name))} (files in {_cluster.Root})");
+            var baseline = (await LocalDevicesAsync(deadline.Token)).ToDictionary(d => d.Id.ToString());
+            using var watcher = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token);
+            var watching = WatchAsync(watcher.Token);
+            try
+            {
+                for (var wave = 0; wave < _plan.Waves; wave++)
+                {
+                    await Task.WhenAll(_plan.Wave(wave).Select(async job =>
+                    {
+                        try { await SubmitAsync(job, deadline.Token); }
+                        catch (GatewayException e) { lock (_violations) _violations.Add(new Violation(ChaosInvariants.Completed, job.Id, $"could not be submitted: {e.Message}")); }
+                    }));
+                    if (wave < _plan.Faults.Length) await StrikeAsync(_plan.Faults[wave], deadline.Token);
+                }
+                await AwaitJobsAsync(deadline.Token);
+            }
+            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancel.IsCancellationRequested)
+            {
+                _violations.Add(new Violation(ChaosInvariants.Completed, "run", $"the run did not finish within {options.Timeout.TotalMinutes:0.#} min (--timeout)"));
+            }
+            finally
+            {
+                await watcher.CancelAsync();
+                await watching;
+            }
+            cancel.ThrowIfCancellationRequested();
+            using var checks = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+            devices = await CheckAsync(baseline, checks.Token);
+        }
+        foreach (var gateway in _gateways.Values) gateway.Dispose();
+        var report = Report(devices);
+        if (options.ReportPath is { } path) await File.WriteAllTextAsync(path, report.ToJson(), CancellationToken.None);
+        return report;
+    }
+
+    // ---- the run -------------------------------------------------------------------------------------------------
+
+    private readonly ConcurrentDictionary<string, GatewayClient> _gateways = new();
+
+    /// <summary>The gateway of a running node, round robin (one HTTP client per node, kept for the run).</summary>
+    private GatewayClient Gateway()
+    {
+        var running = _cluster!.Running.ToList();
+        if (running.Count == 0) throw new InvalidOperationException("no node is running");
+        var node = running[Interlocked.Increment(ref _nextGateway) % running.Count];
+        return _gateways.GetOrAdd(node.Name, _ => new GatewayClient(node.Gateway, TimeSpan.FromSeconds(10)));
+    }
+
+    /// <summary>Submits under the job's own id, retrying on another node while the answer is lost (a retry starts nothing twice).</summary>
+    private async Task SubmitAsync(ChaosJob job, CancellationToken cancel)
+    {
+        var json = JobJson.Write(job.Spec);
+        for (var attempt = 1; ; attempt++)
+        {
+            var gateway = Gateway();
+            try
+            {
+                await gateway.SubmitAsync(json, cancel, job.Id);
+                _submitted[job.Id] = true;
+                view.Event($"submitted {job.Id} ({job.Spec.Tasks.Length} tasks)");
+                return;
+            }
+            catch (GatewayException e) when (attempt < 30 && !e.Message.StartsWith("EINVAL", StringComparison.Ordinal) && !e.Message.StartsWith("EEXIST", StringComparison.Ordinal))
+            {
+                await Task.Delay(500, cancel);
+            }
+        }
+    }
+
+    private async Task StrikeAsync(ChaosFault fault, CancellationToken cancel)
+    {
+        var target = _plan.Wave(fault.Wave).First();
+        var progress = await AwaitProgressAsync(target.Id, fault.AtProgress, cancel);
+        var victims = fault.Victims.Select(name => _cluster![name]).ToList();
+        var what = fault.Kind == FaultKind.Kill ? "SIGKILL" : "SIGSTOP";
+        var faultClock = Stopwatch.StartNew();
+        foreach (var victim in victims)
+        {
+            if (fault.Kind == FaultKind.Kill) victim.Kill();
+            else victim.Freeze();
+        }
+        var atMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var atSeconds = _clock.Elapsed.TotalSeconds;
+        view.Event($"fault {fault.Number}/{_plan.Faults.Length}: {what} {string.Join(", ", fault.Victims)} with {target.Id} at {progress:P0}");
+        await Task.Delay(fault.Down, cancel);
+        var down = faultClock.Elapsed.TotalSeconds;
+        foreach (var victim in victims)
+        {
+            if (fault.Kind == FaultKind.Kill)
+            {
+                view.Event($"restarting {victim.Name} after {down:0.0} s down");
+                victim.Start();
+            }
+            else
+            {
+                view.Event($"SIGCONT {victim.Name} after {down:0.0} s frozen");
+                victim.Thaw();
+            }
+        }
+        await HealAsync(victims, cancel);
+        var healed = faultClock.Elapsed.TotalSeconds;
+        view.Event($"cluster whole again {healed:0.0} s after fault {fault.Number}");
+        _struck.Add((fault, atMs, atSeconds, down, healed, target.Id, progress));
+    }
+
+    /// <summary>
+    /// Waits until every node is Up and sees all of them. A thawed node the cluster downed meanwhile (its process ends,
+    /// or it never comes back Up) is started again, as an operator would.
+    /// </summary>
+    private async Task HealAsync(IReadOnlyList<LocalNode> victims, CancellationToken cancel)
+    {
+        foreach (var node in _cluster!.Nodes)
+        {
+            using var patience = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+            patience.CancelAfter(TimeSpan.FromSeconds(45));
+            try
+            {
+                if (node.ExitCode is not null) node.Start();
+                await _cluster.AwaitUpAsync(node, patience.Token);
+            }
+            catch (Exception e) when (victims.Contains(node) && !cancel.IsCancellationRequested && e is OperationCanceledException or InvalidOperationException or TimeoutException)
+            {
+                view.Event($"{node.Name} did not rejoin ({e.Message.Split('\n')[0]}): killing and starting it again");
+                node.Kill();
+                node.Start();
+                await _cluster.AwaitUpAsync(node, cancel);
+            }
+        }
+    }
+
+    /// <summary>Waits until job <paramref name="jobId"/> has completed the given share of its tasks (or has ended) → the share.</summary>
+    private async Task<double> AwaitProgressAsync(string jobId, double share, CancellationToken cancel)
+    {
+        var clock = Stopwatch.StartNew();
+        JobView? job = null;
+        var gateway = Gateway();
+        while (true)
+        {
+            try { job = await gateway.JobAsync(jobId, cancel); }
+            catch (GatewayException) { }
+            if (job is { Tasks: > 0 })
+            {
+                var done = (double)job.CompletedTasks / job.Tasks;
+                if (done >= share || job.Status is nameof(JobStatus.Completed) or nameof(JobStatus.Failed)) return done;
+            }
+            if (clock.Elapsed > TimeSpan.FromMinutes(2))
+            {
+                _violations.Add(new Violation(ChaosInvariants.Completed, jobId, $"did not reach {share:P0} of its tasks within 2 min: it hangs (the fault strikes anyway)"));
+                return job is { Tasks: > 0 } ? (double)job.CompletedTasks / job.Tasks : 0;
+            }
+            await Task.Delay(20, cancel);
+        }
+    }
+
+    /// <summary>Keeps <see cref="_views"/> fresh (each job not yet ended, every 100 ms) and the live status up to date.</summary>
+    private async Task WatchAsync(CancellationToken cancel)
+    {
+        while (!cancel.IsCancellationRequested)
+        {
+            foreach (var job in _plan.Jobs)
+            {
+                if (_views.TryGetValue(job.Id, out var known) && known.Status is nameof(JobStatus.Completed) or nameof(JobStatus.Failed)) continue;
+                if (!_submitted.ContainsKey(job.Id)) continue;
+                try
+                {
+                    var gateway = Gateway();
+                    var seen = await gateway.JobAsync(job.Id, cancel);
+                    if (_views.TryGetValue(job.Id, out var before) && before.Status != seen.Status)
+                        view.Event($"{job.Id} {seen.Status.ToLowerInvariant()} ({seen.CompletedTasks}/{seen.Tasks} tasks, {seen.Runs} run(s), " +
+                                   $"{seen.TaskDetails.Sum(t => t.Recomputations)} recomputed)");
+                    _views[job.Id] = seen;
+                }
+                catch (Exception e) when (e is GatewayException or InvalidOperationException) { }
+                catch (OperationCanceledException) { return; }
+            }
+            view.Status(Status());
+            try { await Task.Delay(100, cancel); }
+            catch (OperationCanceledException) { return; }
+        }
+    }
+
+    private ChaosStatus Status() => new(
+        _clock.Elapsed,
+        [.. _cluster!.Nodes.Select(n => (n.Name, n.IsFrozen ? "frozen" : n.IsRunning ? "up" : "down"))],
+        _plan.Jobs.Length,
+        _views.Values.Count(v => v.Status == nameof(JobStatus.Completed)),
+        _views.Values.Count(v => v.Status == nameof(JobStatus.Running)),
+        _views.Values.Count(v => v.Status == nameof(JobStatus.Failed)),
+        _views.Values.Sum(v => v.CompletedTasks),
+        _views.Values.Sum(v => v.Tasks),
+        _struck.Count,
+        _plan.Faults.Length);
+
+    private async Task AwaitJobsAsync(CancellationToken cancel)
+    {
+        view.Event("every fault struck; waiting for the jobs to end");
+        while (_plan.Jobs.Any(j => _submitted.ContainsKey(j.Id) && (!_views.TryGetValue(j.Id, out var v) || v.Status is not (nameof(JobStatus.Completed) or nameof(JobStatus.Failed)))))
+            await Task.Delay(100, cancel);
+    }
+
+    // ---- the checks ----------------------------------------------------------------------------------------------
+
+    private async Task<DeviceRecord[]> CheckAsync(IReadOnlyDictionary<string, DeviceInfo> baseline, CancellationToken cancel)
+    {
+        view.Event("checking results against the host reference");
+        _violations.AddRange(ChaosInvariants.JobsCompleted(_plan.Jobs, _views));
+        foreach (var job in _plan.Jobs.Where(j => _views.TryGetValue(j.Id, out var v) && v.Status == nameof(JobStatus.Completed)))
+        {
+            var gateway = Gateway();
+            var checks = await JobVerifier.VerifyAsync(gateway, job.Id, job.Spec, cancel, await _references[job.Id]);
+            _verified[job.Id] = checks.All(c => c.Matches);
+            foreach (var bad in checks.Where(c => !c.Matches))
+                _violations.Add(new Violation(ChaosInvariants.Result, job.Id, $"output {bad.Output} ({bad.Bytes:N0} bytes) differs from the host reference"));
+        }
+
+        view.Event("checking every device is back at its baseline");
+        var devices = await SettledDevicesAsync(baseline, cancel);
+        _violations.AddRange(ChaosInvariants.DevicesAtBaseline(baseline, devices));
+
+        view.Event("checking the journal");
+        using var system = FabricClientSystem.Create(name: "fabric-chaos");
+        var histories = await ChaosJournal.ReadJobsAsync(_cluster!.DatabasePath, system, cancel);
+        await system.Terminate();
+        IReadOnlyList<string> indexed;
+        indexed = [.. (await Retry(() => Gateway().JobsAsync(cancel), cancel)).Select(v => v.JobId)];
+        _violations.AddRange(ChaosInvariants.RanExactlyOnce(_plan.Jobs, indexed, histories));
+        foreach (var job in _plan.Jobs.Where(j => histories.ContainsKey(j.Id)))
+            _violations.AddRange(ChaosInvariants.JournalConsistent(job, histories[job.Id], _views.GetValueOrDefault(job.Id)));
+        _histories = histories;
+
+        return [.. devices.Select(d =>
+        {
+            var before = baseline.GetValueOrDefault(d.Id.ToString());
+            var atBaseline = d.MemoryUsed == (before?.MemoryUsed ?? 0) && d.Allocations == (before?.Allocations ?? 0) &&
+                             d.OpenContexts == (before?.OpenContexts ?? 0) && d.Exports == (before?.Exports ?? 0) && d.Waiters == 0 && d.QueueDepth == 0;
+            return new DeviceRecord(d.Id.ToString(), d.MemoryUsed, d.Allocations, d.OpenContexts, d.Exports, d.Waiters, d.QueueDepth, atBaseline);
+        })];
+    }
+
+    private readonly Dictionary<string, bool> _verified = [];
+    private ImmutableDictionary<string, ImmutableArray<JournalEntry>> _histories = ImmutableDictionary<string, ImmutableArray<JournalEntry>>.Empty;
+
+    /// <summary>
+    /// Every running node's devices, asked until they are at baseline (a job's contexts close as its client session
+    /// ends, a moment after the job) or 30 s have passed: then as they are.
+    /// </summary>
+    private async Task<IReadOnlyList<DeviceInfo>> SettledDevicesAsync(IReadOnlyDictionary<string, DeviceInfo> baseline, CancellationToken cancel)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            var devices = await LocalDevicesAsync(cancel);
+            if (!ChaosInvariants.DevicesAtBaseline(baseline, devices).Any() || clock.Elapsed > TimeSpan.FromSeconds(30)) return devices;
+            await Task.Delay(250, cancel);
+        }
+    }
+
+    private async Task<IReadOnlyList<DeviceInfo>> LocalDevicesAsync(CancellationToken cancel)
+    {
+        var all = new List<DeviceInfo>();
+        foreach (var node in _cluster!.Running)
+        {
+            using var gateway = new GatewayClient(node.Gateway, TimeSpan.FromSeconds(10));
+            all.AddRange(await Retry(() => gateway.LocalDevicesAsync(cancel), cancel));
+        }
+        return all;
+    }
+
+    private static async Task<T> Retry<T>(Func<Task<T>> read, CancellationToken cancel)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try { return await read(); }
+            catch (GatewayException) when (attempt < 20) { await Task.Delay(500, cancel); }
+        }
+    }
+
+    private ChaosReport Report(DeviceRecord[] devices)
+    {
+        var faults = _struck.Select(s =>
+        {
+            var victims = s.Fault.Victims;
+            var addresses = victims.Select(v => _cluster![v].Address).ToList();
+            var outcome = ChaosRecovery.Of(victims, addresses, s.AtMs, _histories);
+            return new FaultRecord(s.Fault.Number, s.Fault.Kind.ToString().ToLowerInvariant(), [.. victims], s.Job, Math.Round(s.Progress, 2),
+                Math.Round(s.AtSeconds, 1), Math.Round(s.DownSeconds, 1), Math.Round(s.HealedSeconds, 1), outcome.Role, outcome.InterruptedTasks,
+                outcome.RecoverySeconds is { } r ? Math.Round(r, 2) : null, outcome.RecoveredBy);
+        }).ToArray();
+        var jobs = _plan.Jobs.Select(j =>
+        {
+            var v = _views.GetValueOrDefault(j.Id);
+            double? seconds = v is { SubmittedAt: { } from, FinishedAt: { } to } ? Math.Round((to - from).TotalSeconds, 2) : null;
+            return new JobRecord(j.Id, j.Wave + 1, v?.Status ?? "Unknown", j.Spec.Tasks.Length, v?.Runs ?? 0,
+                v?.TaskDetails.Sum(t => Math.Max(0, t.Attempts - t.Completions - t.Recomputations)) ?? 0, v?.TaskDetails.Sum(t => t.Recomputations) ?? 0,
+                _verified.TryGetValue(j.Id, out var ok) ? ok : null, seconds);
+        }).ToArray();
+        var replay = $"fabric chaos --seed {options.Seed} --nodes {options.Nodes} --kills {options.Kills}" +
+                     (options.Freeze ? " --freeze" : "") + (options.JobsPerWave != 2 ? $" --jobs-per-wave {options.JobsPerWave}" : "");
+        return new ChaosReport(options.Seed, options.Nodes, _struck.Count(s => s.Fault.Kind == FaultKind.Kill),
+            _struck.Count(s => s.Fault.Kind == FaultKind.Freeze), Math.Round(_clock.Elapsed.TotalSeconds, 1), faults, jobs, devices,
+            [.. ChaosInvariants.All], [.. _violations], replay);
+    }
+}

@@ -1,0 +1,118 @@
+using System.CommandLine;
+using Fabric.Node.Chaos;
+using Spectre.Console;
+
+namespace Fabric.Node.Cli;
+
+/// <summary><c>fabric chaos</c>: kills nodes under a stream of jobs and proves nothing was lost.</summary>
+public static class ChaosCommand
+{
+    public static Command Build()
+    {
+        var seed = new Option<int?>("--seed") { Description = "Seeds the jobs and the fault schedule; the same seed replays the same run. Default: a random seed (printed)." };
+        var nodes = new Option<int>("--nodes") { Description = $"Node processes to start on 127.0.0.1 (3 to {ChaosOptions.MaxNodes}). Default 3.", DefaultValueFactory = _ => 3 };
+        var kills = new Option<int>("--kills") { Description = "Nodes to SIGKILL mid-job, one fault at a time (each victim restarted; on 5+ nodes a fault may take two). Default 3.", DefaultValueFactory = _ => 3 };
+        var freeze = new Option<bool>("--freeze") { Description = "Also freeze one node with SIGSTOP for about 4 s, then SIGCONT, as a partition would (Linux)." };
+        var perWave = new Option<int>("--jobs-per-wave") { Description = "Jobs submitted before each fault (one more wave runs after the last). Default 2.", DefaultValueFactory = _ => 2 };
+        var memory = new Option<string>("--device-memory") { Description = "Memory of each node's device. Default 256MiB.", DefaultValueFactory = _ => "256MiB" };
+        var timeout = new Option<int>("--timeout") { Description = "Minutes the whole run may take; whatever has not finished by then is a violation. Default 15.", DefaultValueFactory = _ => 15 };
+        var report = new Option<string?>("--report") { Description = "Also write the report as JSON to this file." };
+        var keep = new Option<bool>("--keep") { Description = "Keep the nodes' directory (logs per node, the SQLite journal) after the run." };
+        var command = new Command("chaos",
+            "Starts N node processes, submits a seeded stream of multi-stage jobs whose stages share buffers P2P across nodes, " +
+            "and SIGKILLs (and restarts) nodes mid-job on a seeded schedule, never a majority at once. Then checks that every job " +
+            "completed exactly once with a result equal to the host reference, every device is back at its baseline (memory, " +
+            "contexts, exports, waits), and the journal matches what ran. Prints a live view, then a report with the recovery " +
+            "time of each fault (fault → first completion of work it interrupted). Exit code 0: no violation; 1: violations; " +
+            "2: the run could not be made.");
+        foreach (var option in new Option[] { seed, nodes, kills, freeze, perWave, memory, timeout, report, keep })
+            command.Options.Add(option);
+        command.SetAction(async (parse, cancel) =>
+        {
+            var options = new ChaosOptions
+            {
+                Seed = parse.GetValue(seed) ?? Random.Shared.Next(1, 100_000),
+                Nodes = parse.GetValue(nodes),
+                Kills = parse.GetValue(kills),
+                Freeze = parse.GetValue(freeze),
+                JobsPerWave = parse.GetValue(perWave),
+                DeviceMemory = parse.GetValue(memory)!,
+                Timeout = TimeSpan.FromMinutes(parse.GetValue(timeout)),
+                ReportPath = parse.GetValue(report),
+                KeepFiles = parse.GetValue(keep),
+            };
+            if (options.Problem() is { } problem)
+            {
+                await Console.Error.WriteLineAsync($"fabric chaos: {problem}");
+                return 2;
+            }
+            return await RunAsync(options, AnsiConsole.Console, cancel);
+        });
+        return command;
+    }
+
+    public static async Task<int> RunAsync(ChaosOptions options, IAnsiConsole console, CancellationToken cancel)
+    {
+        ChaosReport report;
+        try
+        {
+            if (console.Profile.Capabilities.Interactive && !Console.IsOutputRedirected)
+            {
+                var live = new ChaosLiveView();
+                report = await live.ShowAsync(console, () => new ChaosRunner(options, live).RunAsync(cancel));
+            }
+            else
+            {
+                report = await new ChaosRunner(options, new LineChaosView(Console.Out)).RunAsync(cancel);
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            await Console.Error.WriteLineAsync($"fabric chaos: the run could not be made (seed {options.Seed}): {e.Message}");
+            return 2;
+        }
+        Write(console, report);
+        return report.Violations.Length == 0 ? 0 : 1;
+    }
+
+    /// <summary>The report as tables: faults with their recovery, jobs, devices, invariants, and how to replay.</summary>
+    public static void Write(IAnsiConsole console, ChaosReport report)
+    {
+        // Time columns in seconds: when the fault struck (run clock), how long the victims were down, when the cluster was
+        // whole again, and the recovery (fault → first completion of work it interrupted; the task is in the JSON report).
+        var faults = new Table().Title($"faults (seed {report.Seed}, {report.Nodes} nodes)")
+            .AddColumns("#", "fault", "victims", "at s", "during", "down s", "whole s", "hit", "tasks cut", "recovery s");
+        foreach (var f in report.Faults)
+            faults.AddRow($"{f.Number}", f.Kind, string.Join(",", f.Victims), $"{f.AtSeconds:0.0}", Markup.Escape($"{f.Job.Split('-')[^2]}-{f.Job.Split('-')[^1]} {f.JobProgress:P0}"),
+                $"{f.DownSeconds:0.0}", $"{f.HealedSeconds:0.0}", f.Role, $"{f.InterruptedTasks}", f.RecoverySeconds is { } r ? $"{r:0.00}" : "-");
+        console.Write(faults);
+
+        var jobs = report.Jobs;
+        console.MarkupLine($"jobs: {jobs.Count(j => j.Status == "Completed")}/{jobs.Length} completed, " +
+                           $"{jobs.Count(j => j.Verified == true)} verified against the host reference, " +
+                           $"{jobs.Sum(j => j.Tasks)} tasks, {jobs.Sum(j => j.Retries)} retried, {jobs.Sum(j => j.Recomputations)} recomputed (lineage), " +
+                           $"{jobs.Count(j => j.Runs > 1)} recovered on another node");
+        var devices = new Table().Title("devices at the end").AddColumns("device", "memory used", "allocs", "contexts", "exports", "waits", "queued", "baseline");
+        foreach (var d in report.Devices)
+            devices.AddRow(d.Device, $"{d.MemoryUsed:N0}", $"{d.Allocations}", $"{d.Contexts}", $"{d.Exports}", $"{d.Waiters}", $"{d.QueueDepth}",
+                d.AtBaseline ? "[green]yes[/]" : "[red]no[/]");
+        console.Write(devices);
+
+        var invariants = new Table().Title("invariants").AddColumns("invariant", "violations");
+        foreach (var name in report.InvariantsChecked)
+        {
+            var count = report.Violations.Count(v => v.Invariant == name);
+            invariants.AddRow(name, count == 0 ? "[green]0[/]" : $"[red]{count}[/]");
+        }
+        console.Write(invariants);
+        foreach (var v in report.Violations)
+            console.MarkupLine($"[red]✗ {Markup.Escape(v.Invariant)}[/] {Markup.Escape(v.Subject)}: {Markup.Escape(v.Detail)}");
+
+        string Seconds(double? s) => s is { } v ? $"{v:0.00} s" : "n/a";
+        console.MarkupLine($"recovery: median {Seconds(report.MedianRecovery)}, median when a task node was hit {Seconds(report.MedianTaskNodeRecovery)} " +
+                           $"(goal ≤ 5 s), max {Seconds(report.MaxRecovery)}");
+        console.MarkupLine($"{report.Kills} kills, {report.Freezes} freezes, {report.Jobs.Length} jobs in {report.Seconds:0} s: " +
+                           (report.Violations.Length == 0 ? "[green]0 violations[/]" : $"[red]{report.Violations.Length} violations[/]"));
+        console.MarkupLine($"seed {report.Seed}; replay with: {Markup.Escape(report.Replay)}");
+    }
+}

@@ -1,0 +1,23 @@
+using Fabric.Core.Protocol;
+using Spectre.Console;
+
+namespace Fabric.Node.Demo;
+
+/// <summary>How the demos print: numbered steps, check marks, device tables.</summary>
+internal static class DemoText
+{
+    public static void Step(IAnsiConsole console, int number, string text) =>
+        console.MarkupLine($"\n[bold blue]{number}.[/] [bold]{Markup.Escape(text)}[/]");
+
+    public static void ShowDevices(IAnsiConsole console, IReadOnlyList<DeviceInfo> devices)
+    {
+        var table = new Table().AddColumns("device", "kind", "group", "used", "total", "contexts", "exports", "done", "failed");
+        foreach (var d in devices)
+            table.AddRow(d.Id.ToString(), d.Kind, d.IommuGroup.ToString(), Bytes(d.MemoryUsed), Bytes(d.MemoryTotal),
+                d.OpenContexts.ToString(), d.Exports.ToString(), d.CompletedSubmissions.ToString(), d.FailedSubmissions.ToString());
+        console.Write(table);
+    }
+
+    /// <summary>Bytes as a person reads them: exact below 1 MiB, else in MiB.</summary>
+    public static string Bytes(long bytes) => bytes < 1 << 20 ? $"{bytes:N0} B" : $"{bytes / (double)(1 << 20):0.#} MiB";
+}

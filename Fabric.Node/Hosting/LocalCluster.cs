@@ -1,0 +1,122 @@
+using System.Diagnostics;
+
+namespace Fabric.Node.Hosting;
+
+/// <summary>
+/// A cluster of <c>fabric node</c> processes on 127.0.0.1, for the demo, chaos runs and benchmarks: every node lists
+/// every other as a seed (so any of them, restarted, finds the cluster again), all share one SQLite journal file, and
+/// everything lives under one directory that is deleted at the end (unless kept).
+/// </summary>
+public sealed class LocalCluster : IAsyncDisposable
+{
+    public sealed record Options
+    {
+        public int Nodes { get; init; } = 3;
+        public string NamePrefix { get; init; } = "n";
+        public int DevicesPerNode { get; init; } = 1;
+        public string DeviceMemory { get; init; } = "256MiB";
+
+        /// <summary>Where the nodes keep their files; default a new directory under the system's temp directory.</summary>
+        public string? Root { get; init; }
+
+        /// <summary>Keep <see cref="Root"/> (logs, journal) after disposal.</summary>
+        public bool KeepFiles { get; init; }
+
+        /// <summary>Called with each line a node writes to stderr (besides its log file).</summary>
+        public Action<string, string>? OnNodeError { get; init; }
+
+        /// <summary>How long a node may take to be Up in the cluster.</summary>
+        public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(90);
+    }
+
+    private readonly Options _options;
+
+    private LocalCluster(Options options, string root)
+    {
+        _options = options;
+        Root = root;
+        DatabasePath = Path.Combine(root, "fabric.db");
+        var ports = Enumerable.Range(0, options.Nodes).Select(_ => (Akka: FreePort(), Http: FreePort())).ToList();
+        var seeds = ports.Select(p => $"127.0.0.1:{p.Akka}").ToList();
+        Nodes = [.. ports.Select((p, i) => new LocalNode($"{options.NamePrefix}{i + 1}", p.Akka, p.Http, seeds, root, DatabasePath, options))];
+    }
+
+    public string Root { get; }
+    public string DatabasePath { get; }
+    public IReadOnlyList<LocalNode> Nodes { get; }
+    public LocalNode this[string name] => Nodes.FirstOrDefault(n => n.Name == name) ?? throw new ArgumentException($"there is no node {name}");
+    public IEnumerable<LocalNode> Running => Nodes.Where(n => n.IsRunning);
+
+    /// <summary>Starts every node and returns once each of them sees all of them Up.</summary>
+    public static async Task<LocalCluster> StartAsync(Options options, Action<string> progress, CancellationToken cancel)
+    {
+        if (options.Nodes < 1) throw new ArgumentException("a local cluster needs at least one node");
+        var root = options.Root ?? Path.Combine(Path.GetTempPath(), $"fabric-{Guid.NewGuid():N}"[..19]);
+        Directory.CreateDirectory(root);
+        var cluster = new LocalCluster(options, root);
+        try
+        {
+            foreach (var node in cluster.Nodes)
+            {
+                progress($"starting node {node.Name} on {node.Endpoint} (gateway {node.Gateway})");
+                node.Start();
+            }
+            foreach (var node in cluster.Nodes) await cluster.AwaitUpAsync(node, cancel);
+            return cluster;
+        }
+        catch
+        {
+            await cluster.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Starts a killed node again and returns once it is Up and sees every running node Up.</summary>
+    public async Task RestartAsync(LocalNode node, CancellationToken cancel)
+    {
+        node.Start();
+        await AwaitUpAsync(node, cancel);
+    }
+
+    /// <summary>Waits until <paramref name="node"/> is Up and counts as many Up members as there are running nodes.</summary>
+    public async Task AwaitUpAsync(LocalNode node, CancellationToken cancel)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            cancel.ThrowIfCancellationRequested();
+            if (node.ExitCode is { } code)
+                throw new InvalidOperationException($"node {node.Name} exited with code {code} while starting; its log ({node.LogPath}) ends:\n{node.Tail()}");
+            var health = await node.HealthAsync(cancel);
+            if (health is { Status: "Up" } && health.UpMembers == Running.Count()) return;
+            if (clock.Elapsed > _options.StartTimeout)
+                throw new TimeoutException($"node {node.Name} was not Up with {Running.Count()} members within {_options.StartTimeout.TotalSeconds:0} s " +
+                                           $"(it says: {(health is null ? "nothing" : $"{health.Status}, {health.UpMembers}/{health.Members} Up")}); its log ends:\n{node.Tail()}");
+            await Task.Delay(200, cancel);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var node in Nodes) node.Kill();
+        if (_options.KeepFiles) return;
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            try
+            {
+                Directory.Delete(Root, recursive: true);
+                return;
+            }
+            catch (DirectoryNotFoundException) { return; }
+            catch (IOException) { await Task.Delay(200); }
+            catch (UnauthorizedAccessException) { await Task.Delay(200); }
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
