@@ -29,6 +29,9 @@ public static class ChaosRecovery
         (long At, string By)? anyAfter = null;
         foreach (var (jobId, history) in histories)
         {
+            foreach (var e in history.Where(e => AtMs(e.Event) > atMs).Select(e => e.Event))
+                if (Completion(e) is { } done && (anyAfter is null || done.At < anyAfter.Value.At)) anyAfter = (done.At, $"{jobId}/{done.Task}");
+
             var before = history.Where(e => AtMs(e.Event) <= atMs).Select(e => e.Event).ToList();
             if (before.Count == 0 || before.Any(e => e is JobEvents.Completed or JobEvents.Failed)) continue;
 
@@ -55,23 +58,21 @@ public static class ChaosRecovery
             resultsHit |= held.Count > 0;
 
             foreach (var e in history.Where(e => AtMs(e.Event) > atMs).Select(e => e.Event))
-            {
-                if (e is not (JobEvents.TaskCompleted or TaskRecomputed)) continue;
-                var (task, at) = e switch
-                {
-                    JobEvents.TaskCompleted c => (c.Task, c.AtMs),
-                    TaskRecomputed r => (r.Task, r.AtMs),
-                    _ => ("", 0L),
-                };
-                if (anyAfter is null || at < anyAfter.Value.At) anyAfter = (at, $"{jobId}/{task}");
-                if ((jobHit || touched.Contains(task)) && (first is null || at < first.Value.At)) first = (at, $"{jobId}/{task}");
-            }
+                if (Completion(e) is { } done && (jobHit || touched.Contains(done.Task)) && (first is null || done.At < first.Value.At))
+                    first = (done.At, $"{jobId}/{done.Task}");
         }
         var role = jobRunHit ? JobNode : tasksHit ? TaskNode : resultsHit ? HeldResults : Idle;
-        // Nothing to redo (idle, or results already used): the next completion anywhere shows the cluster kept going.
+        // Nothing to redo (idle, or results already used): the next completion of any job shows the cluster kept going.
         var chosen = first ?? anyAfter;
         return new Outcome(role, interrupted, chosen is { } c2 ? (c2.At - atMs) / 1000.0 : null, chosen?.By);
     }
+
+    private static (string Task, long At)? Completion(IJobEvent e) => e switch
+    {
+        JobEvents.TaskCompleted c => (c.Task, c.AtMs),
+        TaskRecomputed r => (r.Task, r.AtMs),
+        _ => null,
+    };
 
     public static long AtMs(IJobEvent e) => e switch
     {

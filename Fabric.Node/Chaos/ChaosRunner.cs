@@ -123,14 +123,15 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
         var progress = await AwaitProgressAsync(target.Id, fault.AtProgress, cancel);
         var victims = fault.Victims.Select(name => _cluster![name]).ToList();
         var what = fault.Kind == FaultKind.Kill ? "SIGKILL" : "SIGSTOP";
+        // The fault's time is taken as the signals go: a SIGKILLed process writes nothing after it.
         var faultClock = Stopwatch.StartNew();
+        var atMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var atSeconds = _clock.Elapsed.TotalSeconds;
         foreach (var victim in victims)
         {
             if (fault.Kind == FaultKind.Kill) victim.Kill();
             else victim.Freeze();
         }
-        var atMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        var atSeconds = _clock.Elapsed.TotalSeconds;
         view.Event($"fault {fault.Number}/{_plan.Faults.Length}: {what} {string.Join(", ", fault.Victims)} with {target.Id} at {progress:P0}");
         await Task.Delay(fault.Down, cancel);
         var down = faultClock.Elapsed.TotalSeconds;

@@ -66,9 +66,14 @@ public static class ChaosCommand
                 report = await new ChaosRunner(options, new LineChaosView(Console.Out)).RunAsync(cancel);
             }
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
-            await Console.Error.WriteLineAsync($"fabric chaos: the run could not be made (seed {options.Seed}): {e.Message}");
+            await Console.Error.WriteLineAsync($"fabric chaos: stopped before the end (seed {options.Seed}); the nodes it started are gone");
+            return 2;
+        }
+        catch (Exception e)
+        {
+            await Console.Error.WriteLineAsync($"fabric chaos: the run could not be made (seed {options.Seed}): {e}");
             return 2;
         }
         Write(console, report);

@@ -36,7 +36,8 @@ public sealed class LocalCluster : IAsyncDisposable
         _options = options;
         Root = root;
         DatabasePath = Path.Combine(root, "fabric.db");
-        var ports = Enumerable.Range(0, options.Nodes).Select(_ => (Akka: FreePort(), Http: FreePort())).ToList();
+        var free = FreePorts(options.Nodes * 2);
+        var ports = Enumerable.Range(0, options.Nodes).Select(i => (Akka: free[2 * i], Http: free[2 * i + 1])).ToList();
         var seeds = ports.Select(p => $"127.0.0.1:{p.Akka}").ToList();
         Nodes = [.. ports.Select((p, i) => new LocalNode($"{options.NamePrefix}{i + 1}", p.Akka, p.Http, seeds, root, DatabasePath, options))];
     }
@@ -71,11 +72,11 @@ public sealed class LocalCluster : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts a killed node again and returns once it is Up and sees every running node Up.</summary>
+    /// <summary>Starts a killed node again and returns once every running node (it too) sees every running node Up.</summary>
     public async Task RestartAsync(LocalNode node, CancellationToken cancel)
     {
         node.Start();
-        await AwaitUpAsync(node, cancel);
+        foreach (var member in Running.OrderBy(n => n != node)) await AwaitUpAsync(member, cancel);
     }
 
     /// <summary>Waits until <paramref name="node"/> is Up and counts as many Up members as there are running nodes.</summary>
@@ -113,10 +114,18 @@ public sealed class LocalCluster : IAsyncDisposable
         }
     }
 
-    private static int FreePort()
+    /// <summary><paramref name="count"/> distinct ports free a moment ago on 127.0.0.1 (all held open together while chosen).</summary>
+    private static int[] FreePorts(int count)
     {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        var listeners = Enumerable.Range(0, count).Select(_ => new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0)).ToList();
+        try
+        {
+            foreach (var listener in listeners) listener.Start();
+            return [.. listeners.Select(l => ((System.Net.IPEndPoint)l.LocalEndpoint).Port)];
+        }
+        finally
+        {
+            foreach (var listener in listeners) listener.Stop();
+        }
     }
 }

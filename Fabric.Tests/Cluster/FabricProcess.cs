@@ -101,11 +101,18 @@ public sealed class FabricProcess : IDisposable
         _process.Dispose();
     }
 
-    /// <summary>A TCP port that was free a moment ago on 127.0.0.1.</summary>
+    private static readonly HashSet<int> Handed = [];
+
+    /// <summary>A TCP port that was free a moment ago on 127.0.0.1, and not handed out before by this process.</summary>
     public static int FreePort()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        while (true)
+        {
+            using var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            lock (Handed)
+                if (Handed.Add(port)) return port;
+        }
     }
 }
