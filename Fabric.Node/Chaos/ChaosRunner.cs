@@ -48,7 +48,7 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
                      }, view.Event, deadline.Token))
         {
             view.Event($"cluster up: {string.Join(", ", _cluster.Nodes.Select(n => n.Name))} (files in {_cluster.Root})");
-            var baseline = (await LocalDevicesAsync(deadline.Token)).ToDictionary(d => d.Id.ToString());
+            var baseline = (await _cluster!.DevicesAsync(deadline.Token)).ToDictionary(d => d.Id.ToString());
             using var watcher = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token);
             var watching = WatchAsync(watcher.Token);
             try
@@ -93,7 +93,8 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
         var running = _cluster!.Running.ToList();
         if (running.Count == 0) throw new InvalidOperationException("no node is running");
         var node = running[Interlocked.Increment(ref _nextGateway) % running.Count];
-        return _gateways.GetOrAdd(node.Name, _ => new GatewayClient(node.Gateway, TimeSpan.FromSeconds(10)));
+        // A job request answers within its own bounds (5 s for reads, 30 s for a submission) or says why: wait that long.
+        return _gateways.GetOrAdd(node.Name, _ => new GatewayClient(node.Gateway, TimeSpan.FromSeconds(40)));
     }
 
     /// <summary>Submits under the job's own id, retrying on another node while the answer is lost (a retry starts nothing twice).</summary>
@@ -300,21 +301,10 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
         var clock = Stopwatch.StartNew();
         while (true)
         {
-            var devices = await LocalDevicesAsync(cancel);
+            var devices = await _cluster!.DevicesAsync(cancel);
             if (!ChaosInvariants.DevicesAtBaseline(baseline, devices).Any() || clock.Elapsed > TimeSpan.FromSeconds(30)) return devices;
             await Task.Delay(250, cancel);
         }
-    }
-
-    private async Task<IReadOnlyList<DeviceInfo>> LocalDevicesAsync(CancellationToken cancel)
-    {
-        var all = new List<DeviceInfo>();
-        foreach (var node in _cluster!.Running)
-        {
-            using var gateway = new GatewayClient(node.Gateway, TimeSpan.FromSeconds(10));
-            all.AddRange(await Retry(() => gateway.LocalDevicesAsync(cancel), cancel));
-        }
-        return all;
     }
 
     private static async Task<T> Retry<T>(Func<Task<T>> read, CancellationToken cancel)

@@ -69,6 +69,10 @@ public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null) : ID
         {
             throw new GatewayException($"cannot reach the Fabric gateway at {_http.BaseAddress}: {e.Message} (is a node running? see fabric node --help)");
         }
+        catch (TaskCanceledException e) when (e.InnerException is TimeoutException)
+        {
+            throw new GatewayException($"the Fabric gateway at {_http.BaseAddress} did not answer within {_http.Timeout.TotalSeconds:0} s");
+        }
     }
 
     public async Task<T> GetAsync<T>(string path, CancellationToken cancel)

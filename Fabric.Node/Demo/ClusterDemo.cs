@@ -26,12 +26,7 @@ public static class ClusterDemo
     public static async Task<int> RunAsync(IAnsiConsole console, CancellationToken cancel)
     {
         var clock = Stopwatch.StartNew();
-        var failures = 0;
-        void Check(string what, bool ok, string detail)
-        {
-            if (!ok) failures++;
-            console.MarkupLine($"  {(ok ? "[green]✓[/]" : "[red]✗[/]")} {Markup.Escape(what)}: {Markup.Escape(detail)}");
-        }
+        var checks = new DemoChecks(console);
         void Say(string text) => console.MarkupLine($"  [grey]{clock.Elapsed.TotalSeconds,5:0.0}s[/] {Markup.Escape(text)}");
 
         DemoText.Step(console, 1, "Start a cluster of three node processes on this machine (one emulated device each, one SQLite journal)");
@@ -74,38 +69,38 @@ public static class ClusterDemo
         var view = await WatchRecoveryAsync(watch, jobId, victim, killed, Say, cancel);
         var recomputed = view.TaskDetails.Sum(t => t.Recomputations);
         var again = view.TaskDetails.Count(t => t.Placements.Length > 1);
-        Check("the job completed", view.Status == nameof(JobStatus.Completed),
+        checks.Check("the job completed", view.Status == nameof(JobStatus.Completed),
             $"{view.Status}: {view.CompletedTasks}/{view.Tasks} tasks, {again} placed more than once, {recomputed} recomputed from their lineage, {view.Runs} run(s)" +
             (view.Error is null ? "" : $" — {view.Error}"));
 
         DemoText.Step(console, 6, "Check the result against the host (the same job computed here, in plain scalar code)");
         if (view.Status == nameof(JobStatus.Completed))
             foreach (var (output, bytes, ok) in await JobVerifier.VerifyAsync(watch, jobId, spec, cancel, await expected))
-                Check($"output {output}", ok, $"{bytes:N0} bytes {(ok ? "equal" : "DIFFER from")} the host reference");
+                checks.Check($"output {output}", ok, $"{bytes:N0} bytes {(ok ? "equal" : "DIFFER from")} the host reference");
 
         DemoText.Step(console, 7, "Check that nothing leaked: every surviving device back at zero");
         var devices = await SettledAsync(cluster, cancel);
         DemoText.ShowDevices(console, devices);
-        Check("zero leaked device memory", devices.All(d => d.MemoryUsed == 0 && d.Allocations == 0),
+        checks.Check("zero leaked device memory", devices.All(d => d.MemoryUsed == 0 && d.Allocations == 0),
             string.Join(", ", devices.Select(d => $"{d.Id}: {d.MemoryUsed:N0} bytes in {d.Allocations} allocations")));
-        Check("no context, export or wait left", devices.All(d => d.OpenContexts == 0 && d.Exports == 0 && d.Waiters == 0 && d.QueueDepth == 0),
+        checks.Check("no context, export or wait left", devices.All(d => d.OpenContexts == 0 && d.Exports == 0 && d.Waiters == 0 && d.QueueDepth == 0),
             string.Join(", ", devices.Select(d => $"{d.Id}: {d.OpenContexts} contexts, {d.Exports} exports, {d.Waiters} waits")));
 
         DemoText.Step(console, 8, $"Restart {victim.Name}: a new incarnation at the same address rejoins the cluster");
         var restart = Stopwatch.StartNew();
         await cluster.RestartAsync(victim, cancel);
         var back = await watch.NodesAsync(cancel);
-        Check($"{victim.Name} is back", back.Nodes.Count(n => n.Status == "Up" && n.Reachable) == 3,
+        checks.Check($"{victim.Name} is back", back.Nodes.Count(n => n.Status == "Up" && n.Reachable) == 3,
             $"Up again after {restart.Elapsed.TotalSeconds:0.0} s; members: {string.Join(", ", back.Nodes.Select(n => $"{n.Node} {n.Status}"))}");
 
         DemoText.Step(console, 9, "Stop the cluster (SIGTERM: each node leaves gracefully)");
         foreach (var node in cluster.Nodes) await node.StopAsync(TimeSpan.FromSeconds(10));
         Say("all three node processes have exited");
 
-        console.MarkupLine(failures == 0
+        console.MarkupLine(checks.Failures == 0
             ? $"\n[green]Demo finished in {clock.Elapsed.TotalSeconds:0.0} s: the job survived the loss of {victim.Name}, its result matched the host, and no device memory leaked.[/]"
-            : $"\n[red]Demo finished with {failures} failed checks.[/] The nodes' logs were in {cluster.Root}/logs.");
-        return failures == 0 ? 0 : 1;
+            : $"\n[red]Demo finished with {checks.Failures} failed checks.[/] The nodes' logs were in {cluster.Root}/logs.");
+        return checks.Failures == 0 ? 0 : 1;
     }
 
     private static string Names(IReadOnlyCollection<string> tasks) =>
@@ -203,12 +198,7 @@ public static class ClusterDemo
         var clock = Stopwatch.StartNew();
         while (true)
         {
-            var devices = new List<DeviceInfo>();
-            foreach (var node in cluster.Running)
-            {
-                using var gateway = new GatewayClient(node.Gateway);
-                devices.AddRange(await gateway.LocalDevicesAsync(cancel));
-            }
+            var devices = await cluster.DevicesAsync(cancel);
             if (devices.All(d => d.MemoryUsed == 0 && d.OpenContexts == 0 && d.Exports == 0) || clock.Elapsed > TimeSpan.FromSeconds(10)) return devices;
             await Task.Delay(200, cancel);
         }

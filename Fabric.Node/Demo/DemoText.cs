@@ -3,7 +3,19 @@ using Spectre.Console;
 
 namespace Fabric.Node.Demo;
 
-/// <summary>How the demos print: numbered steps, check marks, device tables.</summary>
+/// <summary>A demo's checks: each printed with a check mark or a cross, the crosses counted.</summary>
+internal sealed class DemoChecks(IAnsiConsole console)
+{
+    public int Failures { get; private set; }
+
+    public void Check(string what, bool ok, string detail)
+    {
+        if (!ok) Failures++;
+        console.MarkupLine($"  {(ok ? "[green]✓[/]" : "[red]✗[/]")} {Markup.Escape(what)}: {Markup.Escape(detail)}");
+    }
+}
+
+/// <summary>How the demos print: numbered steps, device tables.</summary>
 internal static class DemoText
 {
     public static void Step(IAnsiConsole console, int number, string text) =>

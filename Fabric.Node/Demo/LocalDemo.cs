@@ -25,12 +25,7 @@ public static class LocalDemo
     public static async Task<int> RunAsync(IAnsiConsole console, CancellationToken cancel)
     {
         var clock = Stopwatch.StartNew();
-        var failures = 0;
-        void Check(string what, bool ok, string detail)
-        {
-            if (!ok) failures++;
-            console.MarkupLine($"  {(ok ? "[green]✓[/]" : "[red]✗[/]")} {Markup.Escape(what)}: {Markup.Escape(detail)}");
-        }
+        var checks = new DemoChecks(console);
 
         DemoText.Step(console, 1, "Start a node with two emulated devices (64 MiB each, separate IOMMU groups)");
         var profile = new DeviceProfile { MemoryBytes = 64L << 20, Queues = 2 };
@@ -86,46 +81,46 @@ public static class LocalDemo
             .Build();
         var consumed = await ctx1.SubmitAsync(consume, inFences: [produced.OutFences[0]], cancel: cancel);
         var status = await ctx1.WaitAsync(consumed.Fence, Timeout, cancel);
-        Check($"{consumed.Fence}", status.State == FenceState.Completed, status.State == FenceState.Completed ? "signalled ok" : $"{status.State} {status.Error}");
+        checks.Check($"{consumed.Fence}", status.State == FenceState.Completed, status.State == FenceState.Completed ? "signalled ok" : $"{status.State} {status.Error}");
 
         DemoText.Step(console, 6, "Check every result against the same computation on the host");
         var c = new float[N];
         for (var i = 0; i < N; i++) c[i] = 2f * (a[i] + b[i]);
         var deviceC = MemoryMarshal.Cast<byte, float>(await ctx0.ReadAsync(bufC, 0, N * 4, cancel)).ToArray();
-        Check("C = 2·(A + B) on " + dev0, Close(deviceC, c), $"max error {MaxError(deviceC, c):E2}");
+        checks.Check("C = 2·(A + B) on " + dev0, Close(deviceC, c), $"max error {MaxError(deviceC, c):E2}");
         var yExpected = new float[N];
         for (var i = 0; i < N; i++) yExpected[i] = 0.5f * c[i] + 1f;
         var deviceY = MemoryMarshal.Cast<byte, float>(await ctx1.ReadAsync(bufY, 0, N * 4, cancel)).ToArray();
-        Check("Y = 0.5·C + Y on " + dev1 + " (reading C through the import)", Close(deviceY, yExpected), $"max error {MaxError(deviceY, yExpected):E2}");
+        checks.Check("Y = 0.5·C + Y on " + dev1 + " (reading C through the import)", Close(deviceY, yExpected), $"max error {MaxError(deviceY, yExpected):E2}");
         var tail = await ctx1.ReadAsync(bufOut, M * M * 4, 12, cancel);
         var sum = BitConverter.ToSingle(tail, 0);
         var expectedSum = yExpected.Sum(v => (double)v);
-        Check("sum(Y)", Math.Abs(sum - expectedSum) <= 1e-5 * Math.Abs(expectedSum), $"device {sum:G7}, host {expectedSum:G7}");
+        checks.Check("sum(Y)", Math.Abs(sum - expectedSum) <= 1e-5 * Math.Abs(expectedSum), $"device {sum:G7}, host {expectedSum:G7}");
         var crc = BitConverter.ToUInt32(tail, 8);
         var expectedCrc = JobReference.Crc32C(MemoryMarshal.AsBytes(yExpected.AsSpan()));
-        Check("CRC-32C(Y)", crc == expectedCrc, $"device 0x{crc:x8}, host 0x{expectedCrc:x8}");
+        checks.Check("CRC-32C(Y)", crc == expectedCrc, $"device 0x{crc:x8}, host 0x{expectedCrc:x8}");
         var product = MemoryMarshal.Cast<byte, float>(await ctx1.ReadAsync(bufOut, 0, M * M * 4, cancel)).ToArray();
         var expectedProduct = MatMul(c, weights, M);
-        Check($"{M}×{M} matmul of C and W", Close(product, expectedProduct), $"max error {MaxError(product, expectedProduct):E2}");
+        checks.Check($"{M}×{M} matmul of C and W", Close(product, expectedProduct), $"max error {MaxError(product, expectedProduct):E2}");
 
         DemoText.Step(console, 7, $"Close {ctx0}, the exporter: C stays alive on {dev0} while {dev1} still imports it");
         await ctx0.CloseAsync(cancel);
         var afterExporterClose = await WaitForMemory(node.Client, dev0, used => used > 0, cancel);
         var stillReadable = MemoryMarshal.Cast<byte, float>(await ctx1.ReadAsync(imported.Handle, 0, 16, cancel)).ToArray();
-        Check($"{dev0} keeps C for the importer", afterExporterClose == N * 4L && stillReadable[0] == c[0],
+        checks.Check($"{dev0} keeps C for the importer", afterExporterClose == N * 4L && stillReadable[0] == c[0],
             $"{afterExporterClose:N0} bytes still in use, first float {stillReadable[0]} (expected {c[0]})");
 
         DemoText.Step(console, 8, $"Close {ctx1}: the last importer detaches, and every byte goes back");
         await ctx1.CloseAsync(cancel);
         var used0 = await WaitForMemory(node.Client, dev0, used => used == 0, cancel);
         var used1 = await WaitForMemory(node.Client, dev1, used => used == 0, cancel);
-        Check("device memory back at zero", used0 == 0 && used1 == 0, $"{dev0}: {used0} bytes, {dev1}: {used1} bytes");
+        checks.Check("device memory back at zero", used0 == 0 && used1 == 0, $"{dev0}: {used0} bytes, {dev1}: {used1} bytes");
         DemoText.ShowDevices(console, await node.Client.ListDevicesAsync(cancel));
 
-        console.MarkupLine(failures == 0
+        console.MarkupLine(checks.Failures == 0
             ? $"[green]Demo finished in {clock.Elapsed.TotalSeconds:0.0} s: every result matched the host.[/]"
-            : $"[red]Demo finished with {failures} failed checks.[/]");
-        return failures == 0 ? 0 : 1;
+            : $"[red]Demo finished with {checks.Failures} failed checks.[/]");
+        return checks.Failures == 0 ? 0 : 1;
     }
 
     private static async Task<(BufferHandle, ulong)> AllocMapWrite(DeviceContext context, AddressSpaceId space, float[] data, CancellationToken cancel)

@@ -97,6 +97,26 @@ public sealed class LocalCluster : IAsyncDisposable
         }
     }
 
+    /// <summary>Every running node's devices, asked of each node now (exact counters, not the registry's copy).</summary>
+    public async Task<IReadOnlyList<Fabric.Core.Protocol.DeviceInfo>> DevicesAsync(CancellationToken cancel)
+    {
+        var all = new List<Fabric.Core.Protocol.DeviceInfo>();
+        foreach (var node in Running)
+        {
+            using var gateway = new Cli.GatewayClient(node.Gateway, TimeSpan.FromSeconds(10));
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    all.AddRange(await gateway.LocalDevicesAsync(cancel));
+                    break;
+                }
+                catch (Cli.GatewayException) when (attempt < 20) { await Task.Delay(500, cancel); }
+            }
+        }
+        return all;
+    }
+
     public async ValueTask DisposeAsync()
     {
         foreach (var node in Nodes) node.Kill();

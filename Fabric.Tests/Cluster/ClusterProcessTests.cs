@@ -75,7 +75,8 @@ public sealed class ClusterProcessTests(ClusterFixture cluster, ITestOutputHelpe
         var baseline = await Cluster.AwaitDevicesAsync(ds => ds.All(d => d.OpenContexts == 0), TimeSpan.FromSeconds(15));
         using var client = FabricProcess.Start("fabric check", "check", "--connect", Cluster["n2"].Endpoint, "--bytes", "1MiB", "--hold");
         await client.WaitForLineAsync("holding 6 contexts", TimeSpan.FromSeconds(120));
-        var held = await Cluster.AwaitDevicesAsync(ds => ds.All(d => d.OpenContexts == 1 && d.MemoryUsed > 0), TimeSpan.FromSeconds(10));
+        // The gateway's view is the registry's (each node publishes every second): wait until it shows what the client holds.
+        var held = await Cluster.AwaitDevicesAsync(ds => ds.All(d => d.OpenContexts == 1 && d.MemoryUsed >= 3L << 20), TimeSpan.FromSeconds(10));
         Assert.Contains("all 6 devices computed the host's results", client.Output);
 
         client.Kill();
