@@ -58,15 +58,16 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
                     await Task.WhenAll(_plan.Wave(wave).Select(async job =>
                     {
                         try { await SubmitAsync(job, deadline.Token); }
-                        catch (GatewayException e) { lock (_violations) _violations.Add(new Violation(ChaosInvariants.Completed, job.Id, $"could not be submitted: {e.Message}")); }
+                        catch (GatewayException e) { Violate(new Violation(ChaosInvariants.Completed, job.Id, $"could not be submitted: {e.Message}")); }
                     }));
                     if (wave < _plan.Faults.Length) await StrikeAsync(_plan.Faults[wave], deadline.Token);
+                    await CheckEndedJobsAsync(deadline.Token);
                 }
                 await AwaitJobsAsync(deadline.Token);
             }
             catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancel.IsCancellationRequested)
             {
-                _violations.Add(new Violation(ChaosInvariants.Completed, "run", $"the run did not finish within {options.Timeout.TotalMinutes:0.#} min (--timeout)"));
+                Violate(new Violation(ChaosInvariants.Completed, "run", $"the run did not finish within {options.Timeout.TotalMinutes:0.#} min (--timeout)"));
             }
             finally
             {
@@ -197,7 +198,7 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
             }
             if (clock.Elapsed > TimeSpan.FromMinutes(2))
             {
-                _violations.Add(new Violation(ChaosInvariants.Completed, jobId, $"did not reach {share:P0} of its tasks within 2 min: it hangs (the fault strikes anyway)"));
+                Violate(new Violation(ChaosInvariants.Completed, jobId, $"did not reach {share:P0} of its tasks within 2 min: it hangs (the fault strikes anyway)"));
                 return job is { Tasks: > 0 } ? (double)job.CompletedTasks / job.Tasks : 0;
             }
             await Task.Delay(20, cancel);
@@ -241,7 +242,8 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
         _views.Values.Sum(v => v.CompletedTasks),
         _views.Values.Sum(v => v.Tasks),
         _struck.Count,
-        _plan.Faults.Length);
+        _plan.Faults.Length,
+        _violations.Count);
 
     private async Task AwaitJobsAsync(CancellationToken cancel)
     {
@@ -252,32 +254,63 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
 
     // ---- the checks ----------------------------------------------------------------------------------------------
 
+    /// <summary>
+    /// Checks each job that has ended since the last call, as the run goes: it completed, its outputs equal the host
+    /// reference, its journal is consistent. A violation is shown the moment it is found.
+    /// </summary>
+    private async Task CheckEndedJobsAsync(CancellationToken cancel)
+    {
+        var ended = _plan.Jobs.Where(j => !_checked.Contains(j.Id) && _views.TryGetValue(j.Id, out var v) &&
+                                          v.Status is nameof(JobStatus.Completed) or nameof(JobStatus.Failed)).ToList();
+        if (ended.Count == 0) return;
+        var histories = await ChaosJournal.ReadJobsAsync(_cluster!.DatabasePath, Decoder, cancel);
+        foreach (var job in ended)
+        {
+            _checked.Add(job.Id);
+            var seen = _views[job.Id];
+            foreach (var v in ChaosInvariants.JobsCompleted([job], _views)) Violate(v);
+            if (seen.Status == nameof(JobStatus.Completed))
+            {
+                var checks = await JobVerifier.VerifyAsync(Gateway(), job.Id, job.Spec, cancel, await _references[job.Id]);
+                _verified[job.Id] = checks.All(c => c.Matches);
+                foreach (var bad in checks.Where(c => !c.Matches))
+                    Violate(new Violation(ChaosInvariants.Result, job.Id, $"output {bad.Output} ({bad.Bytes:N0} bytes) differs from the host reference"));
+            }
+            if (histories.TryGetValue(job.Id, out var history))
+                foreach (var v in ChaosInvariants.JournalConsistent(job, history, seen)) Violate(v);
+            else
+                Violate(new Violation(ChaosInvariants.Journal, job.Id, "the journal holds no event of the job"));
+        }
+    }
+
+    private void Violate(Violation violation)
+    {
+        lock (_violations) _violations.Add(violation);
+        view.Event($"✗ {violation.Invariant}: {violation.Subject}: {violation.Detail}");
+    }
+
+    private readonly HashSet<string> _checked = [];
+    private Akka.Actor.ActorSystem? _decoder;
+
+    /// <summary>An ActorSystem of this process, only to decode journal rows with the Fabric serializer.</summary>
+    private Akka.Actor.ActorSystem Decoder => _decoder ??= FabricClientSystem.Create(name: "fabric-chaos");
+
+    /// <summary>At the end: the jobs not checked yet, every device against its baseline, the job index and every journal.</summary>
     private async Task<DeviceRecord[]> CheckAsync(IReadOnlyDictionary<string, DeviceInfo> baseline, CancellationToken cancel)
     {
-        view.Event("checking results against the host reference");
-        _violations.AddRange(ChaosInvariants.JobsCompleted(_plan.Jobs, _views));
-        foreach (var job in _plan.Jobs.Where(j => _views.TryGetValue(j.Id, out var v) && v.Status == nameof(JobStatus.Completed)))
-        {
-            var gateway = Gateway();
-            var checks = await JobVerifier.VerifyAsync(gateway, job.Id, job.Spec, cancel, await _references[job.Id]);
-            _verified[job.Id] = checks.All(c => c.Matches);
-            foreach (var bad in checks.Where(c => !c.Matches))
-                _violations.Add(new Violation(ChaosInvariants.Result, job.Id, $"output {bad.Output} ({bad.Bytes:N0} bytes) differs from the host reference"));
-        }
+        view.Event("checking the last jobs against the host reference and the journal");
+        await CheckEndedJobsAsync(cancel);
+        foreach (var v in ChaosInvariants.JobsCompleted(_plan.Jobs.Where(j => !_checked.Contains(j.Id)), _views)) Violate(v);
 
         view.Event("checking every device is back at its baseline");
         var devices = await SettledDevicesAsync(baseline, cancel);
-        _violations.AddRange(ChaosInvariants.DevicesAtBaseline(baseline, devices));
+        foreach (var v in ChaosInvariants.DevicesAtBaseline(baseline, devices)) Violate(v);
 
-        view.Event("checking the journal");
-        using var system = FabricClientSystem.Create(name: "fabric-chaos");
-        var histories = await ChaosJournal.ReadJobsAsync(_cluster!.DatabasePath, system, cancel);
-        await system.Terminate();
-        IReadOnlyList<string> indexed;
-        indexed = [.. (await Retry(() => Gateway().JobsAsync(cancel), cancel)).Select(v => v.JobId)];
-        _violations.AddRange(ChaosInvariants.RanExactlyOnce(_plan.Jobs, indexed, histories));
-        foreach (var job in _plan.Jobs.Where(j => histories.ContainsKey(j.Id)))
-            _violations.AddRange(ChaosInvariants.JournalConsistent(job, histories[job.Id], _views.GetValueOrDefault(job.Id)));
+        view.Event("checking that every job ran exactly once (job index and journal)");
+        var histories = await ChaosJournal.ReadJobsAsync(_cluster!.DatabasePath, Decoder, cancel);
+        await Decoder.Terminate();
+        IReadOnlyList<string> indexed = [.. (await Retry(() => Gateway().JobsAsync(cancel), cancel)).Select(v => v.JobId)];
+        foreach (var v in ChaosInvariants.RanExactlyOnce(_plan.Jobs, indexed, histories)) Violate(v);
         _histories = histories;
 
         return [.. devices.Select(d =>

@@ -15,7 +15,8 @@ public sealed record ChaosStatus(
     int TasksDone,
     int TasksKnown,
     int FaultsStruck,
-    int Faults);
+    int Faults,
+    int Violations);
 
 /// <summary>Where a chaos run shows what it does while it runs.</summary>
 public interface IChaosView
@@ -103,7 +104,8 @@ public sealed class ChaosLiveView : IChaosView
                 _ => "[red]down[/]",
             }))));
             rows.Add(new Markup($"jobs [green]{s.Completed} done[/], {s.Running} running{(s.Failed > 0 ? $", [red]{s.Failed} failed[/]" : "")} of {s.Jobs}" +
-                                $" · tasks {s.TasksDone}/{s.TasksKnown} · faults {s.FaultsStruck}/{s.Faults} · {s.Elapsed.TotalSeconds:0} s"));
+                                $" · tasks {s.TasksDone}/{s.TasksKnown} · faults {s.FaultsStruck}/{s.Faults} · " +
+                                (s.Violations == 0 ? "[green]0 violations[/]" : $"[red]{s.Violations} violations[/]") + $" · {s.Elapsed.TotalSeconds:0} s"));
         }
         lock (_events) rows.AddRange(_events.Select(e => new Text(e)));
         return new Panel(new Rows(rows)).Header("fabric chaos").Expand();
@@ -111,5 +113,5 @@ public sealed class ChaosLiveView : IChaosView
 
     public static string Describe(ChaosStatus s) =>
         $"{string.Join(" ", s.Nodes.Select(n => $"{n.Node}:{n.State}"))} · jobs {s.Completed} done, {s.Running} running, {s.Failed} failed of {s.Jobs}" +
-        $" · tasks {s.TasksDone}/{s.TasksKnown} · faults {s.FaultsStruck}/{s.Faults}";
+        $" · tasks {s.TasksDone}/{s.TasksKnown} · faults {s.FaultsStruck}/{s.Faults} · {s.Violations} violations";
 }

@@ -10,12 +10,12 @@ public static class ChaosCommand
     public static Command Build()
     {
         var seed = new Option<int?>("--seed") { Description = "Seeds the jobs and the fault schedule; the same seed replays the same run. Default: a random seed (printed)." };
-        var nodes = new Option<int>("--nodes") { Description = $"Node processes to start on 127.0.0.1 (3 to {ChaosOptions.MaxNodes}). Default 3.", DefaultValueFactory = _ => 3 };
-        var kills = new Option<int>("--kills") { Description = "Nodes to SIGKILL mid-job, one fault at a time (each victim restarted; on 5+ nodes a fault may take two). Default 3.", DefaultValueFactory = _ => 3 };
+        var nodes = new Option<int>("--nodes") { Description = $"Node processes to start on 127.0.0.1 (3 to {ChaosOptions.MaxNodes}).", DefaultValueFactory = _ => 3 };
+        var kills = new Option<int>("--kills") { Description = "Kill faults, one at a time, each mid-job: SIGKILL of a node (on 5+ nodes sometimes two at once, never a majority), restarted a few seconds later.", DefaultValueFactory = _ => 3 };
         var freeze = new Option<bool>("--freeze") { Description = "Also freeze one node with SIGSTOP for about 4 s, then SIGCONT, as a partition would (Linux)." };
-        var perWave = new Option<int>("--jobs-per-wave") { Description = "Jobs submitted before each fault (one more wave runs after the last). Default 2.", DefaultValueFactory = _ => 2 };
-        var memory = new Option<string>("--device-memory") { Description = "Memory of each node's device. Default 256MiB.", DefaultValueFactory = _ => "256MiB" };
-        var timeout = new Option<int>("--timeout") { Description = "Minutes the whole run may take; whatever has not finished by then is a violation. Default 15.", DefaultValueFactory = _ => 15 };
+        var perWave = new Option<int>("--jobs-per-wave") { Description = "Jobs submitted before each fault (one more wave runs after the last).", DefaultValueFactory = _ => 2 };
+        var memory = new Option<string>("--device-memory") { Description = "Memory of each node's device.", DefaultValueFactory = _ => "256MiB" };
+        var timeout = new Option<int>("--timeout") { Description = "Minutes the whole run may take; whatever has not finished by then is a violation.", DefaultValueFactory = _ => 15 };
         var report = new Option<string?>("--report") { Description = "Also write the report as JSON to this file." };
         var keep = new Option<bool>("--keep") { Description = "Keep the nodes' directory (logs per node, the SQLite journal) after the run." };
         var command = new Command("chaos",
