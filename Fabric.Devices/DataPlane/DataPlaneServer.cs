@@ -111,8 +111,11 @@ internal sealed class DataPlaneServer : IAsyncDisposable
 
     private async ValueTask<bool> ServeWriteAsync(Socket connection, Request request, CancellationToken cancel)
     {
-        if (await AuthorizeAsync(connection, request, write: true, cancel) is not { } entry) return false; // its data is still coming
         var scratch = new byte[ChunkHeaderBytes];
+        // A refused write's data is already on its way: it is read and dropped, so that the importer, which reads the
+        // answer once it has sent everything, gets the refusal (closing now would reset the connection under it).
+        if (await AuthorizeAsync(connection, request, write: true, cancel) is not { } entry)
+            return await DrainAsync(connection, request.Length, scratch, cancel);
         try
         {
             long at = 0;
@@ -129,7 +132,7 @@ internal sealed class DataPlaneServer : IAsyncDisposable
                 if (entry.Ended is { } ended)
                 {
                     await SendErrorAsync(connection, ended, cancel);
-                    return false;
+                    return false; // a revoked export takes no more: the importer learns it at once
                 }
                 await ReceiveExactlyAsync(connection, Window(entry, request.Offset + at, length), cancel);
                 at += length;
@@ -143,6 +146,28 @@ internal sealed class DataPlaneServer : IAsyncDisposable
             return true;
         }
         finally { entry.Block.Release(); }
+    }
+
+    /// <summary>
+    /// Reads and drops a write the server has refused, up to its end header. Returns whether the connection can serve
+    /// another request: not if the importer sends more than it announced or breaks the framing.
+    /// </summary>
+    private static async ValueTask<bool> DrainAsync(Socket connection, long announced, byte[] scratch, CancellationToken cancel)
+    {
+        var sink = new byte[64 * 1024];
+        for (long at = 0; ;)
+        {
+            var (length, error) = await ReceiveChunkHeaderAsync(connection, scratch, cancel);
+            if (error is not null || length < 0 || at + length > announced) return false;
+            if (length == 0) return true;
+            for (var left = length; left > 0;)
+            {
+                var part = Math.Min(left, sink.Length);
+                await ReceiveExactlyAsync(connection, sink.AsMemory(0, part), cancel);
+                left -= part;
+            }
+            at += length;
+        }
     }
 
     private static async ValueTask<bool> ServeSourceAsync(Socket connection, Request request, CancellationToken cancel)

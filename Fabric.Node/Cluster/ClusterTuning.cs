@@ -52,8 +52,10 @@ public static class ClusterTuning
               retry-interval = 500ms
               coordinator-failure-backoff = 1s
               shard-start-timeout = 3s
-              waiting-for-state-timeout = 2s
-              updating-state-timeout = 2s
+              # A shard loading or writing its remembered entities in the shared journal: on a busy 2-core machine 2 s
+              # was seen to run out, and the shard then restarts after a backoff (a submit waited 30 s).
+              waiting-for-state-timeout = 5s
+              updating-state-timeout = 5s
             }
             singleton.hand-over-retry-interval = 500ms
             singleton-proxy.singleton-identification-interval = 500ms

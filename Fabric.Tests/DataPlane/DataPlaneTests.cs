@@ -66,6 +66,20 @@ public sealed class DataPlaneTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_large_write_to_a_read_only_export_gets_the_refusal_not_a_broken_connection()
+    {
+        var remote = Serve(Access.Read, out _);
+        var length = 16L << 20; // far more than the socket buffers: the exporter must read it to the end to be heard
+
+        var refused = await Assert.ThrowsAsync<FabricException>(() =>
+            _client.Client.WriteAsync(remote, 0, length, (_, chunk) => new byte[chunk], CancellationToken.None));
+
+        Assert.Equal(ErrorCode.EPERM, refused.Code);
+        Assert.Contains("read-only", refused.Error.Message);
+        Assert.Equal(new byte[16], await ReadAsync(remote, 0, 16));
+    }
+
+    [Fact]
     public async Task A_wrong_key_an_unknown_export_and_a_write_to_a_read_only_export_are_refused()
     {
         var remote = Serve(Access.Read, out _);
