@@ -28,8 +28,6 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
     private LocalCluster? _cluster;
     private int _nextGateway;
 
-    public ChaosPlan Plan => _plan;
-
     public async Task<ChaosReport> RunAsync(CancellationToken cancel)
     {
         _clock.Start();
@@ -125,15 +123,15 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
         var progress = await AwaitProgressAsync(target.Id, fault.AtProgress, cancel);
         var victims = fault.Victims.Select(name => _cluster![name]).ToList();
         var what = fault.Kind == FaultKind.Kill ? "SIGKILL" : "SIGSTOP";
-        // The fault's time is taken as the signals go: a SIGKILLed process writes nothing after it.
         var faultClock = Stopwatch.StartNew();
-        var atMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        var atSeconds = _clock.Elapsed.TotalSeconds;
         foreach (var victim in victims)
         {
             if (fault.Kind == FaultKind.Kill) victim.Kill();
             else victim.Freeze();
         }
+        // The fault's time is taken once the victims are dead (or stopped): nothing they stamp comes after it.
+        var atMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var atSeconds = _clock.Elapsed.TotalSeconds;
         view.Event($"fault {fault.Number}/{_plan.Faults.Length}: {what} {string.Join(", ", fault.Victims)} with {target.Id} at {progress:P0}");
         await Task.Delay(fault.Down, cancel);
         var down = faultClock.Elapsed.TotalSeconds;
@@ -173,7 +171,8 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
             }
             catch (Exception e) when (victims.Contains(node) && !cancel.IsCancellationRequested && e is OperationCanceledException or InvalidOperationException or TimeoutException)
             {
-                view.Event($"{node.Name} did not rejoin ({e.Message.Split('\n')[0]}): killing and starting it again");
+                var why = e is OperationCanceledException ? "not Up with every node within 45 s" : e.Message.Split('\n')[0];
+                view.Event($"{node.Name} did not rejoin ({why}): killing and starting it again");
                 node.Kill();
                 node.Start();
                 await _cluster.AwaitUpAsync(node, cancel);
@@ -223,12 +222,19 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
                                    $"{seen.TaskDetails.Sum(t => t.Recomputations)} recomputed)");
                     _views[job.Id] = seen;
                 }
-                catch (Exception e) when (e is GatewayException or InvalidOperationException) { }
-                catch (OperationCanceledException) { return; }
+                catch (OperationCanceledException) when (cancel.IsCancellationRequested) { return; }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // The watch goes on whatever one answer did: the run's end waits on what it sees.
+                    if (e is not (GatewayException or InvalidOperationException)) view.Event($"watching {job.Id}: {e.Message}");
+                }
             }
-            view.Status(Status());
-            try { await Task.Delay(100, cancel); }
-            catch (OperationCanceledException) { return; }
+            try
+            {
+                view.Status(Status());
+                await Task.Delay(100, cancel);
+            }
+            catch (OperationCanceledException) when (cancel.IsCancellationRequested) { return; }
         }
     }
 
@@ -358,7 +364,7 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
             var outcome = ChaosRecovery.Of(victims, addresses, s.AtMs, _histories);
             return new FaultRecord(s.Fault.Number, s.Fault.Kind.ToString().ToLowerInvariant(), [.. victims], s.Job, Math.Round(s.Progress, 2),
                 Math.Round(s.AtSeconds, 1), Math.Round(s.DownSeconds, 1), Math.Round(s.HealedSeconds, 1), outcome.Role, outcome.InterruptedTasks,
-                outcome.RecoverySeconds is { } r ? Math.Round(r, 2) : null, outcome.RecoveredBy);
+                outcome.RecoverySeconds is { } r ? Math.Round(r, 3) : null, outcome.RecoveredBy);
         }).ToArray();
         var jobs = _plan.Jobs.Select(j =>
         {

@@ -41,21 +41,32 @@ public sealed class LocalNode
     /// <summary>How many times the process was started (1 for the first start).</summary>
     public int Starts { get; private set; }
 
-    public bool IsRunning => _process is { HasExited: false } && !IsFrozen;
+    public bool IsRunning => HasProcess && !IsFrozen;
+
+    private bool HasProcess
+    {
+        get
+        {
+            try { return _process is { HasExited: false }; }
+            catch (InvalidOperationException) { return false; } // being replaced by a restart
+        }
+    }
     public bool IsFrozen { get; private set; }
     public int? ProcessId => _process is { HasExited: false } p ? p.Id : null;
 
     /// <summary>Starts the node's process (again, after <see cref="Kill"/>).</summary>
     public void Start()
     {
-        if (_process is { HasExited: false }) throw new InvalidOperationException($"node {Name} is already running (pid {_process.Id})");
-        _process?.Dispose();
+        if (HasProcess) throw new InvalidOperationException($"node {Name} is already running (pid {_process!.Id})");
         Directory.CreateDirectory(Path.GetDirectoryName(LogPath)!);
+        // A first start may found the cluster (the first node lists itself first); a restart only joins the others, so
+        // that a restarted first node never forms a cluster of its own when the others answer late.
+        var seeds = Starts == 0 ? _seeds : [.. _seeds.Where(seed => seed != Endpoint)];
         var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add(typeof(LocalNode).Assembly.Location);
         foreach (var arg in new[]
                  {
-                     "node", "--name", Name, "--port", Port.ToString(), "--seeds", string.Join(',', _seeds), "--http-port", HttpPort.ToString(),
+                     "node", "--name", Name, "--port", Port.ToString(), "--seeds", string.Join(',', seeds), "--http-port", HttpPort.ToString(),
                      "--devices", _options.DevicesPerNode.ToString(), "--device-memory", _options.DeviceMemory, "--data-dir", DataDirectory,
                      "--sqlite", _database,
                  })
@@ -79,7 +90,9 @@ public sealed class LocalNode
         process.EnableRaisingEvents = true;
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
+        var before = _process;
         _process = process;
+        before?.Dispose();
     }
 
     /// <summary>SIGKILL: the node dies at once, with no goodbye to the cluster (as a machine losing power).</summary>

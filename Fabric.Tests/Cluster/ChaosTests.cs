@@ -15,11 +15,12 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
 
     private async Task<(int Exit, ChaosReport Report)> RunAsync(params string[] arguments)
     {
-        using var chaos = FabricProcess.Start("fabric chaos", ["chaos", .. arguments, "--report", _report]);
+        // Its own bound (--timeout) is shorter than the wait here: a hang shows as a violation in the report.
+        using var chaos = FabricProcess.Start("fabric chaos", ["chaos", .. arguments, "--timeout", "6", "--report", _report]);
         int exit;
         try
         {
-            exit = await chaos.WaitForExitAsync(TimeSpan.FromMinutes(8));
+            exit = await chaos.WaitForExitAsync(TimeSpan.FromMinutes(10));
         }
         finally
         {
@@ -39,7 +40,14 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(kills, report.Kills);
         Assert.Equal(freezes, report.Freezes);
         Assert.Equal(kills + freezes, report.Faults.Length);
-        Assert.All(report.Faults, f => Assert.True(f.RecoverySeconds is > 0, $"fault {f.Number} on {string.Join(", ", f.Victims)} has no recovery time"));
+        Assert.All(report.Faults, f =>
+        {
+            Assert.True(f.RecoverySeconds is >= 0, $"fault {f.Number} on {string.Join(", ", f.Victims)} has no recovery time");
+            // Work the fault interrupted cannot finish elsewhere before the loss is noticed; with nothing interrupted,
+            // another task may complete within the same millisecond.
+            if (f.Role is ChaosRecovery.TaskNode or ChaosRecovery.JobNode)
+                Assert.True(f.RecoverySeconds > 0, $"fault {f.Number} ({f.Role}) recovered in no time");
+        });
         Assert.All(report.Jobs, j =>
         {
             Assert.Equal("Completed", j.Status);

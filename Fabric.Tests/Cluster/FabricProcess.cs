@@ -91,7 +91,7 @@ public sealed class FabricProcess : IDisposable
     /// <summary>SIGKILL: no shutdown hook, no goodbye to the cluster.</summary>
     public void Kill()
     {
-        if (!_process.HasExited) _process.Kill();
+        if (!_process.HasExited) _process.Kill(entireProcessTree: true); // with the node processes it started, if any
     }
 
     public void Dispose()
