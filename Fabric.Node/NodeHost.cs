@@ -56,8 +56,32 @@ public static class NodeHost
                          $"data {Path.GetFullPath(options.DataPath)}, journal {persistence}, " +
                          (options.Seeds.Count > 0 ? $"seeds {string.Join(",", options.Seeds)}" : "founding a new cluster"));
         output.Flush();
+        if (Environment.GetEnvironmentVariable(ExitWithVariable) is { } pid && int.TryParse(pid, out var parent))
+            _ = StopWhenGoneAsync(parent, app.Lifetime, cancel);
         await app.WaitForShutdownAsync(cancel);
         return 0;
+    }
+
+    /// <summary>
+    /// Set by a process that starts nodes for itself (<see cref="Hosting.LocalCluster"/>: the demo, chaos, benchmarks) to
+    /// its own pid: the node stops when that process is gone, however it ended, instead of living on unattended.
+    /// </summary>
+    public const string ExitWithVariable = "FABRIC_EXIT_WITH_PID";
+
+    private static async Task StopWhenGoneAsync(int parent, IHostApplicationLifetime lifetime, CancellationToken cancel)
+    {
+        while (!cancel.IsCancellationRequested)
+        {
+            try
+            {
+                using var process = System.Diagnostics.Process.GetProcessById(parent);
+                if (process.HasExited) break;
+            }
+            catch (ArgumentException) { break; } // no such process any more
+            try { await Task.Delay(TimeSpan.FromSeconds(1), cancel); }
+            catch (OperationCanceledException) { return; }
+        }
+        if (!cancel.IsCancellationRequested) lifetime.StopApplication();
     }
 
     /// <summary>The node's ActorSystem: remoting, clustering with the tuned failure detector, the Fabric serializer, its actors.</summary>

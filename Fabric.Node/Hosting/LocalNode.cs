@@ -73,6 +73,7 @@ public sealed class LocalNode
             start.ArgumentList.Add(arg);
         // Several node processes share this machine: workstation GC keeps each one's footprint small.
         start.Environment["DOTNET_gcServer"] = "0";
+        start.Environment[NodeHost.ExitWithVariable] = Environment.ProcessId.ToString();
         var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start the process of node {Name}");
         Starts++;
         IsFrozen = false;

@@ -19,7 +19,10 @@ public interface IJobRunEvents
 
 public sealed record JobRunOptions
 {
-    /// <summary>Attempts of one task for transient causes (a lost device or node, a revoked import, a timeout).</summary>
+    /// <summary>
+    /// Failures of one task for transient causes that no lost node or context explains (a revoked import, a timeout, a
+    /// busy device) before the job fails.
+    /// </summary>
     public int MaxAttempts { get; init; } = 5;
 
     public TimeSpan TaskTimeout { get; init; } = TimeSpan.FromMinutes(5);

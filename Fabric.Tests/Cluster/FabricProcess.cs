@@ -30,7 +30,9 @@ public sealed class FabricProcess : IDisposable
         get { lock (_output) return _output.ToString(); }
     }
 
-    public static FabricProcess Start(string label, params string[] arguments)
+    public static FabricProcess Start(string label, params string[] arguments) => Start(label, new Dictionary<string, string>(), arguments);
+
+    public static FabricProcess Start(string label, IReadOnlyDictionary<string, string> environment, params string[] arguments)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -43,6 +45,7 @@ public sealed class FabricProcess : IDisposable
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         start.Environment["DOTNET_gcServer"] = "0";
         start.Environment["DOTNET_GCHeapHardLimit"] = "0x30000000"; // 768 MiB: several processes share 24 GiB and 2 cores
+        foreach (var (name, value) in environment) start.Environment[name] = value;
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         var fabric = new FabricProcess(process, label);
         process.OutputDataReceived += (_, e) => fabric.OnLine(e.Data);
