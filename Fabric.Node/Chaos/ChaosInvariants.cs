@@ -13,12 +13,12 @@ public static class ChaosInvariants
 {
     public const string Completed = "every job completed";
     public const string ExactlyOnce = "exactly once";
-    public const string Result = "result equals the host reference";
+    public const string CorrectResult = "result equals the host reference";
     public const string NoLeaks = "devices back at baseline";
     public const string NoHangingWaits = "no wait left hanging";
     public const string Journal = "journal consistent with what ran";
 
-    public static readonly ImmutableArray<string> All = [Completed, ExactlyOnce, Result, NoLeaks, NoHangingWaits, Journal];
+    public static readonly ImmutableArray<string> All = [Completed, ExactlyOnce, CorrectResult, NoLeaks, NoHangingWaits, Journal];
 
     /// <summary>Every planned job ended Completed (not failed, not still running, not unknown to the cluster).</summary>
     public static IEnumerable<Violation> JobsCompleted(IEnumerable<ChaosJob> jobs, IReadOnlyDictionary<string, JobView> views)

@@ -100,21 +100,9 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
     private async Task SubmitAsync(ChaosJob job, CancellationToken cancel)
     {
         var json = JobJson.Write(job.Spec);
-        for (var attempt = 1; ; attempt++)
-        {
-            var gateway = Gateway();
-            try
-            {
-                await gateway.SubmitAsync(json, cancel, job.Id);
-                _submitted[job.Id] = true;
-                view.Event($"submitted {job.Id} ({job.Spec.Tasks.Length} tasks)");
-                return;
-            }
-            catch (GatewayException e) when (attempt < 30 && !e.Message.StartsWith("EINVAL", StringComparison.Ordinal) && !e.Message.StartsWith("EEXIST", StringComparison.Ordinal))
-            {
-                await Task.Delay(500, cancel);
-            }
-        }
+        await GatewayClient.RetryAsync(() => Gateway().SubmitAsync(json, cancel, job.Id), cancel, attempts: 30);
+        _submitted[job.Id] = true;
+        view.Event($"submitted {job.Id} ({job.Spec.Tasks.Length} tasks)");
     }
 
     private async Task StrikeAsync(ChaosFault fault, CancellationToken cancel)
@@ -277,10 +265,11 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
             foreach (var v in ChaosInvariants.JobsCompleted([job], _views)) Violate(v);
             if (seen.Status == nameof(JobStatus.Completed))
             {
-                var checks = await JobVerifier.VerifyAsync(Gateway(), job.Id, job.Spec, cancel, await _references[job.Id]);
+                var expected = await _references[job.Id];
+                var checks = await GatewayClient.RetryAsync(() => JobVerifier.VerifyAsync(Gateway(), job.Id, job.Spec, cancel, expected), cancel);
                 _verified[job.Id] = checks.All(c => c.Matches);
                 foreach (var bad in checks.Where(c => !c.Matches))
-                    Violate(new Violation(ChaosInvariants.Result, job.Id, $"output {bad.Output} ({bad.Bytes:N0} bytes) differs from the host reference"));
+                    Violate(new Violation(ChaosInvariants.CorrectResult, job.Id, $"output {bad.Output} ({bad.Bytes:N0} bytes) differs from the host reference"));
             }
             if (histories.TryGetValue(job.Id, out var history))
                 foreach (var v in ChaosInvariants.JournalConsistent(job, history, seen)) Violate(v);
@@ -315,7 +304,7 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
         view.Event("checking that every job ran exactly once (job index and journal)");
         var histories = await ChaosJournal.ReadJobsAsync(_cluster!.DatabasePath, Decoder, cancel);
         await Decoder.Terminate();
-        IReadOnlyList<string> indexed = [.. (await Retry(() => Gateway().JobsAsync(cancel), cancel)).Select(v => v.JobId)];
+        IReadOnlyList<string> indexed = [.. (await GatewayClient.RetryAsync(() => Gateway().JobsAsync(cancel), cancel)).Select(v => v.JobId)];
         foreach (var v in ChaosInvariants.RanExactlyOnce(_plan.Jobs, indexed, histories)) Violate(v);
         _histories = histories;
 
@@ -343,15 +332,6 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
             var devices = await _cluster!.DevicesAsync(cancel);
             if (!ChaosInvariants.DevicesAtBaseline(baseline, devices).Any() || clock.Elapsed > TimeSpan.FromSeconds(30)) return devices;
             await Task.Delay(250, cancel);
-        }
-    }
-
-    private static async Task<T> Retry<T>(Func<Task<T>> read, CancellationToken cancel)
-    {
-        for (var attempt = 1; ; attempt++)
-        {
-            try { return await read(); }
-            catch (GatewayException) when (attempt < 20) { await Task.Delay(500, cancel); }
         }
     }
 

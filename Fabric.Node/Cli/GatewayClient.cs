@@ -54,13 +54,29 @@ public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null) : ID
         try
         {
             var problem = await response.Content.ReadFromJsonAsync<HttpGateway.Problem>(HttpGateway.Json, cancel);
-            return new GatewayException($"{problem!.Code}: {problem.Message}");
+            return new GatewayException($"{problem!.Code}: {problem.Message}", Transient(response));
         }
         catch (System.Text.Json.JsonException)
         {
-            return new GatewayException($"the gateway answered {(int)response.StatusCode} {response.ReasonPhrase}");
+            return new GatewayException($"the gateway answered {(int)response.StatusCode} {response.ReasonPhrase}", Transient(response));
         }
     }
+
+    /// <summary>
+    /// Runs a gateway request again (every 0.5 s, up to <paramref name="attempts"/> times) while it fails transiently —
+    /// a node restarting, a job moving after a node loss; a refusal is thrown at once.
+    /// </summary>
+    public static async Task<T> RetryAsync<T>(Func<Task<T>> request, CancellationToken cancel, int attempts = 20)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try { return await request(); }
+            catch (GatewayException e) when (e.Transient && attempt < attempts) { await Task.Delay(500, cancel); }
+        }
+    }
+
+    /// <summary>A 5xx answer (e.g. 503 while a lost node's jobs move) may go another way if asked again; a 4xx will not.</summary>
+    private static bool Transient(HttpResponseMessage response) => (int)response.StatusCode >= 500;
 
     private async Task<HttpResponseMessage> SendAsync(Func<Task<HttpResponseMessage>> send)
     {
@@ -103,4 +119,11 @@ public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null) : ID
     public void Dispose() => _http.Dispose();
 }
 
-public sealed class GatewayException(string message) : Exception(message);
+/// <summary>
+/// A gateway request that failed, in one sentence. <see cref="Transient"/>: the gateway could not be reached, did not
+/// answer in time, or answered 5xx — asking again may work; false for a refusal (4xx: an invalid spec, a taken id).
+/// </summary>
+public sealed class GatewayException(string message, bool transient = true) : Exception(message)
+{
+    public bool Transient { get; } = transient;
+}

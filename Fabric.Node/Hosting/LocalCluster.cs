@@ -104,15 +104,7 @@ public sealed class LocalCluster : IAsyncDisposable
         foreach (var node in Running)
         {
             using var gateway = new Cli.GatewayClient(node.Gateway, TimeSpan.FromSeconds(10));
-            for (var attempt = 1; ; attempt++)
-            {
-                try
-                {
-                    all.AddRange(await gateway.LocalDevicesAsync(cancel));
-                    break;
-                }
-                catch (Cli.GatewayException) when (attempt < 20) { await Task.Delay(500, cancel); }
-            }
+            all.AddRange(await Cli.GatewayClient.RetryAsync(() => gateway.LocalDevicesAsync(cancel), cancel));
         }
         return all;
     }

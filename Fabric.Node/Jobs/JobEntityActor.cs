@@ -88,8 +88,6 @@ internal sealed class JobEntityActor : ReceivePersistentActor
         Command<NodeRegistry.NodeLost>(m =>
             _client?.NodeUnreachable(m.Address, "the cluster lost it; its tasks run again elsewhere", m.Node));
         Command<NodeRegistry.NodeAvailable>(m => _client?.NodeReturned(m.Address, m.Node));
-        Command<ClusterEvent.ReachableMember>(m => _client?.NodeReturned(m.Member.Address));
-        Command<ClusterEvent.MemberUp>(m => _client?.NodeReturned(m.Member.Address));
         Command<ClusterEvent.IClusterDomainEvent>(_ => { });
         Command<SaveSnapshotSuccess>(_ => { });
         Command<SaveSnapshotFailure>(f => _log.Warning("job {0}: snapshot not saved: {1}", _state.JobId, f.Cause.Message));
@@ -170,7 +168,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor
     {
         base.PreStart();
         Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
-            typeof(ClusterEvent.UnreachableMember), typeof(ClusterEvent.ReachableMember), typeof(ClusterEvent.MemberUp));
+            typeof(ClusterEvent.UnreachableMember));
         Context.System.EventStream.Subscribe(Self, typeof(NodeRegistry.NodeLost));
         Context.System.EventStream.Subscribe(Self, typeof(NodeRegistry.NodeAvailable));
     }
