@@ -46,10 +46,13 @@ public static class NodeHost
         builder.Logging.AddSimpleConsole(c => c.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
         builder.WebHost.UseUrls(options.HttpPort > 0 ? $"http://{options.HttpBind}:{options.HttpPort}" : "http://127.0.0.1:0");
         builder.Services.AddAkka(FabricClientSystem.ClusterSystemName, (akka, _) => Configure(akka, options, dataPlane));
+        builder.Services.AddSingleton<JobsReadiness>();
 
         var app = builder.Build();
         if (options.HttpPort > 0) HttpGateway.Map(app, options);
         await app.StartAsync(cancel);
+        _ = app.Services.GetRequiredService<JobsReadiness>()
+            .WatchAsync(app.Services.GetRequiredService<ActorRegistry>().Get<JobRegionKey>(), app.Lifetime.ApplicationStopping);
         output.WriteLine($"fabric node {options.Name}: akka.tcp://{FabricClientSystem.ClusterSystemName}@{options.AdvertisedHost}:{options.Port}, " +
                          $"{options.Devices} devices of {options.DeviceMemory >> 20} MiB, data plane {dataPlane.Endpoint}, " +
                          (options.HttpPort > 0 ? $"gateway http://{options.HttpBind}:{options.HttpPort}, " : "no gateway, ") +

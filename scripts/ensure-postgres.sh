@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure a PostgreSQL server for the tests answers on 127.0.0.1:5432 with role "fabric" (password "fabric")
-# owning database "fabric". Installs Debian's `postgresql` when no server is there, listens on 127.0.0.1 only and
+# Makes sure a PostgreSQL server for the tests answers on 127.0.0.1:5432 with role "fabric" (password "fabric",
+# allowed to create databases) owning database "fabric". Installs Debian's `postgresql` when no server is there, listens on 127.0.0.1 only and
 # turns fsync off (test data only), starts the cluster with pg_ctlcluster and waits for it, bounded.
 # Idempotent: run it as often as you like; a server that already answers is left as it is.
 # Needs root to install or start the server. Logs to stderr; exits non-zero with the reason on failure.
@@ -97,6 +97,12 @@ ensure_role_and_database() {
   if [ "$(superuser_query "SELECT 1 FROM pg_roles WHERE rolname = '$ROLE'")" != 1 ]; then
     log "creating role $ROLE"
     superuser_query "CREATE ROLE $ROLE LOGIN PASSWORD '$PASSWORD'" >/dev/null || fail "cannot create role $ROLE"
+  fi
+  # Cluster tests give each fixture a database of its own (created and dropped by the tests), so nothing one test
+  # class stored is recovered by the next one's nodes.
+  if [ "$(superuser_query "SELECT rolcreatedb FROM pg_roles WHERE rolname = '$ROLE'")" != t ]; then
+    log "letting role $ROLE create databases"
+    superuser_query "ALTER ROLE $ROLE CREATEDB" >/dev/null || fail "cannot let role $ROLE create databases"
   fi
   if [ "$(superuser_query "SELECT 1 FROM pg_database WHERE datname = '$DATABASE'")" != 1 ]; then
     log "creating database $DATABASE owned by $ROLE"

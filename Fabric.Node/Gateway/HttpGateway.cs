@@ -32,13 +32,13 @@ public static class HttpGateway
 
     public static void Map(WebApplication app, NodeOptions options)
     {
-        app.MapGet("/health", async (ActorRegistry actors) =>
+        app.MapGet("/health", async (ActorRegistry actors, JobsReadiness jobs) =>
         {
             var cluster = Akka.Cluster.Cluster.Get(app.Services.GetRequiredService<ActorSystem>());
             var nodes = await actors.Get<NodeRegistryKey>().Ask<NodeRegistry.NodeList>(new NodeRegistry.GetNodes(), AskTimeout);
             var status = cluster.SelfMember.Status;
             var body = new Health(options.Name, cluster.SelfAddress.ToString(), status.ToString(),
-                nodes.Nodes.Count(n => n.Status == nameof(MemberStatus.Up) && n.Reachable), nodes.Nodes.Length);
+                nodes.Nodes.Count(n => n.Status == nameof(MemberStatus.Up) && n.Reachable), nodes.Nodes.Length, jobs.State);
             return Results.Json(body, Json, statusCode: status == MemberStatus.Up ? 200 : 503);
         });
         app.MapGet("/nodes", async (ActorRegistry actors) =>
@@ -130,8 +130,11 @@ public static class HttpGateway
     /// <summary>A refused request: the errno-like code and the sentence.</summary>
     public sealed record Problem(string Code, string Message);
 
-    /// <summary>The body of <c>GET /health</c>: 200 once the node is Up in the cluster, 503 before.</summary>
-    public sealed record Health(string Node, string Address, string Status, int UpMembers, int Members);
+    /// <summary>
+    /// The body of <c>GET /health</c>: 200 once the node is Up in the cluster, 503 before. <see cref="Jobs"/>:
+    /// <see cref="JobsReadiness.Ready"/> once this node's job region has answered, <see cref="JobsReadiness.Starting"/> before.
+    /// </summary>
+    public sealed record Health(string Node, string Address, string Status, int UpMembers, int Members, string Jobs);
 }
 
 /// <summary>The key of the node's registry in Akka.Hosting's actor registry.</summary>

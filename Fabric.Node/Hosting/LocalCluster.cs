@@ -79,7 +79,7 @@ public sealed class LocalCluster : IAsyncDisposable
         foreach (var member in Running.OrderBy(n => n != node)) await AwaitUpAsync(member, cancel);
     }
 
-    /// <summary>Waits until <paramref name="node"/> is Up and counts as many Up members as there are running nodes.</summary>
+    /// <summary>Waits until <paramref name="node"/> is Up, counts as many Up members as there are running nodes, and its job region answers.</summary>
     public async Task AwaitUpAsync(LocalNode node, CancellationToken cancel)
     {
         var clock = Stopwatch.StartNew();
@@ -89,10 +89,10 @@ public sealed class LocalCluster : IAsyncDisposable
             if (node.ExitCode is { } code)
                 throw new InvalidOperationException($"node {node.Name} exited with code {code} while starting; its log ({node.LogPath}) ends:\n{node.Tail()}");
             var health = await node.HealthAsync(cancel);
-            if (health is { Status: "Up" } && health.UpMembers == Running.Count()) return;
+            if (health is { Status: "Up", Jobs: Jobs.JobsReadiness.Ready } && health.UpMembers == Running.Count()) return;
             if (clock.Elapsed > _options.StartTimeout)
-                throw new TimeoutException($"node {node.Name} was not Up with {Running.Count()} members within {_options.StartTimeout.TotalSeconds:0} s " +
-                                           $"(it says: {(health is null ? "nothing" : $"{health.Status}, {health.UpMembers}/{health.Members} Up")}); its log ends:\n{node.Tail()}");
+                throw new TimeoutException($"node {node.Name} was not Up with {Running.Count()} members and its jobs ready within {_options.StartTimeout.TotalSeconds:0} s " +
+                                           $"(it says: {(health is null ? "nothing" : $"{health.Status}, {health.UpMembers}/{health.Members} Up, jobs {health.Jobs}")}); its log ends:\n{node.Tail()}");
             await Task.Delay(200, cancel);
         }
     }

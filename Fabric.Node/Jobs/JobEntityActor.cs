@@ -15,14 +15,16 @@ namespace Fabric.Node.Jobs;
 /// <summary>
 /// The actor behind <see cref="JobEntity"/>.
 /// <code>
-///   (no history) ──Start──▶ Running ──run finished──▶ Completed | Failed
-///                             ▲  │
-///   recovered on a new node ──┘  └── each recovery while Running starts a new run (lost buffers are recomputed)
+///   (no history) ──Start──▶ Running ──run finished──▶ Completed | Failed ──nobody asks for 20 s──▶ passivated
+///                             ▲  │                                    ▲                                  │
+///   recovered on a new node ──┘  │                                    └──── asked again: recovered ──────┘
+///                                └── each recovery while Running starts a new run (lost buffers are recomputed)
 /// </code>
 /// </summary>
 internal sealed class JobEntityActor : ReceivePersistentActor
 {
     private const int SnapshotEvery = 200;
+    private static readonly TimeSpan IdleAfterEnd = TimeSpan.FromSeconds(20);
     private readonly IActorRef _deviceManager;
     private readonly JobRunOptions _options;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -51,6 +53,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor
         Recover<RecoveryCompleted>(_ =>
         {
             if (_state.Status == JobStatus.Running) Self.Tell(new Resume());
+            else if (_state.Status is JobStatus.Completed or JobStatus.Failed) RestWhenIdle();
         });
 
         Command<JobEntity.Start>(OnStart);
@@ -89,6 +92,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor
             _client?.NodeUnreachable(m.Address, "the cluster lost it; its tasks run again elsewhere", m.Node));
         Command<NodeRegistry.NodeAvailable>(m => _client?.NodeReturned(m.Address, m.Node));
         Command<ClusterEvent.IClusterDomainEvent>(_ => { });
+        Command<ReceiveTimeout>(_ => Context.Parent.Tell(new Passivate(PoisonPill.Instance)));
         Command<SaveSnapshotSuccess>(_ => { });
         Command<SaveSnapshotFailure>(f => _log.Warning("job {0}: snapshot not saved: {1}", _state.JobId, f.Cause.Message));
     }
@@ -161,7 +165,21 @@ internal sealed class JobEntityActor : ReceivePersistentActor
             _state = _state.Apply(e);
             SaveSnapshot(_state);
             _log.Info("job {0} {1} after {2} runs", _state.JobId, _state.Status, _state.Runs);
+            RestWhenIdle();
         });
+    }
+
+    /// <summary>
+    /// A job that has ended needs no news of nodes, and stops (passivates) once nobody has asked about it for
+    /// <see cref="IdleAfterEnd"/>: so it leaves the shard's remembered entities, and a shard that moves after a node
+    /// loss restarts only the jobs still running, not every job ever run. Asked again later, it recovers from its
+    /// final snapshot.
+    /// </summary>
+    private void RestWhenIdle()
+    {
+        Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
+        Context.System.EventStream.Unsubscribe(Self);
+        Context.SetReceiveTimeout(IdleAfterEnd);
     }
 
     protected override void PreStart()

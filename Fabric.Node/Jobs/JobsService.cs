@@ -27,6 +27,8 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
     {
         if (jobId is not null && !IsValidId(jobId))
             throw new FabricException(FabricError.Invalid($"'{jobId}' is not a job id: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"));
+        if (jobId == ReservedId)
+            throw new FabricException(FabricError.Invalid($"job id '{jobId}' is reserved: the job index keeps its journal as job-{jobId}"));
         var devices = (await deviceManager.Ask<DeviceRequests.DeviceList>(new DeviceRequests.ListDevices(), SubmitTimeout, cancel)).Devices;
         if (devices.IsDefaultOrEmpty) throw new FabricException(new FabricError(ErrorCode.ENODEV, "the cluster has no devices to run a job on"));
         if (JobValidator.Validate(spec, devices.Max(d => d.MemoryTotal)) is { } error) throw new FabricException(error);
@@ -36,6 +38,9 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
         await Ask<JobEntity.Accepted>(new JobEntity.Start(jobId, spec), cancel, SubmitTimeout);
         return jobId;
     }
+
+    /// <summary>A job's journal is <c>job-&lt;id&gt;</c>; this id would share the job index's.</summary>
+    private const string ReservedId = "index";
 
     private static bool IsValidId(string id) =>
         id.Length is > 0 and <= 64 && char.IsAsciiLetterOrDigit(id[0]) && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');

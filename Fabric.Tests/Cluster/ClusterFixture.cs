@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Fabric.Core.Protocol;
 using Fabric.Node.Cli;
+using Fabric.Node.Jobs;
 using Xunit.Abstractions;
 
 namespace Fabric.Tests.Cluster;
@@ -20,7 +21,7 @@ public class ClusterFixture : IAsyncLifetime
         public string Gateway => $"http://127.0.0.1:{HttpPort}";
     }
 
-    public async Task InitializeAsync()
+    public virtual async Task InitializeAsync()
     {
         for (var i = 1; i <= Size; i++)
         {
@@ -41,7 +42,7 @@ public class ClusterFixture : IAsyncLifetime
                 try
                 {
                     var health = await gateway.HealthAsync(CancellationToken.None);
-                    if (health.UpMembers == Size && (await gateway.DevicesAsync(CancellationToken.None)).Length == 2 * Size) break;
+                    if (health.UpMembers == Size && health.Jobs == JobsReadiness.Ready && (await gateway.DevicesAsync(CancellationToken.None)).Length == 2 * Size) break;
                 }
                 catch (GatewayException) when (!member.Process.HasExited) { }
                 if (member.Process.HasExited || clock.Elapsed > FormationTimeout)
@@ -97,7 +98,7 @@ public class ClusterFixture : IAsyncLifetime
         }
     }
 
-    public Task DisposeAsync()
+    public virtual Task DisposeAsync()
     {
         foreach (var member in Members) member.Process.Dispose();
         try { Directory.Delete(DataRoot, recursive: true); }

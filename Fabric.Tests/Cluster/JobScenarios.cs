@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Fabric.Core.Jobs;
 using Fabric.Node.Cli;
 using Fabric.Node.Jobs;
+using Fabric.Tests.Persistence;
 using Xunit.Abstractions;
 
 namespace Fabric.Tests.Cluster;
@@ -142,6 +143,33 @@ public abstract class JobRunsAcrossNodes<TFixture>(TFixture cluster, ITestOutput
         Assert.Contains("EINVAL", broken.Message);
         Assert.Equal(before, (await gateway.JobsAsync(CancellationToken.None)).Length);
     }
+
+    [Fact]
+    public async Task A_submission_under_a_chosen_id_starts_the_job_once_however_often_it_is_sent()
+    {
+        using var gateway = new GatewayClient(Cluster["n2"].Gateway);
+        var spec = JobJson.Write(WideJob("chosen", width: 4, n: 32));
+        var other = JobJson.Write(WideJob("another", width: 4, n: 32));
+
+        var first = await gateway.SubmitAsync(spec, CancellationToken.None, jobId: "chosen-1");
+        var again = await gateway.SubmitAsync(spec, CancellationToken.None, jobId: "chosen-1");
+        var taken = await Assert.ThrowsAsync<GatewayException>(() => gateway.SubmitAsync(other, CancellationToken.None, jobId: "chosen-1"));
+        var reserved = await Assert.ThrowsAsync<GatewayException>(() => gateway.SubmitAsync(spec, CancellationToken.None, jobId: "index"));
+        var malformed = await Assert.ThrowsAsync<GatewayException>(() => gateway.SubmitAsync(spec, CancellationToken.None, jobId: "-no"));
+        var view = await AwaitJobAsync("chosen-1", v => v.Status is "Completed" or "Failed", TimeSpan.FromSeconds(60), "n3");
+
+        Assert.Equal("chosen-1", first);
+        Assert.Equal("chosen-1", again);
+        Assert.StartsWith("EEXIST", taken.Message);
+        Assert.False(taken.Transient);
+        Assert.StartsWith("EINVAL", reserved.Message);
+        Assert.Contains("reserved", reserved.Message);
+        Assert.StartsWith("EINVAL", malformed.Message);
+        AssertEachTaskCompletedOnce(view);
+        Assert.Equal(1, view.Runs);
+        Assert.Single(await gateway.JobsAsync(CancellationToken.None), j => j.JobId == "chosen-1");
+        Assert.DoesNotContain(await gateway.JobsAsync(CancellationToken.None), j => j.JobId is "index" or "-no");
+    }
 }
 
 public abstract class JobSurvivesTaskNodeLoss<TFixture>(TFixture cluster, ITestOutputHelper output) : JobScenario<TFixture>(cluster, output)
@@ -201,10 +229,40 @@ public abstract class JobSurvivesEntityNodeLoss<TFixture>(TFixture cluster, ITes
 [Collection(ProcessCollection.Name)] public sealed class JobSurvivesTaskNodeLossOnPostgres(PostgresClusterFixture c, ITestOutputHelper o) : JobSurvivesTaskNodeLoss<PostgresClusterFixture>(c, o);
 [Collection(ProcessCollection.Name)] public sealed class JobSurvivesEntityNodeLossOnPostgres(PostgresClusterFixture c, ITestOutputHelper o) : JobSurvivesEntityNodeLoss<PostgresClusterFixture>(c, o);
 
-/// <summary>Three nodes whose journal is the local PostgreSQL server (started by ./test.sh).</summary>
+/// <summary>
+/// The three nodes' journal in the local PostgreSQL server, in a database of this fixture's own (created here, dropped
+/// at the end): nothing another test class stored is recovered by these nodes, and nothing of theirs outlives them.
+/// </summary>
 public sealed class PostgresClusterFixture : ClusterFixture
 {
+    private readonly string _database = $"fabric_test_{Guid.NewGuid():N}"[..24];
+    private string? _connectionString;
+
+    private static string Server() => Environment.GetEnvironmentVariable(PersistenceSmokeTests.PostgresVariable)
+        ?? throw new InvalidOperationException($"{PersistenceSmokeTests.PostgresVariable} is not set: run ./test.sh, which installs and starts the local PostgreSQL server");
+
+    public override async Task InitializeAsync()
+    {
+        await AdministerAsync($"CREATE DATABASE {_database}");
+        _connectionString = new Npgsql.NpgsqlConnectionStringBuilder(Server()) { Database = _database }.ConnectionString;
+        await base.InitializeAsync();
+    }
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        if (_connectionString is not null) await AdministerAsync($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)");
+    }
+
+    /// <summary>Runs a statement in the server's own database (the one <see cref="PersistenceSmokeTests.PostgresVariable"/> names).</summary>
+    private static async Task AdministerAsync(string statement)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(Server());
+        await connection.OpenAsync();
+        await using var command = new Npgsql.NpgsqlCommand(statement, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
     protected override string[] JournalArguments() =>
-        ["--postgres", Environment.GetEnvironmentVariable("FABRIC_TEST_POSTGRES")
-                       ?? throw new InvalidOperationException("FABRIC_TEST_POSTGRES is not set: run ./test.sh, which installs and starts the local PostgreSQL server")];
+        ["--postgres", _connectionString ?? throw new InvalidOperationException("the fixture's database is not created yet")];
 }
