@@ -15,7 +15,7 @@ public static class ContextProtocol
 {
     internal sealed record Spec(
         DeviceId Device, ContextId Id, IActorRef Client, IActorRef DeviceActor, IActorRef Manager,
-        DeviceMemory Memory, DeviceProfile Profile, int IommuGroup, FabricDataPlane? DataPlane);
+        DeviceMemory Memory, DeviceProfile Profile, int IommuGroup, FabricDataPlane? DataPlane, ImportCount Imports);
 
     internal static Props Props(Spec spec) => Akka.Actor.Props.Create(() => new ContextActor(spec));
 

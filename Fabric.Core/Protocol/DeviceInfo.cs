@@ -4,6 +4,7 @@ namespace Fabric.Core.Protocol;
 
 /// <summary>
 /// What a device shows without being opened (its sysfs / INFO ioctl): profile, memory and activity counters.
+/// <see cref="Waiters"/>: fence waits not yet answered; <see cref="Imports"/>: dma-bufs its contexts hold imported.
 /// </summary>
 [MessagePackObject]
 public sealed record DeviceInfo(
@@ -25,7 +26,8 @@ public sealed record DeviceInfo(
     [property: Key(15)] long Resets,
     [property: Key(16)] double Utilization,
     [property: Key(17)] bool Resetting,
-    [property: Key(18)] int Waiters = 0) : IFabricMessage
+    [property: Key(18)] int Waiters = 0,
+    [property: Key(19)] int Imports = 0) : IFabricMessage
 {
     [IgnoreMember] public long MemoryFree => MemoryTotal - MemoryUsed;
 }

@@ -119,7 +119,7 @@ public static class ChaosInvariants
         return problems.Select(p => new Violation(Journal, job.Id, p));
     }
 
-    /// <summary>Every device of a live node is where it was before any job: no memory, context, export, queued work or waiter left.</summary>
+    /// <summary>Every device of a live node is where it was before any job: no memory, context, export, import, queued work or waiter left.</summary>
     public static IEnumerable<Violation> DevicesAtBaseline(IReadOnlyDictionary<string, DeviceInfo> baseline, IEnumerable<DeviceInfo> now)
     {
         foreach (var device in now)
@@ -130,6 +130,7 @@ public static class ChaosInvariants
             if (device.Allocations != (before?.Allocations ?? 0)) held.Add($"{device.Allocations} allocations (baseline {before?.Allocations ?? 0})");
             if (device.OpenContexts != (before?.OpenContexts ?? 0)) held.Add($"{device.OpenContexts} open contexts");
             if (device.Exports != (before?.Exports ?? 0)) held.Add($"{device.Exports} dma-buf exports");
+            if (device.Imports != (before?.Imports ?? 0)) held.Add($"{device.Imports} dma-buf imports");
             if (held.Count > 0) yield return new Violation(NoLeaks, device.Id.ToString(), string.Join(", ", held));
             if (device.Waiters > 0 || device.QueueDepth > 0)
                 yield return new Violation(NoHangingWaits, device.Id.ToString(), $"{device.Waiters} fence waits and {device.QueueDepth} submissions still pending");

@@ -27,7 +27,7 @@ public sealed record FaultRecord(
 public sealed record JobRecord(string Id, int Wave, string Status, int Tasks, int Runs, int Retries, int Recomputations, bool? Verified, double? Seconds);
 
 /// <summary>A device at the end of the run against its state before any job.</summary>
-public sealed record DeviceRecord(string Device, long MemoryUsed, int Allocations, int Contexts, int Exports, int Waiters, int QueueDepth, bool AtBaseline);
+public sealed record DeviceRecord(string Device, long MemoryUsed, int Allocations, int Contexts, int Exports, int Imports, int Waiters, int QueueDepth, bool AtBaseline);
 
 /// <summary>Everything <c>fabric chaos</c> found; <see cref="Violations"/> empty means every invariant held.</summary>
 public sealed record ChaosReport(

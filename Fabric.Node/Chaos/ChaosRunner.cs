@@ -308,13 +308,8 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
         foreach (var v in ChaosInvariants.RanExactlyOnce(_plan.Jobs, indexed, histories)) Violate(v);
         _histories = histories;
 
-        return [.. devices.Select(d =>
-        {
-            var before = baseline.GetValueOrDefault(d.Id.ToString());
-            var atBaseline = d.MemoryUsed == (before?.MemoryUsed ?? 0) && d.Allocations == (before?.Allocations ?? 0) &&
-                             d.OpenContexts == (before?.OpenContexts ?? 0) && d.Exports == (before?.Exports ?? 0) && d.Waiters == 0 && d.QueueDepth == 0;
-            return new DeviceRecord(d.Id.ToString(), d.MemoryUsed, d.Allocations, d.OpenContexts, d.Exports, d.Waiters, d.QueueDepth, atBaseline);
-        })];
+        return [.. devices.Select(d => new DeviceRecord(d.Id.ToString(), d.MemoryUsed, d.Allocations, d.OpenContexts, d.Exports, d.Imports, d.Waiters,
+            d.QueueDepth, AtBaseline: !ChaosInvariants.DevicesAtBaseline(baseline, [d]).Any()))];
     }
 
     private readonly Dictionary<string, bool> _verified = [];

@@ -46,7 +46,7 @@ public static class ChaosCommand
                 await Console.Error.WriteLineAsync($"fabric chaos: {problem}");
                 return 2;
             }
-            return await RunAsync(options, AnsiConsole.Console, cancel);
+            return await RunAsync(options, InspectCommands.WideConsole(), cancel);
         });
         return command;
     }
@@ -97,9 +97,9 @@ public static class ChaosCommand
                            $"{jobs.Count(j => j.Verified == true)} verified against the host reference, " +
                            $"{jobs.Sum(j => j.Tasks)} tasks, {jobs.Sum(j => j.Retries)} retried, {jobs.Sum(j => j.Recomputations)} recomputed (lineage), " +
                            $"{jobs.Count(j => j.Runs > 1)} recovered on another node");
-        var devices = new Table().Title("devices at the end").AddColumns("device", "memory used", "allocs", "contexts", "exports", "waits", "queued", "baseline");
+        var devices = new Table().Title("devices at the end").AddColumns("device", "memory used", "allocs", "contexts", "exports", "imports", "waits", "queued", "baseline");
         foreach (var d in report.Devices)
-            devices.AddRow(d.Device, $"{d.MemoryUsed:N0}", $"{d.Allocations}", $"{d.Contexts}", $"{d.Exports}", $"{d.Waiters}", $"{d.QueueDepth}",
+            devices.AddRow(d.Device, $"{d.MemoryUsed:N0}", $"{d.Allocations}", $"{d.Contexts}", $"{d.Exports}", $"{d.Imports}", $"{d.Waiters}", $"{d.QueueDepth}",
                 d.AtBaseline ? "[green]yes[/]" : "[red]no[/]");
         console.Write(devices);
 

@@ -40,8 +40,8 @@ public static class FabricCli
             "shuts everything down. Exits 0 when every check passes.");
         demo.Options.Add(inProcess);
         demo.SetAction((parse, cancel) => parse.GetValue(inProcess)
-            ? LocalDemo.RunAsync(AnsiConsole.Console, cancel)
-            : ClusterDemo.RunAsync(AnsiConsole.Console, cancel));
+            ? LocalDemo.RunAsync(InspectCommands.WideConsole(), cancel)
+            : ClusterDemo.RunAsync(InspectCommands.WideConsole(), cancel));
         return demo;
     }
 

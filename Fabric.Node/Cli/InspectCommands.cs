@@ -54,10 +54,10 @@ public static class InspectCommands
 
     public static void WriteDevices(IAnsiConsole console, IReadOnlyList<DeviceInfo> devices)
     {
-        var table = new Table().AddColumns("device", "kind", "group", "memory used", "total", "frag", "contexts", "exports", "queue", "util", "done", "failed", "resets");
+        var table = new Table().AddColumns("device", "kind", "group", "memory used", "total", "frag", "contexts", "exports", "imports", "queue", "util", "done", "failed", "resets");
         foreach (var d in devices)
             table.AddRow(Markup.Escape(d.Id.ToString()), Markup.Escape(d.Kind), d.IommuGroup.ToString(), Size(d.MemoryUsed), Size(d.MemoryTotal),
-                $"{d.Fragmentation:P0}", d.OpenContexts.ToString(), d.Exports.ToString(), d.QueueDepth.ToString(), $"{d.Utilization:P0}",
+                $"{d.Fragmentation:P0}", d.OpenContexts.ToString(), d.Exports.ToString(), d.Imports.ToString(), d.QueueDepth.ToString(), $"{d.Utilization:P0}",
                 d.CompletedSubmissions.ToString(), d.FailedSubmissions.ToString(), d.Resets.ToString());
         console.Write(table);
     }

@@ -23,10 +23,10 @@ internal static class DemoText
 
     public static void ShowDevices(IAnsiConsole console, IReadOnlyList<DeviceInfo> devices)
     {
-        var table = new Table().AddColumns("device", "kind", "group", "used", "total", "contexts", "exports", "done", "failed");
+        var table = new Table().AddColumns("device", "kind", "group", "used", "total", "contexts", "exports", "imports", "done", "failed");
         foreach (var d in devices)
             table.AddRow(d.Id.ToString(), d.Kind, d.IommuGroup.ToString(), Bytes(d.MemoryUsed), Bytes(d.MemoryTotal),
-                d.OpenContexts.ToString(), d.Exports.ToString(), d.CompletedSubmissions.ToString(), d.FailedSubmissions.ToString());
+                d.OpenContexts.ToString(), d.Exports.ToString(), d.Imports.ToString(), d.CompletedSubmissions.ToString(), d.FailedSubmissions.ToString());
         console.Write(table);
     }
 

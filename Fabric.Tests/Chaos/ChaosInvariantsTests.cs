@@ -108,16 +108,17 @@ public sealed class ChaosInvariantsTests
     }
 
     [Fact]
-    public void Memory_contexts_exports_or_waits_left_on_a_device_are_leaks_and_hanging_waits()
+    public void Memory_contexts_exports_imports_or_waits_left_on_a_device_are_leaks_and_hanging_waits()
     {
-        static DeviceInfo Device(DeviceId id, long used = 0, int allocations = 0, int contexts = 0, int exports = 0, int queued = 0, int waiters = 0) =>
-            new(id, "fabric-sim", 0, 4096, 4, 256L << 20, used, 256L << 20, 0, allocations, contexts, exports, queued, 0, 0, 0, 0, false, waiters);
+        static DeviceInfo Device(DeviceId id, long used = 0, int allocations = 0, int contexts = 0, int exports = 0, int queued = 0, int waiters = 0, int imports = 0) =>
+            new(id, "fabric-sim", 0, 4096, 4, 256L << 20, used, 256L << 20, 0, allocations, contexts, exports, queued, 0, 0, 0, 0, false, waiters, imports);
         var baseline = new Dictionary<string, DeviceInfo> { ["n1/dev0"] = Device(N1), ["n2/dev0"] = Device(N2) };
 
         Assert.Empty(ChaosInvariants.DevicesAtBaseline(baseline, [Device(N1), Device(N2)]));
-        var violations = ChaosInvariants.DevicesAtBaseline(baseline, [Device(N1, used: 4096, allocations: 1, contexts: 1), Device(N2, exports: 1, waiters: 2)]).ToList();
+        var violations = ChaosInvariants.DevicesAtBaseline(baseline, [Device(N1, used: 4096, allocations: 1, contexts: 1, imports: 3), Device(N2, exports: 1, waiters: 2)]).ToList();
 
-        Assert.Contains(violations, v => v.Invariant == ChaosInvariants.NoLeaks && v.Subject == "n1/dev0" && v.Detail.Contains("4,096 bytes") && v.Detail.Contains("1 open contexts"));
+        Assert.Contains(violations, v => v.Invariant == ChaosInvariants.NoLeaks && v.Subject == "n1/dev0" && v.Detail.Contains("4,096 bytes") && v.Detail.Contains("1 open contexts")
+                                         && v.Detail.Contains("3 dma-buf imports"));
         Assert.Contains(violations, v => v.Invariant == ChaosInvariants.NoLeaks && v.Subject == "n2/dev0" && v.Detail.Contains("1 dma-buf exports"));
         Assert.Contains(violations, v => v.Invariant == ChaosInvariants.NoHangingWaits && v.Subject == "n2/dev0" && v.Detail.Contains("2 fence waits"));
     }

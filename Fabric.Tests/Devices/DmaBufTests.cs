@@ -56,6 +56,26 @@ public sealed class DmaBufTests(ITestOutputHelper output) : DeviceStackTest(outp
     }
 
     [Fact]
+    public async Task The_importing_device_counts_the_imports_its_contexts_hold_until_each_is_freed_or_its_context_closes()
+    {
+        await using var exporter = await Client.OpenAsync(Dev(0));
+        var importer = await Client.OpenAsync(Dev(1));
+        var exported = await exporter.ExportAsync(await exporter.AllocateAsync(4096));
+        var first = await importer.ImportAsync(exported.Token);
+        await importer.ImportAsync(exported.Token);
+
+        var holding = await InfoAsync(1);
+        await importer.FreeAsync(first.Handle);
+        var afterFree = await InfoAsync(1);
+        await importer.CloseAsync();
+
+        Assert.Equal(2, holding.Imports);
+        Assert.Equal(0, (await InfoAsync(0)).Imports);
+        Assert.Equal(1, afterFree.Imports);
+        await AwaitAssertAsync(async () => Assert.Equal(0, (await InfoAsync(1)).Imports), Wait);
+    }
+
+    [Fact]
     public async Task Exported_memory_outlives_the_exporter_freeing_its_handle()
     {
         await using var exporter = await Client.OpenAsync(Dev(0));

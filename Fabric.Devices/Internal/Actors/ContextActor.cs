@@ -147,9 +147,13 @@ internal sealed unsafe class ContextActor : ReceiveActor
         Sender.Tell(new Ack());
     }
 
-    private static void ReleaseBuffer(DeviceBuffer buffer)
+    private void ReleaseBuffer(DeviceBuffer buffer)
     {
-        if (buffer.ImportedFrom is { } import) import.ExportActor.Tell(new DmaBufExport.Detach(import.Attachment));
+        if (buffer.ImportedFrom is { } import)
+        {
+            import.ExportActor.Tell(new DmaBufExport.Detach(import.Attachment));
+            _spec.Imports.Released();
+        }
         else buffer.Block.Release();
         // (a remote import holds no local memory: detaching is all there is to release)
     }
@@ -420,6 +424,7 @@ internal sealed unsafe class ContextActor : ReceiveActor
         var handle = new BufferHandle(++_nextHandle);
         var import = new DeviceBuffer.Import(m.Export, m.ExportActor, m.Attachment);
         _buffers[handle] = DeviceBuffer.Imported(handle, m.Block, m.Size, m.Access, import);
+        _spec.Imports.Added();
         m.ReplyTo.Tell(new Imported(handle, m.Size, m.Access));
     }
 
@@ -434,6 +439,7 @@ internal sealed unsafe class ContextActor : ReceiveActor
         var handle = new BufferHandle(++_nextHandle);
         var import = new DeviceBuffer.Import(m.Remote.Export, m.ExportActor, m.Remote.Attachment);
         _buffers[handle] = DeviceBuffer.RemoteImported(handle, m.Remote, import);
+        _spec.Imports.Added();
         Context.Watch(m.ExportActor); // its node's loss ends every import of it
         m.ReplyTo.Tell(new Imported(handle, m.Remote.Size, m.Remote.Access));
     }

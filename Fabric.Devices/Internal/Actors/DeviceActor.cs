@@ -80,6 +80,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
     private sealed record ExportGone;
 
     private readonly FabricDataPlane? _dataPlane;
+    private readonly ImportCount _imports = new();
 
     public DeviceActor(DeviceId id, DeviceProfile profile, int group, IActorRef manager, FabricDataPlane? dataPlane)
     {
@@ -141,7 +142,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         return new DeviceInfo(_id, _profile.Kind, _group, _profile.PageSize, _profile.Queues,
             stats.Capacity, stats.Used, stats.LargestFree, stats.Fragmentation, stats.Allocations,
             _openContexts, _exports, QueueDepth(), _completed, _failed, _resets, utilization, Resetting,
-            _waiters.Values.SelectMany(list => list).Where(w => !w.Done).Select(w => w.Id).Distinct().Count());
+            _waiters.Values.SelectMany(list => list).Where(w => !w.Done).Select(w => w.Id).Distinct().Count(), _imports.Value);
     }
 
     private int QueueDepth() => _waiting.Sum(q => q.Count) + _current.Count(r => r is not null);
@@ -149,7 +150,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
     private void OnOpen(OpenDevice m)
     {
         var id = new ContextId(++_nextContext);
-        var spec = new ContextProtocol.Spec(_id, id, m.Client, Self, _manager, _memory, _profile, _group, _dataPlane);
+        var spec = new ContextProtocol.Spec(_id, id, m.Client, Self, _manager, _memory, _profile, _group, _dataPlane, _imports);
         var context = Context.ActorOf(ContextProtocol.Props(spec), $"ctx-{id.Value}");
         Context.WatchWith(context, new ContextGone());
         _openContexts++;
