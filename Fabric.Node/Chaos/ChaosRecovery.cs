@@ -6,7 +6,9 @@ namespace Fabric.Node.Chaos;
 
 /// <summary>
 /// What a fault interrupted and how soon the work went on, worked out from the journal (every event carries the time
-/// it happened on its node; the nodes share this machine's clock). Pure.
+/// it happened on its node; the nodes share this machine's clock): the first completion of work redone because of it —
+/// a task that ran on a victim placed again, a result a victim held recomputed, or a job whose run was on a victim
+/// running again — or, with nothing to redo, the next completion of any job. Pure.
 /// </summary>
 public static class ChaosRecovery
 {
@@ -57,9 +59,19 @@ public static class ChaosRecovery
             tasksHit |= inFlight.Count > 0;
             resultsHit |= held.Count > 0;
 
+            // Work redone: a completion of an attempt placed after the fault — of a touched task, or of any task once a
+            // new run of a hit job started. (A completion stamped just after the fault for an attempt placed before it
+            // finished before the fault: it is no recovery.)
+            var placedAfter = new HashSet<(string Task, int Attempt)>();
+            var newRun = false;
             foreach (var e in history.Where(e => AtMs(e.Event) > atMs).Select(e => e.Event))
-                if (Completion(e) is { } done && (jobHit || touched.Contains(done.Task)) && (first is null || done.At < first.Value.At))
+            {
+                if (e is RunStarted) newRun = true;
+                if (e is TaskPlaced placed) placedAfter.Add((placed.Task, placed.Attempt));
+                if (Completion(e) is { } done && placedAfter.Contains((done.Task, done.Attempt)) && ((jobHit && newRun) || touched.Contains(done.Task))
+                    && (first is null || done.At < first.Value.At))
                     first = (done.At, $"{jobId}/{done.Task}");
+            }
         }
         var role = jobRunHit ? JobNode : tasksHit ? TaskNode : resultsHit ? HeldResults : Idle;
         // Nothing to redo (idle, or results already used): the next completion of any job shows the cluster kept going.
@@ -67,10 +79,10 @@ public static class ChaosRecovery
         return new Outcome(role, interrupted, chosen is { } c2 ? (c2.At - atMs) / 1000.0 : null, chosen?.By);
     }
 
-    private static (string Task, long At)? Completion(IJobEvent e) => e switch
+    private static (string Task, int Attempt, long At)? Completion(IJobEvent e) => e switch
     {
-        JobEvents.TaskCompleted c => (c.Task, c.AtMs),
-        TaskRecomputed r => (r.Task, r.AtMs),
+        JobEvents.TaskCompleted c => (c.Task, c.Attempt, c.AtMs),
+        TaskRecomputed r => (r.Task, r.Attempt, r.AtMs),
         _ => null,
     };
 

@@ -38,6 +38,26 @@ public sealed class ChaosRecoveryTests
     }
 
     [Fact]
+    public void A_completion_stamped_after_the_fault_of_an_attempt_placed_before_it_is_not_the_recovery()
+    {
+        var histories = Histories(("j", [
+            new Submitted("j", Spec, 1_000), new RunStarted(A1, 1_001),
+            new TaskPlaced("map0", N2, 1, 1_002), new TaskPlaced("map1", N2, 1, 1_003),
+            // the kill of n2 at 2 000: map0 had finished on n2 a moment before, its completion is recorded just after
+            new TaskCompleted("map0", N2, 1, 0.1, 2_010),
+            new TaskFailed("map1", N2, 1, new FabricError(ErrorCode.ENODEV, "n2 lost"), true, 2_020),
+            new TaskPlaced("map1", N1, 2, 2_300), new TaskCompleted("map1", N1, 2, 0.1, 2_450),
+        ]));
+
+        var outcome = ChaosRecovery.Of(["n2"], [A2], 2_000, histories);
+
+        Assert.Equal(ChaosRecovery.TaskNode, outcome.Role);
+        Assert.Equal(2, outcome.InterruptedTasks);
+        Assert.Equal(0.45, outcome.RecoverySeconds!.Value, 3);
+        Assert.Equal("j/map1", outcome.RecoveredBy);
+    }
+
+    [Fact]
     public void A_job_whose_run_was_on_the_victim_recovers_at_the_first_completion_of_its_new_run()
     {
         var histories = Histories(
