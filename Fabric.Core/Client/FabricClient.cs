@@ -395,24 +395,21 @@ public sealed class FabricClient : IAsyncDisposable
         /// <summary>The answer of a probe of a node's port after its connection closed: whether it refused.</summary>
         private sealed record Probed(Address Address, bool Refused) : INoSerializationVerificationNeeded;
 
-        private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(1);
         private readonly HashSet<Address> _probing = [];
 
         public ClientSessionActor(FabricClient client)
         {
-            // A connection to a node that closed: if its port now refuses connections, the process behind it is gone
-            // (a killed process's sockets close at once; a frozen, slow or cut-off one still accepts). That is known
-            // in milliseconds, where the failure detector needs seconds of silence — it still decides every other case.
+            // A connection to a node that closed: is its process gone (see PortProbe)?
             Receive<DisassociatedEvent>(m =>
             {
                 if (!client.Observes(m.RemoteAddress) || !_probing.Add(m.RemoteAddress)) return;
                 var address = m.RemoteAddress;
-                RefusesAsync(address).PipeTo(Self, success: refused => new Probed(address, refused), failure: _ => new Probed(address, false));
+                PortProbe.RefusesAsync(address).PipeTo(Self, success: refused => new Probed(address, refused), failure: _ => new Probed(address, false));
             });
             Receive<Probed>(m =>
             {
                 _probing.Remove(m.Address);
-                if (m.Refused) client.NodeUnreachable(m.Address, "its connection closed and its port refuses new ones: the process is gone");
+                if (m.Refused) client.NodeUnreachable(m.Address, PortProbe.Reason);
             });
             Receive<ContextRequests.SubmitAccepted>(client.OnSubmitAccepted);
             Receive<ContextRequests.SubmitRejected>(client.OnSubmitRejected);
@@ -429,26 +426,5 @@ public sealed class FabricClient : IAsyncDisposable
         protected override void PreStart() => Context.System.EventStream.Subscribe(Self, typeof(DisassociatedEvent));
 
         protected override void PostStop() => Context.System.EventStream.Unsubscribe(Self);
-
-        /// <summary>Connects to the node's Akka port: true when the connection is refused (nothing listens there).</summary>
-        private static async Task<bool> RefusesAsync(Address address)
-        {
-            if (address.Host is not { } host || address.Port is not { } port) return false;
-            using var timeout = new CancellationTokenSource(ProbeTimeout);
-            using var probe = new System.Net.Sockets.TcpClient();
-            try
-            {
-                await probe.ConnectAsync(host, port, timeout.Token);
-                return false;
-            }
-            catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.ConnectionRefused)
-            {
-                return true;
-            }
-            catch (Exception e) when (e is System.Net.Sockets.SocketException or OperationCanceledException)
-            {
-                return false; // no answer in time, or another network error: the failure detector decides
-            }
-        }
     }
 }

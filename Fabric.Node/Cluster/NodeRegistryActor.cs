@@ -2,6 +2,8 @@ using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
+using Akka.Remote;
+using Fabric.Core.Client;
 using Fabric.Core.Protocol;
 using Fabric.Devices;
 using static Fabric.Node.Cluster.NodeRegistry;
@@ -16,12 +18,17 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
     private readonly Dictionary<Address, Member> _members = [];
     private readonly HashSet<Address> _unreachable = [];
+    // Members whose process is gone (their port refused after their connection closed: see PortProbe), before the
+    // failure detector says so; until they are removed, or a new incarnation at the address publishes its devices.
+    private readonly HashSet<Address> _gone = [];
+    private readonly HashSet<Address> _probing = [];
     private readonly Dictionary<Address, NodeSnapshot> _snapshots = [];
     private readonly HashSet<string> _departed = [];
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private NodeSnapshot? _own;
 
     private sealed record Publish;
+    private sealed record Probed(Address Address, bool Refused);
 
     public NodeRegistryActor(string node, IActorRef manager, TimeSpan publishEvery)
     {
@@ -43,16 +50,33 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
         Receive<ClusterEvent.UnreachableMember>(m =>
         {
             _unreachable.Add(m.Member.Address);
-            if (_snapshots.TryGetValue(m.Member.Address, out var snapshot)) Announce(new NodeRegistry.NodeLost(snapshot.Node, m.Member.Address));
+            if (!_gone.Contains(m.Member.Address) && _snapshots.TryGetValue(m.Member.Address, out var snapshot))
+                Announce(new NodeRegistry.NodeLost(snapshot.Node, m.Member.Address));
             PeersChanged();
         });
         Receive<ClusterEvent.ReachableMember>(m =>
         {
             _unreachable.Remove(m.Member.Address);
+            _gone.Remove(m.Member.Address); // heard from again: not gone after all
             if (_snapshots.TryGetValue(m.Member.Address, out var snapshot)) Announce(new NodeRegistry.NodeAvailable(snapshot.Node, m.Member.Address));
             PeersChanged();
         });
         Receive<ClusterEvent.IMemberEvent>(_ => { });
+        Receive<DisassociatedEvent>(m =>
+        {
+            var address = m.RemoteAddress;
+            if (!_snapshots.ContainsKey(address) || Unavailable(address) || !_probing.Add(address)) return;
+            PortProbe.RefusesAsync(address).PipeTo(Self, success: refused => new Probed(address, refused), failure: _ => new Probed(address, false));
+        });
+        Receive<Probed>(m =>
+        {
+            _probing.Remove(m.Address);
+            if (!m.Refused || !_snapshots.TryGetValue(m.Address, out var snapshot) || Unavailable(m.Address)) return;
+            _gone.Add(m.Address);
+            _log.Info("node {0} at {1}: {2}", snapshot.Node, m.Address, PortProbe.Reason);
+            Announce(new NodeRegistry.NodeLost(snapshot.Node, m.Address));
+            PeersChanged();
+        });
 
         Timers.StartPeriodicTimer("publish", new Publish(), TimeSpan.Zero, publishEvery);
     }
@@ -64,14 +88,22 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
             typeof(ClusterEvent.IMemberEvent), typeof(ClusterEvent.IReachabilityEvent));
         _manager.Tell(new DeviceManager.UseEnumerator(Self));
+        Context.System.EventStream.Subscribe(Self, typeof(DisassociatedEvent));
     }
 
-    protected override void PostStop() => _cluster.Unsubscribe(Self);
+    protected override void PostStop()
+    {
+        _cluster.Unsubscribe(Self);
+        Context.System.EventStream.Unsubscribe(Self);
+    }
+
+    /// <summary>A member not to send to or list devices of: unreachable by the failure detector, or its process gone.</summary>
+    private bool Unavailable(Address address) => _unreachable.Contains(address) || _gone.Contains(address);
 
     private void OnOwnDevices(DeviceRequests.DeviceList list)
     {
         _own = new NodeSnapshot(_node, _manager, list.Devices);
-        foreach (var address in _members.Keys.Where(a => a != _cluster.SelfAddress && !_unreachable.Contains(a)))
+        foreach (var address in _members.Keys.Where(a => a != _cluster.SelfAddress && !Unavailable(a)))
             RegistryAt(address).Tell(_own);
     }
 
@@ -85,6 +117,7 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
         _snapshots[address] = snapshot;
         if (!known)
         {
+            _gone.Remove(address);
             _departed.Remove(snapshot.Node);
             Announce(new NodeRegistry.NodeAvailable(snapshot.Node, address));
             _log.Info("node {0} at {1} publishes {2} devices", snapshot.Node, address, snapshot.Devices.Length);
@@ -103,6 +136,7 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
     {
         _members.Remove(member.Address);
         _unreachable.Remove(member.Address);
+        _gone.Remove(member.Address);
         if (_snapshots.Remove(member.Address, out var gone))
         {
             _departed.Add(gone.Node);
@@ -116,15 +150,15 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
 
     private void PeersChanged()
     {
-        var reachable = _snapshots.Where(kv => !_unreachable.Contains(kv.Key))
+        var reachable = _snapshots.Where(kv => !Unavailable(kv.Key))
             .ToImmutableDictionary(kv => kv.Value.Node, kv => kv.Value.Manager);
-        var departed = _departed.Union(_snapshots.Where(kv => _unreachable.Contains(kv.Key)).Select(kv => kv.Value.Node));
+        var departed = _departed.Union(_snapshots.Where(kv => Unavailable(kv.Key)).Select(kv => kv.Value.Node));
         _manager.Tell(new DeviceManager.PeersChanged(reachable, [.. departed]));
     }
 
     private IEnumerable<DeviceInfo> AllDevices()
     {
-        var others = _snapshots.Where(kv => !_unreachable.Contains(kv.Key)).SelectMany(kv => kv.Value.Devices);
+        var others = _snapshots.Where(kv => !Unavailable(kv.Key)).SelectMany(kv => kv.Value.Devices);
         return (_own?.Devices ?? []).Concat(others).OrderBy(d => d.Id.Node, StringComparer.Ordinal).ThenBy(d => d.Id.Index);
     }
 
@@ -134,7 +168,7 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
         var rows = _members.Values.Select(m =>
         {
             var snapshot = m.Address == self ? _own : _snapshots.GetValueOrDefault(m.Address);
-            return new NodeStatus(snapshot?.Node ?? "", m.Address.ToString(), m.Status.ToString(), !_unreachable.Contains(m.Address),
+            return new NodeStatus(snapshot?.Node ?? "", m.Address.ToString(), m.Status.ToString(), !Unavailable(m.Address),
                 snapshot?.Devices.Length ?? 0);
         });
         return new NodeList(_node, [.. rows.OrderBy(r => r.Node, StringComparer.Ordinal)]);

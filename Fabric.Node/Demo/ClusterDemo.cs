@@ -121,9 +121,9 @@ public static class ClusterDemo
     }
 
     /// <summary>
-    /// Follows the job until it ends and the cluster has removed the victim, saying when the job's run learns of the loss
-    /// (its connection to the victim closes and the victim's port refuses: at once), how the job takes it, and when the
-    /// failure detector and the split-brain resolver act on it (seconds).
+    /// Follows the job until it ends and the cluster has removed the victim, saying when the job's run and the registry
+    /// learn of the loss (their connections to the victim close and its port refuses: at once), how the job takes it, and
+    /// when the split-brain resolver removes the victim from the cluster (seconds: after the failure detector).
     /// </summary>
     private static async Task<JobView> WatchRecoveryAsync(GatewayClient gateway, string jobId, LocalNode victim, Stopwatch killed, Action<string> say,
         CancellationToken cancel)
@@ -145,7 +145,7 @@ public static class ClusterDemo
                 if (!unreachable && member is { Reachable: false })
                 {
                     unreachable = true;
-                    say($"the cluster's failure detector marks {victim.Name} unreachable, {killed.Elapsed.TotalSeconds:0.0} s after the kill: its devices leave the registry");
+                    say($"{victim.Name} leaves the registry {killed.Elapsed.TotalSeconds:0.0} s after the kill: its port refuses connections, so its process is gone");
                 }
                 if (members is not null && member is null && (unreachable || killed.Elapsed > TimeSpan.FromSeconds(2)))
                 {
