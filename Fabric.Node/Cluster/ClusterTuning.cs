@@ -14,7 +14,8 @@ namespace Fabric.Node.Cluster;
 /// <item>sharding and singleton retries of 0.5–1 s (defaults up to 10 s), so a job whose node was removed restarts on
 /// another node within seconds.</item>
 /// </list>
-/// A node's requests to an unreachable node fail with ENODEV from the moment it is unreachable, not only once removed.
+/// A node's requests to an unreachable node fail with ENODEV from the moment it is unreachable, not only once removed;
+/// a killed node is taken for lost sooner still, once its port refuses connections (<see cref="Fabric.Core.Client.PortProbe"/>).
 /// </summary>
 public static class ClusterTuning
 {
