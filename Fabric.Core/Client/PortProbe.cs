@@ -11,7 +11,14 @@ namespace Fabric.Core.Client;
 /// </summary>
 public static class PortProbe
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(1);
+    // Generous: a refusal on a live network comes back at once, but a process that has just started (or a loaded
+    // machine) can take a while to run the probe at all; only a silent host makes the probe wait this long.
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(3);
+
+    // A process being killed closes its connections and its listening socket in one go, but a connection accepted in
+    // between is possible: an accepted probe is tried again a few times before the port is taken for open.
+    private const int Attempts = 3;
+    private static readonly TimeSpan Between = TimeSpan.FromMilliseconds(200);
 
     /// <summary>What the node is told when its port refuses: why it is taken for lost.</summary>
     public const string Reason = "its connection closed and its port refuses new ones: the process is gone";
@@ -20,20 +27,24 @@ public static class PortProbe
     public static async Task<bool> RefusesAsync(Address address)
     {
         if (address.Host is not { } host || address.Port is not { } port) return false;
-        using var timeout = new CancellationTokenSource(Timeout);
-        using var probe = new TcpClient();
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            await probe.ConnectAsync(host, port, timeout.Token);
-            return false;
-        }
-        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
-        {
-            return true;
-        }
-        catch (Exception e) when (e is SocketException or OperationCanceledException)
-        {
-            return false; // no answer in time, or another network error
+            using var timeout = new CancellationTokenSource(Timeout);
+            using var probe = new TcpClient();
+            try
+            {
+                await probe.ConnectAsync(host, port, timeout.Token);
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
+            {
+                return true;
+            }
+            catch (Exception e) when (e is SocketException or OperationCanceledException)
+            {
+                return false; // no answer in time, or another network error
+            }
+            if (attempt == Attempts) return false;
+            await Task.Delay(Between);
         }
     }
 }
