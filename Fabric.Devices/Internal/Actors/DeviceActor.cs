@@ -230,9 +230,14 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
 
     private static string WatchdogKey(long seq) => $"watchdog-{seq}";
 
+    /// <summary>
+    /// A SIGNAL_FENCE command of a running submission. Once the device has decided to stop the submission (watchdog,
+    /// reset), a signal that arrives after that decision is dropped: its out-fences then carry the abort's error, like
+    /// its fence, instead of some signalling success after the submission was already failed.
+    /// </summary>
     private void OnSignalOut(SignalOut m)
     {
-        if (_running.TryGetValue(m.Seq, out var running)) SignalOutFence(running.Pending, m.Slot);
+        if (_running.TryGetValue(m.Seq, out var running) && running.AbortReason is null) SignalOutFence(running.Pending, m.Slot);
     }
 
     private void SignalOutFence(Pending pending, int slot)
