@@ -22,8 +22,8 @@ public static class ChaosCommand
             "Starts N node processes, submits a seeded stream of multi-stage jobs whose stages share buffers P2P across nodes, " +
             "and SIGKILLs (and restarts) nodes mid-job on a seeded schedule, never a majority at once. Then checks that every job " +
             "completed exactly once with a result equal to the host reference, every device is back at its baseline (memory, " +
-            "contexts, exports, waits), and the journal matches what ran. Prints a live view, then a report with the recovery " +
-            "time of each fault (fault → first completion of work it interrupted). Exit code 0: no violation; 1: violations; " +
+            "contexts, exports, imports, waits), and the journal matches what ran. Prints a live view, then a report with the recovery " +
+            "time of each fault (fault → first completion of work redone because of it, or of any job if nothing was). Exit code 0: no violation; 1: violations; " +
             "2: the run could not be made.");
         foreach (var option in new Option[] { seed, nodes, kills, freeze, perWave, memory, timeout, report, keep })
             command.Options.Add(option);
@@ -84,7 +84,7 @@ public static class ChaosCommand
     public static void Write(IAnsiConsole console, ChaosReport report)
     {
         // Time columns in seconds: when the fault struck (run clock), how long the victims were down, when the cluster was
-        // whole again, and the recovery (fault → first completion of work it interrupted; the task is in the JSON report).
+        // whole again, and the recovery (fault → first completion of work redone because of it; the task is in the JSON report).
         var faults = new Table().Title($"faults (seed {report.Seed}, {report.Nodes} nodes)")
             .AddColumns("#", "fault", "victims", "at s", "during", "down s", "whole s", "hit", "tasks cut", "recovery s");
         foreach (var f in report.Faults)
