@@ -392,9 +392,6 @@ public sealed class FabricClient : IAsyncDisposable
     {
         public sealed record Watch(IActorRef Actor) : INoSerializationVerificationNeeded;
 
-        /// <summary>The answer of a probe of a node's port after its connection closed: whether it refused.</summary>
-        private sealed record Probed(Address Address, bool Refused) : INoSerializationVerificationNeeded;
-
         private readonly HashSet<Address> _probing = [];
 
         public ClientSessionActor(FabricClient client)
@@ -402,11 +399,9 @@ public sealed class FabricClient : IAsyncDisposable
             // A connection to a node that closed: is its process gone (see PortProbe)?
             Receive<DisassociatedEvent>(m =>
             {
-                if (!client.Observes(m.RemoteAddress) || !_probing.Add(m.RemoteAddress)) return;
-                var address = m.RemoteAddress;
-                PortProbe.RefusesAsync(address).PipeTo(Self, success: refused => new Probed(address, refused), failure: _ => new Probed(address, false));
+                if (client.Observes(m.RemoteAddress) && _probing.Add(m.RemoteAddress)) PortProbe.Start(m.RemoteAddress, Self);
             });
-            Receive<Probed>(m =>
+            Receive<PortProbe.Answered>(m =>
             {
                 _probing.Remove(m.Address);
                 if (m.Refused) client.NodeUnreachable(m.Address, PortProbe.Reason);

@@ -23,6 +23,13 @@ public static class PortProbe
     /// <summary>What the node is told when its port refuses: why it is taken for lost.</summary>
     public const string Reason = "its connection closed and its port refuses new ones: the process is gone";
 
+    /// <summary>The answer of <see cref="Start"/>, told to the actor that asked.</summary>
+    public sealed record Answered(Address Address, bool Refused) : INoSerializationVerificationNeeded;
+
+    /// <summary>Probes <paramref name="address"/> in the background and tells <paramref name="replyTo"/> an <see cref="Answered"/>.</summary>
+    public static void Start(Address address, IActorRef replyTo) =>
+        RefusesAsync(address).PipeTo(replyTo, success: refused => new Answered(address, refused), failure: _ => new Answered(address, false));
+
     /// <summary>True when a connection to the Akka port of <paramref name="address"/> is refused; false for anything else.</summary>
     public static async Task<bool> RefusesAsync(Address address)
     {

@@ -28,7 +28,6 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
     private NodeSnapshot? _own;
 
     private sealed record Publish;
-    private sealed record Probed(Address Address, bool Refused);
 
     public NodeRegistryActor(string node, IActorRef manager, TimeSpan publishEvery)
     {
@@ -64,11 +63,10 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
         Receive<ClusterEvent.IMemberEvent>(_ => { });
         Receive<DisassociatedEvent>(m =>
         {
-            var address = m.RemoteAddress;
-            if (!_snapshots.ContainsKey(address) || Unavailable(address) || !_probing.Add(address)) return;
-            PortProbe.RefusesAsync(address).PipeTo(Self, success: refused => new Probed(address, refused), failure: _ => new Probed(address, false));
+            if (_snapshots.ContainsKey(m.RemoteAddress) && !Unavailable(m.RemoteAddress) && _probing.Add(m.RemoteAddress))
+                PortProbe.Start(m.RemoteAddress, Self);
         });
-        Receive<Probed>(m =>
+        Receive<PortProbe.Answered>(m =>
         {
             _probing.Remove(m.Address);
             if (!m.Refused || !_snapshots.TryGetValue(m.Address, out var snapshot) || Unavailable(m.Address)) return;

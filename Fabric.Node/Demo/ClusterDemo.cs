@@ -128,7 +128,7 @@ public static class ClusterDemo
     private static async Task<JobView> WatchRecoveryAsync(GatewayClient gateway, string jobId, LocalNode victim, Stopwatch killed, Action<string> say,
         CancellationToken cancel)
     {
-        var unreachable = false;
+        var leftRegistry = false;
         var removed = false;
         var noticed = false;
         var lastDone = -1;
@@ -142,12 +142,12 @@ public static class ClusterDemo
             {
                 var members = await TryAsync(() => gateway.NodesAsync(cancel));
                 var member = members?.Nodes.FirstOrDefault(n => n.Address == victim.Address);
-                if (!unreachable && member is { Reachable: false })
+                if (!leftRegistry && member is { Reachable: false })
                 {
-                    unreachable = true;
+                    leftRegistry = true;
                     say($"{victim.Name} leaves the registry {killed.Elapsed.TotalSeconds:0.0} s after the kill: its port refuses connections, so its process is gone");
                 }
-                if (members is not null && member is null && (unreachable || killed.Elapsed > TimeSpan.FromSeconds(2)))
+                if (members is not null && member is null && (leftRegistry || killed.Elapsed > TimeSpan.FromSeconds(2)))
                 {
                     removed = true;
                     say($"the split-brain resolver downs {victim.Name} and it is removed from the cluster ({killed.Elapsed.TotalSeconds:0.0} s)");
@@ -206,6 +206,9 @@ public static class ClusterDemo
         }
     }
 
+    /// <summary>Devices before any work: nothing held (the baseline the chaos invariants compare with).</summary>
+    private static readonly IReadOnlyDictionary<string, DeviceInfo> Zero = new Dictionary<string, DeviceInfo>();
+
     /// <summary>The running nodes' devices, asked until they are all back at zero or ten seconds have passed.</summary>
     private static async Task<IReadOnlyList<DeviceInfo>> SettledAsync(LocalCluster cluster, CancellationToken cancel)
     {
@@ -213,7 +216,7 @@ public static class ClusterDemo
         while (true)
         {
             var devices = await cluster.DevicesAsync(cancel);
-            if (devices.All(d => d.MemoryUsed == 0 && d.OpenContexts == 0 && d.Exports == 0 && d.Imports == 0) || clock.Elapsed > TimeSpan.FromSeconds(10)) return devices;
+            if (!ChaosInvariants.DevicesAtBaseline(Zero, devices).Any() || clock.Elapsed > TimeSpan.FromSeconds(10)) return devices;
             await Task.Delay(200, cancel);
         }
     }
