@@ -261,12 +261,27 @@ public sealed class SubmissionTests(ITestOutputHelper output) : DeviceStackTest(
         Assert.All(await consumer.ReadAsync(result, 0, 4096), b => Assert.Equal(1, b));
     }
 
+    /// <summary>
+    /// Sixteen Big³ matmuls then a SIGNAL_FENCE: tens of GFLOP, far past any watchdog of a few hundred ms on any
+    /// machine. The watchdog cancels it, so it costs only the watchdog's time.
+    /// </summary>
+    private static async Task<ContextRequests.Submitted> LongerThanAnyWatchdogAsync(DeviceContext context, AddressSpaceId space)
+    {
+        var matrix = await context.AllocateAsync(Big * Big * 4);
+        var result = await context.AllocateAsync(Big * Big * 4);
+        var a = await context.MapAsync(space, matrix, Access.ReadWrite);
+        var c = await context.MapAsync(space, result, Access.ReadWrite);
+        var commands = new CommandBufferBuilder();
+        for (var i = 0; i < 16; i++) commands.MatMul(c, a, a, Big, Big, Big);
+        return await context.SubmitAsync(commands.SignalFence(0).Build(), outFences: 1);
+    }
+
     [Fact]
     public async Task Waiting_on_a_failed_fence_fails_the_submission_with_EIO_and_marks_only_its_context()
     {
         var (failing, space) = await OpenAttachedAsync(2);
         var (bystander, bystanderSpace) = await OpenAttachedAsync(2);
-        var timedOut = await GateAsync(failing, space); // runs past the 150 ms watchdog of dev2
+        var timedOut = await LongerThanAnyWatchdogAsync(failing, space); // the 150 ms watchdog of dev2 stops it
 
         var dependent = await failing.SubmitAsync(new CommandBufferBuilder().WaitFence(0).Build(), inFences: [timedOut.Fence]);
         var status = await failing.WaitAsync(dependent.Fence, TimeSpan.FromSeconds(30));

@@ -257,9 +257,10 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         _busy += running.Elapsed.Elapsed;
         pending.Submission.Release();
 
-        var error = m.Cancelled
-            ? running.AbortReason ?? new FabricError(ErrorCode.EIO, $"{pending.Fence} was aborted")
-            : m.Error;
+        // Once the device decided to stop the submission (watchdog, reset, removal), that decision is its result, even
+        // when the work finished between the decision and this message: its dropped SIGNAL_FENCEs agree with it.
+        var error = running.AbortReason
+            ?? (m.Cancelled ? new FabricError(ErrorCode.EIO, $"{pending.Fence} was aborted") : m.Error);
         Finish(pending, error, blameContext: error is not null && running.AbortReason?.Code != ErrorCode.EIO, notify: true);
 
         if (Resetting && _running.Count == 0) FinishReset();
