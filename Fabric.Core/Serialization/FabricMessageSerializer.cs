@@ -26,7 +26,7 @@ public sealed class FabricMessageSerializer : SerializerWithStringManifest
     {
         var resolver = CompositeResolver.Create(
             [new ActorRefFormatter(system)],
-            [ImmutableArrayResolver.Instance, StandardResolver.Instance]);
+            [ImmutableCollectionResolver.Instance, StandardResolver.Instance]);
         _options = MessagePackSerializerOptions.Standard
             .WithResolver(resolver)
             .WithSecurity(MessagePackSecurity.UntrustedData);

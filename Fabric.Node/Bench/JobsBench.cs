@@ -8,7 +8,8 @@ using Fabric.Node.Jobs;
 namespace Fabric.Node.Bench;
 
 /// <summary>
-/// <c>fabric bench jobs</c>: three node processes. A wide job of many tiny tasks measures jobs' tasks per second and
+/// <c>fabric bench jobs</c>: three node processes. After an untimed warm-up job (a fresh process spends its first
+/// seconds compiling), a wide job of many tiny tasks measures jobs' tasks per second and
 /// the time each task costs over running the same command buffer directly on a device; a job of slow tasks measures
 /// recovery: from the SIGKILL of a node running tasks to the completion of a task placed again, and (on a new cluster)
 /// from the SIGKILL of the job's own node to the first task completed by its recovered run.
@@ -24,6 +25,8 @@ public static class JobsBench
         double taskNodeRecovery, jobNodeRecovery;
         await using (var nodes = await BenchNodes.StartAsync("j", 3, "256MiB", progress, cancel))
         {
+            progress("warm-up: a wide job of 200 tiny tasks (not timed)");
+            await WideJobAsync(nodes, 200, cancel);
             progress($"wide job: {tasks} tiny tasks");
             var (perSecond, perTask) = await WideJobAsync(nodes, tasks, cancel);
             progress("the same command buffers submitted directly to one device");

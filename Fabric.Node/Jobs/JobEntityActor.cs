@@ -29,6 +29,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor
     private readonly JobRunOptions _options;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private JobState _state;
+    private long _snapshotAt;
     private CancellationTokenSource? _run;
     private FabricClient? _client;
     private readonly List<IActorRef> _waitingForAccept = [];
@@ -52,6 +53,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor
         Recover<IJobEvent>(e => _state = _state.Apply(e));
         Recover<RecoveryCompleted>(_ =>
         {
+            _snapshotAt = _state.Events;
             if (_state.Status == JobStatus.Running) Self.Tell(new Resume());
             else if (_state.Status is JobStatus.Completed or JobStatus.Failed) RestWhenIdle();
         });
@@ -147,7 +149,11 @@ internal sealed class JobEntityActor : ReceivePersistentActor
     private void Record(IJobEvent e) => PersistAsync(e, persisted =>
     {
         _state = _state.Apply(persisted);
-        if (_state.Events % SnapshotEvery == 0) SaveSnapshot(_state);
+        // A snapshot holds every task, so a wide job saves one per as many events as it has tasks: the cost of
+        // snapshots grows with the job, not with its square, and a recovery still replays at most that many events.
+        if (_state.Events - _snapshotAt < Math.Max(SnapshotEvery, _state.Tasks.Count)) return;
+        _snapshotAt = _state.Events;
+        SaveSnapshot(_state);
     });
 
     private void OnRunFinished(RunFinished m)

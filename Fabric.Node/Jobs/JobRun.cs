@@ -99,7 +99,7 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
             while (true)
             {
                 cancel.ThrowIfCancellationRequested();
-                var needed = Needed();
+                var needed = _agenda ??= new Agenda(Needed());
                 if (needed.Count == 0 && running.Count == 0)
                 {
                     var outputs = await FetchOutputsAsync(cancel);
@@ -108,7 +108,7 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                 }
                 var devices = await client.ListDevicesAsync(cancel);
                 var now = DateTime.UtcNow;
-                foreach (var task in needed.Where(t => !running.ContainsKey(t) && Ready(t) && _notBefore.GetValueOrDefault(t) <= now)
+                foreach (var task in needed.InOrder.Where(t => !running.ContainsKey(t) && _notBefore.GetValueOrDefault(t) <= now && Ready(t))
                              .Take(Math.Max(0, options.Parallelism - running.Count)))
                 {
                     var device = Place(task, devices, running.Keys);
@@ -118,9 +118,9 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                     events.TaskPlaced(task, device.Value, attempt);
                     running[task] = RunTaskAsync(_tasks[task], device.Value, attempt, cancel);
                 }
-                var backingOff = needed.Where(t => !running.ContainsKey(t) && _notBefore.GetValueOrDefault(t) > now).Select(t => _notBefore[t]).ToList();
+                var backingOff = _notBefore.Where(kv => kv.Value > now && !running.ContainsKey(kv.Key) && needed.Contains(kv.Key)).Select(kv => kv.Value).ToList();
                 if (running.Count == 0 && backingOff.Count == 0)
-                    return Failed(new FabricError(ErrorCode.EIO, $"job {spec.Name} cannot make progress: tasks {string.Join(", ", needed)} wait on inputs nothing will produce"));
+                    return Failed(new FabricError(ErrorCode.EIO, $"job {spec.Name} cannot make progress: tasks {string.Join(", ", needed.InOrder)} wait on inputs nothing will produce"));
 
                 // The next thing to act on: a task ending, or a failed task's wait running out.
                 var waits = running.Values.Cast<Task>().ToList();
@@ -129,7 +129,11 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                 if (finished is not Task<Outcome> ended) continue;
                 var outcome = await ended;
                 running.Remove(outcome.Task);
-                if (outcome.Error is null) continue;
+                if (outcome.Error is null)
+                {
+                    needed.Done(outcome.Task);
+                    continue;
+                }
                 var tries = _attempts[outcome.Task];
                 // A failure explained by a node or device found lost is given more attempts than one of its own.
                 var explained = IsTransient(outcome.Error) && await ForgetLostAsync(outcome.Involved, outcome.Error.Message);
@@ -153,6 +157,31 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
     }
 
     private static JobRunResult Failed(FabricError error) => new(error, ImmutableDictionary<string, byte[]>.Empty);
+
+    // The tasks still to run. Worked out from the lineage once, then kept as tasks succeed; worked out again when held
+    // buffers are lost. Recomputing it after every task would make a wide job quadratic in its tasks.
+    private Agenda? _agenda;
+
+    /// <summary>Tasks in the order <see cref="Needed"/> found them, with O(1) removal of one that succeeded.</summary>
+    private sealed class Agenda
+    {
+        private readonly LinkedList<string> _order = new();
+        private readonly Dictionary<string, LinkedListNode<string>> _nodes = [];
+
+        public Agenda(IEnumerable<string> tasks)
+        {
+            foreach (var task in tasks) _nodes[task] = _order.AddLast(task);
+        }
+
+        public int Count => _order.Count;
+        public IEnumerable<string> InOrder => _order;
+        public bool Contains(string task) => _nodes.ContainsKey(task);
+
+        public void Done(string task)
+        {
+            if (_nodes.Remove(task, out var node)) _order.Remove(node);
+        }
+    }
 
     /// <summary>The tasks whose outputs are still needed: producers of missing results, and of missing inputs of those (lineage).</summary>
     private List<string> Needed()
@@ -356,7 +385,11 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                 }
             }
         }
-        if (lost.Count > 0) events.BuffersLost([.. lost], reason);
+        if (lost.Count > 0)
+        {
+            _agenda = null; // their producers (and what those need) are to run again
+            events.BuffersLost([.. lost], reason);
+        }
         return found;
     }
 

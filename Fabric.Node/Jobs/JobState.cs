@@ -25,14 +25,14 @@ public sealed record TaskState(
 
 /// <summary>
 /// A job's state: pure, rebuilt by <see cref="Apply"/> from its events (and saved as a snapshot so recovery does not
-/// replay forever).
+/// replay forever). Tasks is a tree-backed list, so the event that changes one task of a wide job does not copy all.
 /// </summary>
 [MessagePackObject]
 public sealed record JobState(
     [property: Key(0)] string JobId,
     [property: Key(1)] JobSpec? Spec,
     [property: Key(2)] JobStatus Status,
-    [property: Key(3)] ImmutableArray<TaskState> Tasks,
+    [property: Key(3)] ImmutableList<TaskState> Tasks,
     [property: Key(4)] ImmutableArray<JobOutput> Outputs,
     [property: Key(5)] FabricError? Error,
     [property: Key(6)] int Runs,
@@ -70,9 +70,28 @@ public sealed record JobState(
         return next with { Events = Events + 1 };
     }
 
-    private JobState Update(string task, Func<TaskState, TaskState> change) =>
-        this with { Tasks = [.. Tasks.Select(t => t.Name == task ? change(t) : t)] };
+    private JobState Update(string task, Func<TaskState, TaskState> change)
+    {
+        var index = IndexOf(task);
+        return index < 0 ? this : this with { Tasks = Tasks.SetItem(index, change(Tasks[index])) };
+    }
 
     /// <summary>Whether a successful run of <paramref name="task"/> is its first completion (else a recomputation).</summary>
-    public bool IsFirstCompletion(string task) => Tasks.FirstOrDefault(t => t.Name == task) is { Completions: 0 };
+    public bool IsFirstCompletion(string task) => IndexOf(task) is var i and >= 0 && Tasks[i].Completions == 0;
+
+    // Where each task is in Tasks. A wide job records two events per task, so finding one by a scan would make a job's
+    // history quadratic in its tasks. The order of Tasks never changes once submitted, so the states that follow
+    // (copies made by `with`) share one index; a lookup that does not match rebuilds it.
+    private Dictionary<string, int>? _index;
+
+    private int IndexOf(string task)
+    {
+        if (_index is null || !_index.TryGetValue(task, out var i) || i >= Tasks.Count || Tasks[i].Name != task)
+        {
+            _index = new Dictionary<string, int>(Tasks.Count, StringComparer.Ordinal);
+            for (var k = 0; k < Tasks.Count; k++) _index.TryAdd(Tasks[k].Name, k);
+            if (!_index.TryGetValue(task, out i)) return -1;
+        }
+        return i;
+    }
 }

@@ -30,7 +30,7 @@ public sealed record JobView(
         state.Error?.ToString(),
         state.Runs,
         state.RunNodes,
-        state.Tasks.Length,
+        state.Tasks.Count,
         state.CompletedTasks,
         [.. state.Tasks.Select(t => new TaskView(t.Name, t.Stage, t.Status.ToString(), t.Attempts, [.. t.Placements.Select(p => p.ToString())],
             t.Completions, t.Recomputations, t.Seconds, t.LastError?.ToString()))],

@@ -99,7 +99,7 @@ public sealed class MessageRoundTripTests(ITestOutputHelper output)
     private static bool HasReferenceFields(Type type) =>
         type.GetProperties().Any(p =>
             p.PropertyType == typeof(byte[]) ||
-            (p.PropertyType.IsGenericType && p.PropertyType.GetGenericTypeDefinition() == typeof(ImmutableArray<>)) ||
+            (p.PropertyType.IsGenericType && p.PropertyType.GetGenericTypeDefinition() is var g && (g == typeof(ImmutableArray<>) || g == typeof(ImmutableList<>))) ||
             (p.PropertyType.Namespace?.StartsWith("Fabric", StringComparison.Ordinal) == true && p.PropertyType != type && HasReferenceFields(p.PropertyType)));
 
     /// <summary>A value of <paramref name="type"/> with every field set to something other than its default.</summary>
@@ -127,6 +127,12 @@ public sealed class MessageRoundTripTests(ITestOutputHelper output)
             return typeof(ImmutableArray).GetMethods()
                 .Single(m => m.Name == nameof(ImmutableArray.Create) && m.GetParameters() is [{ ParameterType.IsArray: true }])
                 .MakeGenericMethod(element).Invoke(null, [items])!;
+        }
+        if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(ImmutableList<>))
+        {
+            var array = Sample(typeof(ImmutableArray<>).MakeGenericType(type.GetGenericArguments()), depth);
+            return typeof(ImmutableList).GetMethod(nameof(ImmutableList.CreateRange))!
+                .MakeGenericMethod(type.GetGenericArguments()[0]).Invoke(null, [array])!;
         }
         var constructor = type.GetConstructors().OrderByDescending(c => c.GetParameters().Length).FirstOrDefault()
                           ?? throw new InvalidOperationException($"{type} has no public constructor");

@@ -35,6 +35,10 @@ internal sealed class IovaMap<T>
     private readonly SortedList<ulong, IovaMapping<T>> _map = [];
     private readonly ReadOnlyCollection<IovaMapping<T>> _view;
 
+    // Every page in [PageSize, _lowestFree) is mapped, so an automatic IOVA is never below it: a space that fills up
+    // from the bottom (the usual case) finds its next free range at once instead of walking every mapping.
+    private ulong _lowestFree;
+
     /// <param name="name">How error sentences name this space, e.g. "address space as-3 of ctx-2".</param>
     /// <param name="pageSize">Granule of map lengths and fixed IOVAs; a power of two.</param>
     /// <param name="limit">Exclusive end of the usable IOVA range.</param>
@@ -49,6 +53,7 @@ internal sealed class IovaMap<T>
         PageSize = pageSize;
         Limit = limit;
         _view = _map.Values.AsReadOnly();
+        _lowestFree = pageSize;
     }
 
     public string Name { get; }
@@ -104,6 +109,7 @@ internal sealed class IovaMap<T>
         _map.Add(start, new IovaMapping<T>(start, length, access, value));
         MappedBytes += length;
         mappedAt = start;
+        AdvanceLowestFree();
         error = null;
         return true;
     }
@@ -174,6 +180,7 @@ internal sealed class IovaMap<T>
             builder.Add(_map.GetValueAtIndex(i));
         for (int i = end - 1; i >= first; i--)
             _map.RemoveAt(i);
+        Freed(builder[0].Iova);
         MappedBytes -= bytes;
         unmappedBytes = bytes;
         removed = builder.MoveToImmutable();
@@ -231,6 +238,7 @@ internal sealed class IovaMap<T>
         removed = [.. _map.Values];
         unmappedBytes = MappedBytes;
         _map.Clear();
+        _lowestFree = PageSize;
         MappedBytes = 0;
         error = null;
         return true;
@@ -244,7 +252,9 @@ internal sealed class IovaMap<T>
         if (length > 1UL << 63)
             return false; // its alignment would be 2^64: only IOVA 0, which is never handed out
         ulong align = Math.Max(PageSize, BitOperations.RoundUpToPowerOf2(length));
-        ulong candidate = align;
+        if (_lowestFree > ulong.MaxValue - (align - 1))
+            return false;
+        ulong candidate = Math.Max(align, (_lowestFree + (align - 1)) & ~(align - 1));
         int i = Math.Max(FloorIndex(candidate), 0);
         while (true)
         {
@@ -266,6 +276,32 @@ internal sealed class IovaMap<T>
             i++;
         }
     }
+
+    // After a map: moves _lowestFree past the mappings that now start at it (or cover it).
+    private void AdvanceLowestFree()
+    {
+        int i = FloorIndex(_lowestFree);
+        if (i < 0) i = 0;
+        while (i < _map.Count)
+        {
+            IovaMapping<T> m = _map.GetValueAtIndex(i);
+            if (m.Iova > _lowestFree)
+                return;
+            if (m.Last >= _lowestFree)
+            {
+                if (m.Last == ulong.MaxValue)
+                {
+                    _lowestFree = ulong.MaxValue; // mapped to the very top: nothing above is free
+                    return;
+                }
+                _lowestFree = m.Last + 1;
+            }
+            i++;
+        }
+    }
+
+    // After an unmap starting at iova: its pages are free again.
+    private void Freed(ulong iova) => _lowestFree = Math.Min(_lowestFree, Math.Max(iova, PageSize));
 
     // The first (lowest) mapping overlapping [iova, last], if any.
     private IovaMapping<T>? FirstOverlap(ulong iova, ulong last)
