@@ -30,6 +30,11 @@ internal sealed class JobEntityActor : ReceivePersistentActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private JobState _state;
     private long _snapshotAt;
+
+    // Tasks whose first completion has been recorded, persisted or not yet: events are persisted asynchronously, so a
+    // task recomputed at once (its holder lost just after it ran) must not be taken for a first completion again
+    // before the first one's event is applied to the state.
+    private readonly HashSet<string> _firstCompletions = new(StringComparer.Ordinal);
     private CancellationTokenSource? _run;
     private FabricClient? _client;
     private readonly List<IActorRef> _waitingForAccept = [];
@@ -84,7 +89,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor
             Sender.Tell(new JobEntity.OutputChunk(output.Data.AsSpan(offset, length).ToArray(), output.Data.Length));
         });
         Command<RunEvent>(m => Record(m.Event));
-        Command<TaskSucceeded>(m => Record(_state.IsFirstCompletion(m.Task)
+        Command<TaskSucceeded>(m => Record(_state.IsFirstCompletion(m.Task) && _firstCompletions.Add(m.Task)
             ? new JobEvents.TaskCompleted(m.Task, m.Device, m.Attempt, m.Seconds, Now())
             : new TaskRecomputed(m.Task, m.Device, m.Attempt, m.Seconds, Now())));
         Command<RunFinished>(OnRunFinished);

@@ -131,7 +131,9 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                 running.Remove(outcome.Task);
                 if (outcome.Error is null)
                 {
-                    needed.Done(outcome.Task);
+                    // Its results may already be lost again (their holder was found gone while this outcome waited
+                    // here): then it stays on the agenda and runs again.
+                    if (_plan.Task(outcome.Task).Outputs.All(IsHeld)) needed.Done(outcome.Task);
                     continue;
                 }
                 var tries = _attempts[outcome.Task];
@@ -295,6 +297,13 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                     continue;
                 }
                 // Another device holds it: import it (P2P), and on another node copy it in first.
+                if (!holding.Slot.Context.IsUsable)
+                {
+                    // Its holder's context went with its node (maybe a new incarnation of that device is back, under
+                    // the same id, without the buffer): the failure makes the run forget it and recompute it.
+                    throw new FabricException(new FabricError(ErrorCode.ENODEV,
+                        $"input {input} of task {task.Name} was held by this run's context on {holding.Slot.Device}, which is gone"));
+                }
                 holding.Token ??= (await holding.Slot.Context.ExportAsync(holding.Handle, Access.Read, cancel)).Token;
                 var imported = await slot.Context.ImportAsync(holding.Token.Value, cancel);
                 var importIova = await slot.Context.MapAsync(slot.Space, imported.Handle, Access.Read, cancel: cancel);
