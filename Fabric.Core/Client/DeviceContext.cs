@@ -152,8 +152,16 @@ public sealed class DeviceContext : IAsyncDisposable
         Ask<Exported>(new Export(handle, access), $"export {handle}", cancel);
 
     /// <summary>Imports an export: a new handle in this context onto the same memory.</summary>
-    public Task<Imported> ImportAsync(ExportToken token, CancellationToken cancel = default) =>
-        Ask<Imported>(new Import(token), $"import {token}", cancel);
+    /// <remarks>
+    /// The import is attached by the exporter's device manager: if the exporter's node is lost (as this client learns
+    /// it) the request fails at once with ENODEV, instead of waiting out its timeout for an answer nobody will send.
+    /// </remarks>
+    public Task<Imported> ImportAsync(ExportToken token, CancellationToken cancel = default)
+    {
+        var what = $"import {token}";
+        ThrowIfUnusable(what);
+        return _client.RequestAsync<Imported>(_actor, new Import(token), what, cancel, lostAlso: _client.LostNode(token.Export.Device.Node));
+    }
 
     /// <summary>Revokes an export this context made; returns how many importers were told.</summary>
     public async Task<int> RevokeAsync(ExportId export, CancellationToken cancel = default) =>

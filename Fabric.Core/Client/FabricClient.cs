@@ -334,7 +334,7 @@ public sealed class FabricClient : IAsyncDisposable
     private Task<FabricError>? LostTask(Address address) => _lost.TryGetValue(address, out var lost) ? lost.Task : null;
 
     /// <summary>The loss of the node named <paramref name="node"/>, as this client learns it: requests for its devices then fail at once.</summary>
-    private Task<FabricError> LostNode(string node) => _lostNodes.GetOrAdd(node, _ => NewLoss()).Task;
+    internal Task<FabricError> LostNode(string node) => _lostNodes.GetOrAdd(node, _ => NewLoss()).Task;
 
     private void OnTerminated(Terminated terminated)
     {

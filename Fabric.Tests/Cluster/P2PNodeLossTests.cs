@@ -49,6 +49,11 @@ public sealed class ExporterNodeLossTests(ClusterFixture cluster, ITestOutputHel
             // Later use of the import fails the same way, at once.
             var later = await Assert.ThrowsAsync<FabricException>(() => importer.Context.ReadAsync(import, 0, 4096));
             Assert.Contains(later.Code, new[] { ErrorCode.ENODEV, ErrorCode.EIO });
+            // A new import of the lost node's export fails at once, naming the node: nobody is left to answer it.
+            var again = await Assert.ThrowsAsync<FabricException>(() => importer.Context.ImportAsync(exported.Token));
+            Output.WriteLine($"importing {exported.Token.Export} again {clock.Elapsed.TotalSeconds:0.00} s after SIGKILL: {again.Error}");
+            Assert.Equal(ErrorCode.ENODEV, again.Code);
+            Assert.Contains("n3", again.Message);
         }
         foreach (var (importer, _, _) in transfers) await importer.DisposeAsync();
     }
