@@ -156,12 +156,8 @@ public sealed class DeviceContext : IAsyncDisposable
     /// The import is attached by the exporter's device manager: if the exporter's node is lost (as this client learns
     /// it) the request fails at once with ENODEV, instead of waiting out its timeout for an answer nobody will send.
     /// </remarks>
-    public Task<Imported> ImportAsync(ExportToken token, CancellationToken cancel = default)
-    {
-        var what = $"import {token}";
-        ThrowIfUnusable(what);
-        return _client.RequestAsync<Imported>(_actor, new Import(token), what, cancel, lostAlso: _client.LostNode(token.Export.Device.Node));
-    }
+    public Task<Imported> ImportAsync(ExportToken token, CancellationToken cancel = default) =>
+        Ask<Imported>(new Import(token), $"import {token}", cancel, lostAlso: _client.LostNode(token.Export.Device.Node));
 
     /// <summary>Revokes an export this context made; returns how many importers were told.</summary>
     public async Task<int> RevokeAsync(ExportId export, CancellationToken cancel = default) =>
@@ -188,10 +184,10 @@ public sealed class DeviceContext : IAsyncDisposable
         }
     }
 
-    private Task<T> Ask<T>(IFabricMessage request, string what, CancellationToken cancel)
+    private Task<T> Ask<T>(IFabricMessage request, string what, CancellationToken cancel, Task<FabricError>? lostAlso = null)
     {
         if (request is not Close) ThrowIfUnusable(what);
-        return _client.RequestAsync<T>(_actor, request, what, cancel);
+        return _client.RequestAsync<T>(_actor, request, what, cancel, lostAlso: lostAlso);
     }
 
     private void ThrowIfUnusable(string what)

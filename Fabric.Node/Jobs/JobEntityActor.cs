@@ -31,9 +31,9 @@ internal sealed class JobEntityActor : ReceivePersistentActor
     private JobState _state;
     private long _snapshotAt;
 
-    // Tasks whose first completion has been recorded, persisted or not yet: events are persisted asynchronously, so a
-    // task recomputed at once (its holder lost just after it ran) must not be taken for a first completion again
-    // before the first one's event is applied to the state.
+    // Tasks whose first completion has been recorded: those recovered, and those recorded since, persisted or not yet.
+    // Events are persisted asynchronously, so the state alone would take a task recomputed at once (its holder lost just
+    // after it ran) for a first completion again before the first one's event is applied.
     private readonly HashSet<string> _firstCompletions = new(StringComparer.Ordinal);
     private CancellationTokenSource? _run;
     private FabricClient? _client;
@@ -59,6 +59,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor
         Recover<RecoveryCompleted>(_ =>
         {
             _snapshotAt = _state.Events;
+            _firstCompletions.UnionWith(_state.Tasks.Where(t => t.Completions > 0).Select(t => t.Name));
             if (_state.Status == JobStatus.Running) Self.Tell(new Resume());
             else if (_state.Status is JobStatus.Completed or JobStatus.Failed) RestWhenIdle();
         });
@@ -89,7 +90,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor
             Sender.Tell(new JobEntity.OutputChunk(output.Data.AsSpan(offset, length).ToArray(), output.Data.Length));
         });
         Command<RunEvent>(m => Record(m.Event));
-        Command<TaskSucceeded>(m => Record(_state.IsFirstCompletion(m.Task) && _firstCompletions.Add(m.Task)
+        Command<TaskSucceeded>(m => Record(_firstCompletions.Add(m.Task)
             ? new JobEvents.TaskCompleted(m.Task, m.Device, m.Attempt, m.Seconds, Now())
             : new TaskRecomputed(m.Task, m.Device, m.Attempt, m.Seconds, Now())));
         Command<RunFinished>(OnRunFinished);

@@ -76,10 +76,7 @@ public sealed record JobState(
         return index < 0 ? this : this with { Tasks = Tasks.SetItem(index, change(Tasks[index])) };
     }
 
-    /// <summary>Whether a successful run of <paramref name="task"/> is its first completion (else a recomputation).</summary>
-    public bool IsFirstCompletion(string task) => IndexOf(task) is var i and >= 0 && Tasks[i].Completions == 0;
-
-    // Where each task is in Tasks. A wide job records two events per task, so finding one by a scan would make a job's
+    // Where each task is in Tasks. A wide job records several events per task, so finding one by a scan would make a job's
     // history quadratic in its tasks. The order of Tasks never changes once submitted, so the states that follow
     // (copies made by `with`) share one index; a lookup that does not match rebuilds it.
     private Dictionary<string, int>? _index;

@@ -16,14 +16,19 @@ public sealed class SubmissionTests(ITestOutputHelper output) : DeviceStackTest(
 {
     private const int Big = 1024; // a Big³ matmul runs for a noticeable time (a gate for ordering tests)
 
-    /// <summary>Submits a long matmul on queue 0 that signals its out-fence when done.</summary>
-    private static async Task<ContextRequests.Submitted> GateAsync(DeviceContext context, AddressSpaceId space, int queue = 0)
+    /// <summary>
+    /// Submits <paramref name="matmuls"/> long matmuls on <paramref name="queue"/> that signal the out-fence when done.
+    /// Sixteen are tens of GFLOP: far past any watchdog of a few hundred ms on any machine (one may finish inside one).
+    /// </summary>
+    private static async Task<ContextRequests.Submitted> GateAsync(DeviceContext context, AddressSpaceId space, int queue = 0, int matmuls = 1)
     {
         var matrix = await context.AllocateAsync(Big * Big * 4);
         var result = await context.AllocateAsync(Big * Big * 4);
         var a = await context.MapAsync(space, matrix, Access.ReadWrite);
         var c = await context.MapAsync(space, result, Access.ReadWrite);
-        return await context.SubmitAsync(new CommandBufferBuilder().MatMul(c, a, a, Big, Big, Big).SignalFence(0).Build(), queue, outFences: 1);
+        var commands = new CommandBufferBuilder();
+        for (var i = 0; i < matmuls; i++) commands.MatMul(c, a, a, Big, Big, Big);
+        return await context.SubmitAsync(commands.SignalFence(0).Build(), queue, outFences: 1);
     }
 
     [Fact]
@@ -261,27 +266,12 @@ public sealed class SubmissionTests(ITestOutputHelper output) : DeviceStackTest(
         Assert.All(await consumer.ReadAsync(result, 0, 4096), b => Assert.Equal(1, b));
     }
 
-    /// <summary>
-    /// Sixteen Big³ matmuls then a SIGNAL_FENCE: tens of GFLOP, far past any watchdog of a few hundred ms on any
-    /// machine. The watchdog cancels it, so it costs only the watchdog's time.
-    /// </summary>
-    private static async Task<ContextRequests.Submitted> LongerThanAnyWatchdogAsync(DeviceContext context, AddressSpaceId space)
-    {
-        var matrix = await context.AllocateAsync(Big * Big * 4);
-        var result = await context.AllocateAsync(Big * Big * 4);
-        var a = await context.MapAsync(space, matrix, Access.ReadWrite);
-        var c = await context.MapAsync(space, result, Access.ReadWrite);
-        var commands = new CommandBufferBuilder();
-        for (var i = 0; i < 16; i++) commands.MatMul(c, a, a, Big, Big, Big);
-        return await context.SubmitAsync(commands.SignalFence(0).Build(), outFences: 1);
-    }
-
     [Fact]
     public async Task Waiting_on_a_failed_fence_fails_the_submission_with_EIO_and_marks_only_its_context()
     {
         var (failing, space) = await OpenAttachedAsync(2);
         var (bystander, bystanderSpace) = await OpenAttachedAsync(2);
-        var timedOut = await LongerThanAnyWatchdogAsync(failing, space); // the 150 ms watchdog of dev2 stops it
+        var timedOut = await GateAsync(failing, space, matmuls: 16); // the 150 ms watchdog of dev2 stops it (and so it costs only that)
 
         var dependent = await failing.SubmitAsync(new CommandBufferBuilder().WaitFence(0).Build(), inFences: [timedOut.Fence]);
         var status = await failing.WaitAsync(dependent.Fence, TimeSpan.FromSeconds(30));
