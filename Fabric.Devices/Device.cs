@@ -37,6 +37,12 @@ public static class Device
     /// </summary>
     internal sealed record AbortUses(IActorRef Space, ImmutableArray<long> Uses, FabricError Error) : INoSerializationVerificationNeeded;
 
+    /// <summary>
+    /// From a context that closes or stops: its queued submissions fail and its running ones are cancelled with
+    /// <paramref name="Error"/> (a closed file's work does not outlive it). No reply; see <see cref="NotifyWhenIdle"/>.
+    /// </summary>
+    internal sealed record AbortContext(ContextId Context, FabricError Error) : INoSerializationVerificationNeeded;
+
     /// <summary>From a closing context: answer <see cref="ContextProtocol.ContextIdle"/> once none of its submissions is queued or running.</summary>
     internal sealed record NotifyWhenIdle(ContextId Context) : INoSerializationVerificationNeeded;
 

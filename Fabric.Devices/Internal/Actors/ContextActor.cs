@@ -16,7 +16,7 @@ namespace Fabric.Devices;
 /// <code>
 ///   Open ──AttachDevice──▶ Attaching (group claimed, space narrowed; other requests stashed) ──▶ Open
 ///     │
-///     ├──Close──▶ Closing (new requests ENODEV; its submissions finish) ──idle or 2× watchdog──▶ stopped
+///     ├──Close──▶ Closing (new requests ENODEV; its work on the device aborted) ──idle or 2× watchdog──▶ stopped
 ///     └──client gone / a child or a handler throws──▶ stopped
 ///   stopped: address spaces unmap, buffers free, imports detach; exports are dropped (or revoked, after a failure);
 ///            a failure is told to the client (EIO naming the exception's type)
@@ -120,7 +120,7 @@ internal sealed unsafe class ContextActor : ReceiveActor, IWithUnboundedStash, I
         Stash.UnstashAll();
     }
 
-    /// <summary>Closing: new requests are refused; the context stops once the device runs nothing of it (bounded).</summary>
+    /// <summary>Closing: new requests are refused; its work on the device is aborted, and it stops once that has ended (bounded).</summary>
     private void Closing()
     {
         Facts();
@@ -134,6 +134,7 @@ internal sealed unsafe class ContextActor : ReceiveActor, IWithUnboundedStash, I
         _closeReplyTo = Sender;
         Become(Closing);
         Stash.UnstashAll();
+        _spec.DeviceActor.Tell(new Device.AbortContext(_spec.Id, new FabricError(ErrorCode.EIO, $"aborted: context {_name} was closed")));
         _spec.DeviceActor.Tell(new Device.NotifyWhenIdle(_spec.Id));
         Timers.StartSingleTimer("close", new CloseTimeout(), _spec.Profile.Watchdog * 2);
     }
@@ -367,6 +368,8 @@ internal sealed unsafe class ContextActor : ReceiveActor, IWithUnboundedStash, I
     /// </summary>
     protected override void PostStop()
     {
+        if (_closeReplyTo is null) // a close aborted its work already
+            _spec.DeviceActor.Tell(new Device.AbortContext(_spec.Id, _failure ?? new FabricError(ErrorCode.EIO, $"aborted: context {_name} is gone")));
         foreach (var (export, _) in _buffers.Exports.Values)
             export.Tell(_failure is { } failed ? new DmaBufExport.ExporterFailed(failed with { Message = $"{failed.Message}; its exports are revoked" })
                 : new DmaBufExport.ExporterClosed());

@@ -113,6 +113,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         Receive<DmaBufExport.Attach>(m => RouteToExport(m.Token.Export, m, m.Importer, e => new ContextProtocol.AttachFailed(e, m.ReplyTo)));
         Receive<DmaBufExport.Revoke>(m => RouteToExport(m.Export, m, m.ReplyTo, e => e));
         Receive<Device.AbortUses>(m => _engine.Abort(p => p.Submission.Space.Equals(m.Space) && m.Uses.Contains(p.Submission.Use), m.Error, blame: true));
+        Receive<Device.AbortContext>(m => _engine.Abort(p => p.Submission.Context == m.Context, m.Error, blame: false));
         Receive<Device.NotifyWhenIdle>(m => _engine.NotifyWhenIdle(m.Context, Sender));
         Receive<ContextGone>(m => _contexts.Remove(m.Context));
         Receive<ExportGone>(_ => _exports--);
