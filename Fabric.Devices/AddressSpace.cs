@@ -1,7 +1,6 @@
 using System.Collections.Immutable;
 using Akka.Actor;
 using Fabric.Core;
-using Fabric.Devices.Internal.Commands;
 using Fabric.Devices.Internal.Execution;
 using Fabric.Devices.Internal.State;
 
@@ -18,7 +17,7 @@ public static class AddressSpace
     /// <summary>The host's page size: the alignment of an address space no device is attached to.</summary>
     public const ulong HostPageSize = 4096;
 
-    internal sealed record Spec(AddressSpaceId Id, string Name, ulong DevicePageSize, DeviceId Device, ContextId Context,
+    internal sealed record Spec(AddressSpaceId Id, string Name, DeviceProfile Profile, DeviceId Device, ContextId Context,
         IActorRef ContextActor, IActorRef DeviceActor, FaultPlan? Faults = null);
 
     internal static Props Props(Spec spec) => Akka.Actor.Props.Create(() => new AddressSpaceActor(spec));
@@ -40,12 +39,10 @@ public static class AddressSpace
     internal sealed record WriteIova(ulong Iova, byte[] Data, IActorRef ReplyTo) : INoSerializationVerificationNeeded;
 
     /// <summary>
-    /// Translate each decoded program's operands, pin what they touch, and hand those that pass to the device to
-    /// queue, in order (one message for a whole batch of submissions).
+    /// Decode each submission, translate its operands, pin what they touch, and hand those that pass to the device to
+    /// queue, in order (one message for a whole batch). <paramref name="Sender"/> is who submitted (answered unless tagged).
     /// </summary>
-    internal sealed record Resolve(ImmutableArray<Resolvable> Submissions) : INoSerializationVerificationNeeded;
-
-    internal sealed record Resolvable(DecodedProgram Program, int Queue, ImmutableArray<FenceId> InFences, int OutFences, SubmitReply Reply);
+    internal sealed record Resolve(ImmutableArray<Core.Protocol.ContextRequests.Submit> Submissions, IActorRef Sender) : INoSerializationVerificationNeeded;
 
     /// <summary>From the device: these uses (prepared submissions of this space) ended; ranges they held may go.</summary>
     internal sealed record UsesEnded(ImmutableArray<long> Uses) : INoSerializationVerificationNeeded;

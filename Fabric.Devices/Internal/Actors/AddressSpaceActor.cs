@@ -34,7 +34,7 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
     public AddressSpaceActor(AddressSpace.Spec spec)
     {
         _spec = spec;
-        _map = new IovaMap<MappedRange>(spec.Name, spec.DevicePageSize);
+        _map = new IovaMap<MappedRange>(spec.Name, (ulong)spec.Profile.PageSize);
 
         Receive<AddressSpace.MapBuffer>(OnMap);
         Receive<AddressSpace.Unmap>(m => Unmap(m.Iova, m.Length, m.ReplyTo, destroy: false, m.Exported));
@@ -160,37 +160,41 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
     private void OnResolve(AddressSpace.Resolve m)
     {
         var prepared = ImmutableArray.CreateBuilder<PreparedSubmission>(m.Submissions.Length);
-        foreach (var submission in m.Submissions)
-            if (Prepare(submission) is { } ready) prepared.Add(ready);
+        foreach (var submit in m.Submissions)
+        {
+            var reply = SubmitReply.For(submit, m.Sender);
+            if (ContextChecks.Submit(submit, _spec.Name, _spec.Device, _spec.Profile, out var program) is { } refused) reply.Rejected(refused);
+            else if (Prepare(program!, submit, reply) is { } ready) prepared.Add(ready);
+        }
         if (prepared.Count > 0) _spec.DeviceActor.Tell(new Device.Enqueue(prepared.DrainToImmutable()));
     }
 
-    private PreparedSubmission? Prepare(AddressSpace.Resolvable m)
+    private PreparedSubmission? Prepare(Commands.DecodedProgram program, Submit submit, SubmitReply reply)
     {
         var segments = new List<ResolvedMemory.Segment>();
         var buffers = new List<BufferView>();
         var remotes = new List<BufferView>();
         var serials = new List<long>();
         var remoteOperands = new HashSet<int>();
-        foreach (var command in m.Program.Commands)
+        foreach (var command in program.Commands)
         foreach (var operand in command.Operands)
         {
             if (!_map.TryResolve(operand.Iova, operand.Length, operand.Access, out var mapping, out _, out var error))
             {
                 var code = error!.Code == ErrorCode.ENOENT ? ErrorCode.EFAULT : error.Code;
                 var what = error.Code == ErrorCode.ENOENT ? "I/O page fault" : "permission fault";
-                return Rejected(m, new FabricError(code,
+                return Rejected(reply, new FabricError(code,
                     $"{what}: {command.Location}: operand {operand.Name} [0x{operand.Iova:x}, +0x{operand.Length:x}) needs {operand.Access}: {error.Message}"));
             }
             var buffer = mapping!.Value.Buffer;
             serials.Add(mapping.Value.Serial);
             if (buffer.Unreachable is { } why)
-                return Rejected(m, new FabricError(ErrorCode.EPERM, $"{command.Location}: operand {operand.Name} uses {buffer}: {why}"));
+                return Rejected(reply, new FabricError(ErrorCode.EPERM, $"{command.Location}: operand {operand.Name} uses {buffer}: {why}"));
             if (buffer.Revocation.Error is { } revoked)
-                return Rejected(m, new FabricError(ErrorCode.EIO, $"{command.Location}: operand {operand.Name} uses {buffer}: {revoked.Message}"));
+                return Rejected(reply, new FabricError(ErrorCode.EIO, $"{command.Location}: operand {operand.Name} uses {buffer}: {revoked.Message}"));
             if (buffer.Remote is { } remote)
             {
-                if (RemoteRefusal(command, operand, buffer, bothSides: !remoteOperands.Add(command.Index)) is { } refusal) return Rejected(m, refusal);
+                if (RemoteRefusal(command, operand, buffer, bothSides: !remoteOperands.Add(command.Index)) is { } refusal) return Rejected(reply, refusal);
                 segments.Add(new ResolvedMemory.Segment(mapping.Iova, mapping.Length, 0, remote, mapping.Value.Offset));
                 if (!remotes.Contains(buffer)) remotes.Add(buffer);
                 continue;
@@ -208,15 +212,15 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
                 continue;
             }
             foreach (var p in pinned) p.LocalBlock.Release();
-            return Rejected(m, new FabricError(ErrorCode.EIO, $"{buffer} mapped in {_spec.Name} can no longer be used: its memory is gone"));
+            return Rejected(reply, new FabricError(ErrorCode.EIO, $"{buffer} mapped in {_spec.Name} can no longer be used: its memory is gone"));
         }
-        return new PreparedSubmission(_spec.Context, _spec.ContextActor, Self, _uses.Begin(serials), m.Queue, m.Program,
-            new ResolvedMemory(segments), [.. pinned], [.. remotes], m.InFences, m.OutFences, m.Reply);
+        return new PreparedSubmission(_spec.Context, _spec.ContextActor, Self, _uses.Begin(serials), submit.Queue, program,
+            new ResolvedMemory(segments), [.. pinned], [.. remotes], submit.InFences.IsDefault ? [] : submit.InFences, submit.OutFences, reply);
     }
 
-    private static PreparedSubmission? Rejected(AddressSpace.Resolvable m, FabricError error)
+    private static PreparedSubmission? Rejected(SubmitReply reply, FabricError error)
     {
-        m.Reply.Rejected(error);
+        reply.Rejected(error);
         return null;
     }
 

@@ -3,7 +3,6 @@ using Akka.Actor;
 using Akka.Event;
 using Fabric.Core;
 using Fabric.Core.Protocol;
-using Fabric.Devices.Internal.Commands;
 using Fabric.Devices.Internal.Execution;
 using Fabric.Devices.Internal.State;
 using static Fabric.Core.Protocol.ContextRequests;
@@ -22,15 +21,15 @@ namespace Fabric.Devices;
 ///            a failure is told to the client (EIO naming the exception's type)
 /// </code>
 /// </summary>
-internal sealed unsafe class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTimers
+internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 {
     private const int MaxStashed = 10_000;
     private readonly ContextProtocol.Spec _spec;
     private readonly string _name;
     private readonly BufferTable _buffers;
+    private readonly ContextDmaBufs _dmaBufs;
     private readonly Dictionary<AddressSpaceId, IActorRef> _spaces = [];
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly IActorRef _self;
     private AddressSpaceId? _attached;
     private DeviceStatus _deviceStatus = DeviceStatus.Operational;
     private IActorRef? _closeReplyTo;
@@ -49,7 +48,7 @@ internal sealed unsafe class ContextActor : ReceiveActor, IWithUnboundedStash, I
         _spec = spec;
         _name = $"{spec.Device}/{spec.Id}";
         _buffers = new BufferTable(spec.Id, _name);
-        _self = Self;
+        _dmaBufs = new ContextDmaBufs(spec, _name, _buffers, Self);
         Context.WatchWith(spec.Client, new ClientGone());
         Open();
     }
@@ -62,23 +61,23 @@ internal sealed unsafe class ContextActor : ReceiveActor, IWithUnboundedStash, I
     private void Open()
     {
         Facts();
-        Receive<Allocate>(OnAllocate);
-        Receive<Free>(OnFree);
+        Receive<Allocate>(m => Sender.Tell(Allocate(m)));
+        Receive<Free>(m => Sender.Tell(Free(m)));
         Receive<WriteBuffer>(m => HostAccess(m.Handle, m.Offset, m.Data.Length, Access.Write, m.Data));
         Receive<ReadBuffer>(m => HostAccess(m.Handle, m.Offset, m.Length, Access.Read, null));
-        Receive<CreateAddressSpace>(_ => OnCreateSpace());
+        Receive<CreateAddressSpace>(_ => Sender.Tell(CreateSpace()));
         Receive<DestroyAddressSpace>(OnDestroySpace);
         Receive<AttachDevice>(OnAttach);
-        Receive<DetachDevice>(OnDetach);
+        Receive<DetachDevice>(m => Sender.Tell(OnDetach(m)));
         Receive<Map>(OnMap);
         Receive<Unmap>(m => WithSpace(m.Space, s => s.Tell(new AddressSpace.Unmap(m.Iova, m.Length, _buffers.Exported, Sender))));
         Receive<ReadIova>(m => WithSpace(m.Space, s => s.Tell(new AddressSpace.ReadIova(m.Iova, m.Length, Sender))));
         Receive<WriteIova>(m => WithSpace(m.Space, s => s.Tell(new AddressSpace.WriteIova(m.Iova, m.Data, Sender))));
-        Receive<Submit>(m => Forward([Check(m)]));
-        Receive<SubmitBatch>(m => Forward([.. m.Submits.Select(Check)]));
-        Receive<Export>(OnExport);
-        Receive<Import>(m => _spec.Manager.Tell(new DmaBufExport.Attach(m.Token, Self, _name, Sender)));
-        Receive<Revoke>(OnRevoke);
+        Receive<Submit>(m => Submit([m]));
+        Receive<SubmitBatch>(m => Submit(m.Submits));
+        Receive<Export>(m => _dmaBufs.Export(m, Sender));
+        Receive<Import>(m => _dmaBufs.Import(m, Sender));
+        Receive<Revoke>(m => _dmaBufs.Revoke(m, Sender));
         Receive<GetContextInfo>(_ => Sender.Tell(Info()));
         Receive<Close>(_ => BeginClose());
     }
@@ -94,15 +93,10 @@ internal sealed unsafe class ContextActor : ReceiveActor, IWithUnboundedStash, I
         });
         Receive<ContextProtocol.SpaceAttachDone>(m =>
         {
-            if (m.Error is { } error)
-            {
-                _spec.Manager.Tell(new DeviceManager.ReleaseGroup(_spaces[space]));
-                EndAttach(replyTo, error);
-                return;
-            }
-            if (_attached is { } old && _spaces.TryGetValue(old, out var previous)) Detach(previous); // iommufd's replace
-            _attached = space;
-            EndAttach(replyTo, null);
+            if (m.Error is not null) _spec.Manager.Tell(new DeviceManager.ReleaseGroup(_spaces[space]));
+            else if (_attached is { } old && _spaces.TryGetValue(old, out var previous)) Detach(previous); // iommufd's replace
+            if (m.Error is null) _attached = space;
+            EndAttach(replyTo, m.Error);
         });
         Receive<Close>(_ => BeginClose());
         ReceiveAny(m =>
@@ -142,27 +136,27 @@ internal sealed unsafe class ContextActor : ReceiveActor, IWithUnboundedStash, I
     /// <summary>What every state takes in: answers of its children, the device, exports and the manager, and lifetime.</summary>
     private void Facts()
     {
-        Receive<ContextProtocol.MapDone>(OnMapDone);
-        Receive<ContextProtocol.UnmapDone>(OnUnmapDone);
-        Receive<Device.ExportCreated>(OnExportCreated);
+        Receive<ContextProtocol.MapDone>(m => m.ReplyTo.Tell(_buffers.MapEnded(m)));
+        Receive<ContextProtocol.UnmapDone>(m => m.ReplyTo.Tell(_buffers.UnmapEnded(m)));
+        Receive<Device.ExportCreated>(m => _dmaBufs.Created(m));
         Receive<ContextProtocol.ExportFailed>(m => m.ReplyTo.Tell(m.Error));
-        Receive<ContextProtocol.AttachedLocal>(m => Imported(m.ReplyTo, m.ExportActor,
-            _buffers.AddImport(new(m.Export, m.ExportActor, m.Attachment), m.Size, m.Access, m.Block, null)));
-        Receive<ContextProtocol.AttachedRemote>(OnAttachedRemote);
+        // An export that ends without a revoke (its node lost, it failed) ends every import of it: watched.
+        Receive<ContextProtocol.AttachedLocal>(m => Context.Watch(_dmaBufs.Attached(m)));
+        Receive<ContextProtocol.AttachedRemote>(m => Context.Watch(_dmaBufs.Attached(m)));
         Receive<ContextProtocol.AttachFailed>(m => m.ReplyTo.Tell(m.Error));
         Receive<ContextProtocol.ImportRevoked>(m => _buffers.Revoke(s => s.Export == m.Export, m.Error));
         Receive<ContextProtocol.ExportReleased>(m => _buffers.ExportRemoved(m.Export));
         Receive<ContextProtocol.SubmissionFailed>(m => (_faults, _lastFault) = (_faults + 1, $"{m.Fence}: {m.Error}"));
         Receive<ContextProtocol.DeviceStatusChanged>(m => _deviceStatus = m.Status);
-        Receive<Terminated>(m => _buffers.Revoke(s => s.ExportActor.Equals(m.ActorRef), m.AddressTerminated
-            ? new FabricError(ErrorCode.ENODEV, $"the export is gone: its node {m.ActorRef.Path.Address} was lost")
-            : new FabricError(ErrorCode.EIO, $"the export ended")));
-        Receive<ChildFailed>(m => Fail(new FabricError(ErrorCode.EIO, $"context {_name} failed: its {m.Child} threw {m.Type}")));
-        Receive<ClientGone>(_ =>
-        {
-            _clientGone = true;
-            Context.Stop(Self);
-        });
+        Receive<Terminated>(m => _dmaBufs.ExportEnded(m));
+        Receive<ChildFailed>(m => Stop(failure: new FabricError(ErrorCode.EIO, $"context {_name} failed: its {m.Child} threw {m.Type}")));
+        Receive<ClientGone>(_ => Stop(clientGone: true));
+    }
+
+    private void Stop(FabricError? failure = null, bool clientGone = false)
+    {
+        (_failure, _clientGone) = (_failure ?? failure, _clientGone || clientGone);
+        Context.Stop(Self);
     }
 
     private ContextInfo Info() => new(_spec.Device, _spec.Id, _buffers.Count, _buffers.Bytes, _spaces.Count, _buffers.Exports.Count,
@@ -172,40 +166,32 @@ internal sealed unsafe class ContextActor : ReceiveActor, IWithUnboundedStash, I
 
     // ── buffers ────────────────────────────────────────────────────────────────────────────────
 
-    private void OnAllocate(Allocate m)
-    {
-        if (DeviceBusy($"allocate {m.Size} bytes") is { } busy) Sender.Tell(busy);
-        else if (_buffers.TryAllocate(_spec.Memory, _spec.Profile, _spec.Device, m.Size, m.Alignment, m.Flags, out var buffer, out var error))
-            Sender.Tell(new BufferAllocated(buffer.Handle, buffer.Size));
-        else Sender.Tell(error!);
-    }
+    private object Allocate(Allocate m) =>
+        DeviceBusy($"allocate {m.Size} bytes") is { } busy ? busy
+        : _buffers.TryAllocate(_spec.Memory, _spec.Profile, _spec.Device, m.Size, m.Alignment, m.Flags, out var buffer, out var error)
+            ? new BufferAllocated(buffer.Handle, buffer.Size) : error!;
 
-    private void OnFree(Free m)
+    private object Free(Free m)
     {
-        if (!_buffers.TryFree(m.Handle, out var buffer, out var error))
-        {
-            Sender.Tell(error!);
-            return;
-        }
+        if (!_buffers.TryFree(m.Handle, out var buffer, out var error)) return error!;
         buffer.Release(_spec.Imports);
-        Sender.Tell(new Ack());
+        return new Ack();
     }
 
     private void HostAccess(BufferHandle handle, long offset, int length, Access needed, byte[]? write)
     {
-        if (_buffers.TryHostAccess(handle, offset, length, needed, out var buffer, out var error))
-            HostTransfer.Run(buffer, offset, length, write, _spec.DataPlane, Sender, _name);
-        else Sender.Tell(error!);
+        if (!_buffers.TryHostAccess(handle, offset, length, needed, out var buffer, out var error)) Sender.Tell(error!);
+        else HostTransfer.Run(buffer, offset, length, write, _spec.DataPlane, Sender, _name);
     }
 
     // ── address spaces ─────────────────────────────────────────────────────────────────────────
 
-    private void OnCreateSpace()
+    private AddressSpaceCreated CreateSpace()
     {
         var id = new AddressSpaceId(++_nextSpace);
-        var spec = new AddressSpace.Spec(id, $"{id} of {_name}", (ulong)_spec.Profile.PageSize, _spec.Device, _spec.Id, Self, _spec.DeviceActor, _spec.Faults);
+        var spec = new AddressSpace.Spec(id, $"{id} of {_name}", _spec.Profile, _spec.Device, _spec.Id, Self, _spec.DeviceActor, _spec.Faults);
         _spaces[id] = Context.ActorOf(AddressSpace.Props(spec), $"as-{id.Value}");
-        Sender.Tell(new AddressSpaceCreated(id));
+        return new AddressSpaceCreated(id);
     }
 
     private void WithSpace(AddressSpaceId id, Action<IActorRef> use)
@@ -223,26 +209,21 @@ internal sealed unsafe class ContextActor : ReceiveActor, IWithUnboundedStash, I
 
     private void OnAttach(AttachDevice m) => WithSpace(m.Id, space =>
     {
-        if (_attached == m.Id)
+        if (_attached == m.Id) Sender.Tell(new Ack()); // attached there already: a no-op
+        else
         {
-            Sender.Tell(new Ack()); // attached there already: a no-op
-            return;
+            _spec.Manager.Tell(new DeviceManager.ClaimGroup(_spec.IommuGroup, _spec.Device, $"{m.Id} of {_name}", m.Id, space, Self));
+            var replyTo = Sender;
+            Become(() => Attaching(m.Id, replyTo));
         }
-        _spec.Manager.Tell(new DeviceManager.ClaimGroup(_spec.IommuGroup, _spec.Device, $"{m.Id} of {_name}", m.Id, space, Self));
-        var replyTo = Sender;
-        Become(() => Attaching(m.Id, replyTo));
     });
 
-    private void OnDetach(DetachDevice m)
+    private object OnDetach(DetachDevice m)
     {
-        if (_attached != m.Id || !_spaces.TryGetValue(m.Id, out var space))
-        {
-            Sender.Tell(FabricError.Invalid($"{_name}: {_spec.Device} is not attached to {m.Id}"));
-            return;
-        }
+        if (_attached != m.Id || !_spaces.TryGetValue(m.Id, out var space)) return FabricError.Invalid($"{_name}: {_spec.Device} is not attached to {m.Id}");
         _attached = null;
         Detach(space);
-        Sender.Tell(new Ack());
+        return new Ack();
     }
 
     private void Detach(IActorRef space)
@@ -262,94 +243,31 @@ internal sealed unsafe class ContextActor : ReceiveActor, IWithUnboundedStash, I
         else Sender.Tell(refused!);
     }
 
-    private void OnMapDone(ContextProtocol.MapDone m)
-    {
-        if (m.Error is { } error) _buffers.MappingsRemoved([m.Handle]);
-        m.ReplyTo.Tell(m.Error ?? (object)new Mapped(m.Iova));
-    }
-
-    private void OnUnmapDone(ContextProtocol.UnmapDone m)
-    {
-        _buffers.MappingsRemoved(m.Removed);
-        m.ReplyTo.Tell(m.Error ?? (m.Destroyed ? new Ack() : (object)new Unmapped(m.Bytes)));
-    }
 
     // ── submissions ────────────────────────────────────────────────────────────────────────────
 
-    /// <summary>Checks and decodes one submission; null when it was rejected (already answered).</summary>
-    private AddressSpace.Resolvable? Check(Submit m)
+    /// <summary>
+    /// Submissions go, in order and as one message, to the attached address space, which decodes, translates and
+    /// queues them; refused here while the device is not operational or nothing is attached.
+    /// </summary>
+    private void Submit(ImmutableArray<Submit> submits)
     {
-        var reply = SubmitReply.For(m, Sender);
-        DecodedProgram? program = null;
-        if ((DeviceBusy($"submit to queue {m.Queue}")
-             ?? ContextChecks.Submit(m, _name, _spec.Device, _spec.Profile, _attached is not null, out program)) is { } error)
+        var refused = DeviceBusy("submit") ?? (_attached is null
+            ? FabricError.Invalid($"{_name} has no address space attached: attach {_spec.Device} to one before submitting") : null);
+        if (refused is not null)
         {
-            reply.Rejected(error);
-            return null;
-        }
-        _submissions++;
-        return new AddressSpace.Resolvable(program!, m.Queue, m.InFences.IsDefault ? [] : m.InFences, m.OutFences, reply);
-    }
-
-    /// <summary>Hands the submissions that passed to the attached address space, in order, as one message.</summary>
-    private void Forward(ImmutableArray<AddressSpace.Resolvable?> checkedSubmissions)
-    {
-        var passed = checkedSubmissions.OfType<AddressSpace.Resolvable>().ToImmutableArray();
-        if (passed.Length > 0 && _attached is { } attached) _spaces[attached].Tell(new AddressSpace.Resolve(passed));
-    }
-
-    // ── exports and imports ────────────────────────────────────────────────────────────────────
-
-    private void OnExport(Export m)
-    {
-        if (_buffers.TryBeginExport(m.Handle, m.Access, out var buffer, out var error))
-            _spec.DeviceActor.Tell(new Device.CreateExport(buffer, _spec.Id, Self, m.Access, Sender));
-        else Sender.Tell(error!);
-    }
-
-    private void OnExportCreated(Device.ExportCreated m)
-    {
-        if (!_buffers.ExportAdded(m.Token.Export, m.Export, m.Handle))
-        {
-            // Freed while the export was being made: the export still holds the memory, as a dma-buf would.
-            m.Export.Tell(new DmaBufExport.ExporterClosed());
-            m.ReplyTo.Tell(new FabricError(ErrorCode.EINVAL, $"{_name}: {m.Handle} was freed while it was being exported"));
+            foreach (var m in submits) SubmitReply.For(m, Sender).Rejected(refused);
             return;
         }
-        m.ReplyTo.Tell(new Exported(m.Token, m.Size));
-    }
-
-    private void OnRevoke(Revoke m)
-    {
-        var target = _buffers.Exports.TryGetValue(m.Export, out var export) ? export.Actor : _spec.Manager;
-        target.Tell(new DmaBufExport.Revoke(m.Export, Self, _name, Sender));
-    }
-
-    private void OnAttachedRemote(ContextProtocol.AttachedRemote m)
-    {
-        var unreachable = m.Unreachable ?? (_spec.DataPlane is null ? $"{_spec.Device}'s node has no data plane to reach {m.Export} on another node" : null);
-        var remote = unreachable is null ? m.Remote : null;
-        Imported(m.ReplyTo, m.ExportActor, _buffers.AddImport(new(m.Export, m.ExportActor, m.Attachment), m.Size, m.Access, null, remote, unreachable));
-    }
-
-    private void Imported(IActorRef replyTo, IActorRef export, BufferView buffer)
-    {
-        _spec.Imports.Added();
-        Context.Watch(export); // an export that ends without a revoke (its node lost, it failed) ends every import of it
-        replyTo.Tell(new Imported(buffer.Handle, buffer.Size, buffer.Access));
+        _submissions += submits.Length;
+        _spaces[_attached!.Value].Tell(new AddressSpace.Resolve(submits, Sender));
     }
 
     // ── failure and release ────────────────────────────────────────────────────────────────────
 
-    private void Fail(FabricError error)
-    {
-        _failure ??= error;
-        Context.Stop(Self);
-    }
-
     /// <summary>Address spaces hold mappings of this context's memory: one that throws is stopped, and the context with it.</summary>
     protected override SupervisorStrategy SupervisorStrategy() =>
-        new StopOnFailure(_log, _name, (child, e) => _self.Tell(new ChildFailed(child.Path.Name, e.GetType().Name)));
+        new StopOnFailure(_log, _name, (child, e) => _dmaBufs.Self.Tell(new ChildFailed(child.Path.Name, e.GetType().Name)));
 
     /// <summary>A handler that throws fails the context (the device stops it); the failure is kept for the client.</summary>
     protected override bool AroundReceive(Receive receive, object message)
@@ -370,9 +288,7 @@ internal sealed unsafe class ContextActor : ReceiveActor, IWithUnboundedStash, I
     {
         if (_closeReplyTo is null) // a close aborted its work already
             _spec.DeviceActor.Tell(new Device.AbortContext(_spec.Id, _failure ?? new FabricError(ErrorCode.EIO, $"aborted: context {_name} is gone")));
-        foreach (var (export, _) in _buffers.Exports.Values)
-            export.Tell(_failure is { } failed ? new DmaBufExport.ExporterFailed(failed with { Message = $"{failed.Message}; its exports are revoked" })
-                : new DmaBufExport.ExporterClosed());
+        _dmaBufs.Release(_failure);
         foreach (var buffer in _buffers.RemoveAll()) buffer.Release(_spec.Imports);
         if (_closeReplyTo is not null && _failure is null) _closeReplyTo.Tell(new Closed(_spec.Id));
         else if (!_clientGone)

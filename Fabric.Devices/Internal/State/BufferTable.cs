@@ -135,6 +135,20 @@ internal sealed class BufferTable(ContextId context, string name)
         return true;
     }
 
+    /// <summary>The address space answered a map: a refused one is uncounted. Returns the client's reply.</summary>
+    public object MapEnded(ContextProtocol.MapDone m)
+    {
+        if (m.Error is not null) MappingsRemoved([m.Handle]);
+        return m.Error ?? (object)new Core.Protocol.ContextRequests.Mapped(m.Iova);
+    }
+
+    /// <summary>The address space answered an unmap or its destruction: its mappings are uncounted. Returns the client's reply.</summary>
+    public object UnmapEnded(ContextProtocol.UnmapDone m)
+    {
+        MappingsRemoved(m.Removed);
+        return m.Error ?? (m.Destroyed ? new Core.Protocol.ContextRequests.Ack() : (object)new Core.Protocol.ContextRequests.Unmapped(m.Bytes));
+    }
+
     /// <summary>A mapping counted by <see cref="TryBeginMap"/> was refused, or mappings of the handles were unmapped.</summary>
     public void MappingsRemoved(IEnumerable<BufferHandle> handles)
     {

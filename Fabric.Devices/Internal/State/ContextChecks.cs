@@ -32,14 +32,13 @@ internal static class ContextChecks
     }
 
     /// <summary>Checks a submission's queue and fence slots, then decodes its whole command buffer.</summary>
-    public static FabricError? Submit(Submit m, string context, DeviceId device, DeviceProfile profile, bool attached, out DecodedProgram? program)
+    public static FabricError? Submit(Submit m, string space, DeviceId device, DeviceProfile profile, out DecodedProgram? program)
     {
         program = null;
         var inFences = m.InFences.IsDefault ? 0 : m.InFences.Length;
-        if (!attached) return FabricError.Invalid($"{context} has no address space attached: attach {device} to one before submitting");
-        if (m.Queue < 0 || m.Queue >= profile.Queues) return FabricError.Invalid($"{context}: {device} has queues 0 to {profile.Queues - 1}, not {m.Queue}");
+        if (m.Queue < 0 || m.Queue >= profile.Queues) return FabricError.Invalid($"{space}: {device} has queues 0 to {profile.Queues - 1}, not {m.Queue}");
         if (inFences > MaxFenceSlots || m.OutFences is < 0 or > MaxFenceSlots)
-            return FabricError.Invalid($"{context}: a submission takes at most {MaxFenceSlots} in-fences and {MaxFenceSlots} out-fences");
+            return FabricError.Invalid($"{space}: a submission takes at most {MaxFenceSlots} in-fences and {MaxFenceSlots} out-fences");
         return CommandDecoder.TryDecode(m.Commands, inFences, m.OutFences, out program, out var error) ? null : error;
     }
 }
