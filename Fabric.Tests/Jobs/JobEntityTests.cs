@@ -235,11 +235,15 @@ public sealed class JobEntityTests : Akka.TestKit.Xunit2.TestKit
     private static async Task<ImmutableArray<string>> EntitiesAsync(IActorRef region) =>
         [.. (await region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, Wait)).Shards.SelectMany(s => s.EntityIds)];
 
-    /// <summary>The rows the journal or snapshot table holds for one persistence id.</summary>
+    /// <summary>The rows the journal or snapshot table holds for one persistence id (none while the plugin has not made the table yet).</summary>
     private async Task<long> RowsAsync(string table, string persistenceId)
     {
         await using var connection = new SqliteConnection(PersistenceOptions.Sqlite(_root).EffectiveConnectionString);
         await connection.OpenAsync();
+        await using var exists = connection.CreateCommand();
+        exists.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = @table";
+        exists.Parameters.AddWithValue("@table", table);
+        if (Convert.ToInt64(await exists.ExecuteScalarAsync()) == 0) return 0;
         await using var command = connection.CreateCommand();
         command.CommandText = $"SELECT COUNT(*) FROM {table} WHERE persistence_id = @id";
         command.Parameters.AddWithValue("@id", persistenceId);
