@@ -43,6 +43,10 @@ public static class Device
     /// </summary>
     internal sealed record AbortContext(ContextId Context, FabricError Error) : INoSerializationVerificationNeeded;
 
+    /// <summary>From a context: a client-fence request of its client (create, signal, merge), answered to <paramref name="ReplyTo"/>.</summary>
+    internal sealed record ClientFence(ContextId Context, Core.Protocol.ContextRequests.IClientFenceRequest Request, IActorRef ReplyTo)
+        : INoSerializationVerificationNeeded;
+
     /// <summary>From a closing context: answer <see cref="ContextProtocol.ContextIdle"/> once none of its submissions is queued or running.</summary>
     internal sealed record NotifyWhenIdle(ContextId Context) : INoSerializationVerificationNeeded;
 

@@ -169,6 +169,24 @@ public sealed class DeviceContext : IAsyncDisposable
         };
     }
 
+    /// <summary>
+    /// Creates a fence this context owns (a sync_file / drm_syncobj fence): it signals when <see cref="SignalFenceAsync"/>
+    /// says so, or with EIO when this context goes. <paramref name="signalled"/>: a stub already signalled. With a
+    /// <paramref name="timeline"/>, it is point <paramref name="point"/> of that timeline and signals only after the
+    /// earlier points have. Submissions wait on it like on any fence.
+    /// </summary>
+    public async Task<FenceId> CreateFenceAsync(bool signalled = false, FabricError? error = null, long timeline = 0, long point = 0,
+        CancellationToken cancel = default) =>
+        (await Ask<FenceCreated>(new CreateFence(signalled, error, timeline, point), "create a fence", cancel)).Fence;
+
+    /// <summary>Signals a fence this context created, ok or with <paramref name="error"/>.</summary>
+    public Task SignalFenceAsync(FenceId fence, FabricError? error = null, CancellationToken cancel = default) =>
+        Ask<Ack>(new SignalFence(fence, error), $"signal {fence}", cancel);
+
+    /// <summary>A new fence that signals once all of <paramref name="fences"/> have (sync_file merge), with the first error among them.</summary>
+    public async Task<FenceId> MergeFencesAsync(IEnumerable<FenceId> fences, CancellationToken cancel = default) =>
+        (await Ask<FenceCreated>(new MergeFences([.. fences]), "merge fences", cancel)).Fence;
+
     /// <summary>Exports a buffer as a dma-buf; the token lets another context import it.</summary>
     public Task<Exported> ExportAsync(BufferHandle handle, Access access = Access.ReadWrite, CancellationToken cancel = default) =>
         Ask<Exported>(new Export(handle, access), $"export {handle}", cancel);

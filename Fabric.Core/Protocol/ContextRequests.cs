@@ -230,6 +230,41 @@ public static class ContextRequests
     [MessagePackObject]
     public sealed record Revoked([property: Key(0)] ExportId Export, [property: Key(1)] int Importers) : IFabricMessage;
 
+    /// <summary>A request about a fence the client owns (sync_file / drm_syncobj); the context hands it to its device.</summary>
+    public interface IClientFenceRequest : IFabricMessage;
+
+    /// <summary>
+    /// Creates a fence this context owns, on its device's timeline → <see cref="FenceCreated"/>. It signals when the
+    /// client says so (<see cref="SignalFence"/>), or with EIO when the context goes (a client's death signals its
+    /// fences: every fence signals in finite time). <paramref name="Signalled"/>: a stub that is signalled already
+    /// (drm_syncobj's stub fence), with <paramref name="Error"/> if given. With a <paramref name="Timeline"/>, the fence
+    /// is point <paramref name="Point"/> of that timeline of the context: it signals only once every earlier point of
+    /// the timeline has (a point not above the last one created → EINVAL). Submissions wait on it like on any fence.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record CreateFence(
+        [property: Key(0)] bool Signalled = false,
+        [property: Key(1)] FabricError? Error = null,
+        [property: Key(2)] long Timeline = 0,
+        [property: Key(3)] long Point = 0) : IClientFenceRequest;
+
+    [MessagePackObject]
+    public sealed record FenceCreated([property: Key(0)] FenceId Fence) : IFabricMessage;
+
+    /// <summary>
+    /// Signals a fence this context created, ok or with <paramref name="Error"/> → <see cref="Ack"/>. A fence of
+    /// another context or a device's own → EPERM; one that signalled already → EINVAL (a fence signals once).
+    /// </summary>
+    [MessagePackObject]
+    public sealed record SignalFence([property: Key(0)] FenceId Fence, [property: Key(1)] FabricError? Error = null) : IClientFenceRequest;
+
+    /// <summary>
+    /// A new fence that signals once all of <paramref name="Fences"/> have (sync_file merge): ok, or with the first
+    /// error among them → <see cref="FenceCreated"/>. Fences of any device; at most <see cref="DeviceRequests.MaxWaitFences"/>.
+    /// </summary>
+    [MessagePackObject]
+    public sealed record MergeFences([property: Key(0)] ImmutableArray<FenceId> Fences) : IClientFenceRequest;
+
     /// <summary>Reads the context's own counters → <see cref="ContextInfo"/>.</summary>
     [MessagePackObject]
     public sealed record GetContextInfo : IFabricMessage;

@@ -54,13 +54,22 @@ public static class InspectCommands
 
     public static void WriteDevices(IAnsiConsole console, IReadOnlyList<DeviceInfo> devices)
     {
-        var table = new Table().AddColumns("device", "kind", "group", "memory used", "total", "frag", "contexts", "exports", "imports", "queue", "util", "done", "failed", "resets");
+        var table = new Table().AddColumns("device", "status", "kind", "group", "memory used", "total", "frag", "contexts", "exports", "imports", "queue", "util", "done", "failed", "resets");
         foreach (var d in devices)
-            table.AddRow(Markup.Escape(d.Id.ToString()), Markup.Escape(d.Kind), d.IommuGroup.ToString(), Size(d.MemoryUsed), Size(d.MemoryTotal),
+            table.AddRow(Markup.Escape(d.Id.ToString()), StatusOf(d), Markup.Escape(d.Kind), d.IommuGroup.ToString(), Size(d.MemoryUsed), Size(d.MemoryTotal),
                 $"{d.Fragmentation:P0}", d.OpenContexts.ToString(), d.Exports.ToString(), d.Imports.ToString(), d.QueueDepth.ToString(), $"{d.Utilization:P0}",
                 d.CompletedSubmissions.ToString(), d.FailedSubmissions.ToString(), d.Resets.ToString());
         console.Write(table);
     }
+
+    /// <summary>The device's status as a table cell; a failed device shows why.</summary>
+    private static string StatusOf(DeviceInfo d) => d.Status switch
+    {
+        DeviceStatus.Operational => "ok",
+        DeviceStatus.InReset => "[yellow]in reset[/]",
+        DeviceStatus.Malfunction => $"[red]failed[/] {Markup.Escape(d.Failure ?? "")}",
+        _ => "[grey]removed[/]",
+    };
 
     public static string Size(long bytes) => bytes switch
     {

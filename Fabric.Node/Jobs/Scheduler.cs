@@ -19,7 +19,7 @@ public static class Scheduler
     public static DeviceId? Choose(Demand demand, IReadOnlyList<DeviceInfo> devices, IReadOnlySet<DeviceId> avoid)
     {
         var fitting = devices
-            .Where(d => !d.Resetting && d.MemoryFree >= demand.MemoryBytes - demand.InputBytesOn.GetValueOrDefault(d.Id))
+            .Where(d => d.Status == DeviceStatus.Operational && d.MemoryFree >= demand.MemoryBytes - demand.InputBytesOn.GetValueOrDefault(d.Id))
             .Where(d => demand.Node is null || d.Id.Node == demand.Node)
             .Where(d => demand.DeviceKind is null || d.Kind == demand.DeviceKind)
             .ToList();

@@ -81,6 +81,7 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
         Receive<Export>(m => _dmaBufs.Export(m, Sender));
         Receive<Import>(m => _dmaBufs.Import(m, Sender));
         Receive<Revoke>(m => _dmaBufs.Revoke(m, Sender));
+        Receive<IClientFenceRequest>(m => _spec.DeviceActor.Tell(new Device.ClientFence(_spec.Id, m, Sender)));
         Receive<GetContextInfo>(_ => Sender.Tell(Info()));
         Receive<Close>(_ => BeginClose());
     }

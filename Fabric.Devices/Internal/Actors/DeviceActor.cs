@@ -109,11 +109,17 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         Receive<SubmissionEngine.Ran>(OnRan);
         Receive<SubmissionEngine.WatchdogFired>(m => _engine.OnWatchdog(m));
         Receive<SubmissionEngine.WaiterExpired>(m => _engine.OnWaiterExpired(m));
+        Receive<SubmissionEngine.MergeDone>(m => _engine.OnMergeDone(m));
         Receive<CancelWait>(m => _engine.Cancel(m));
         Receive<DmaBufExport.Attach>(m => RouteToExport(m.Token.Export, m, m.Importer, e => new ContextProtocol.AttachFailed(e, m.ReplyTo)));
         Receive<DmaBufExport.Revoke>(m => RouteToExport(m.Export, m, m.ReplyTo, e => e));
         Receive<Device.AbortUses>(m => _engine.Abort(p => p.Submission.Space.Equals(m.Space) && m.Uses.Contains(p.Submission.Use), m.Error, blame: true));
-        Receive<Device.AbortContext>(m => _engine.Abort(p => p.Submission.Context == m.Context, m.Error, blame: false));
+        Receive<Device.ClientFence>(m => _engine.ClientFence(m));
+        Receive<Device.AbortContext>(m =>
+        {
+            _engine.Abort(p => p.Submission.Context == m.Context, m.Error, blame: false);
+            _engine.FailOwnedFences(m.Context, m.Error);
+        });
         Receive<Device.NotifyWhenIdle>(m => _engine.NotifyWhenIdle(m.Context, Sender));
         Receive<ContextGone>(m => _contexts.Remove(m.Context));
         Receive<ExportGone>(_ => _exports--);

@@ -26,10 +26,16 @@ internal sealed class SubmissionEngine(
     public sealed record FlushOutbox;
     public sealed record WaiterExpired(long Waiter);
     public sealed record WatchdogFired(long Seq);
+    /// <summary>The inputs of a merged fence all signalled (or one failed, or the bound passed).</summary>
+    public sealed record MergeDone(long Seq, FabricError? Error);
+
+    /// <summary>How long a merged fence waits for its inputs before it fails with ETIMEDOUT.</summary>
+    private static readonly TimeSpan MergeBound = TimeSpan.FromMinutes(10);
 
     private readonly FenceTimeline _fences = new(id, profile.FenceHistory);
     private readonly DeviceQueues _queues = new(profile.Queues);
     private readonly FenceWaiters<IActorRef> _waiters = new();
+    private readonly ClientFences _clientFences = new();
     private readonly Dictionary<ContextId, IActorRef> _idleWatchers = [];
     private readonly Dictionary<IActorRef, List<long>> _endedUses = [];
     private readonly Outbox _outbox = new();
@@ -236,6 +242,63 @@ internal sealed class SubmissionEngine(
     public void Cancel(CancelWait m)
     {
         if (_waiters.Cancel(new(m.Owner, m.Tag)) is { } waiter) timers.Cancel(WaiterKey(waiter.Id));
+    }
+
+    // ── fences clients own ───────────────────────────────────────────────────────────────────────
+
+    public void ClientFence(Device.ClientFence m)
+    {
+        m.ReplyTo.Tell(m.Request switch
+        {
+            CreateFence c => Create(m.Context, c),
+            ContextRequests.SignalFence s => SignalOwned(m.Context, s),
+            MergeFences g => Merge(g),
+            _ => FabricError.Invalid($"{m.Request.GetType().Name} is not a fence request {id} knows"),
+        });
+    }
+
+    private object Create(ContextId owner, CreateFence c)
+    {
+        if (_clientFences.CheckNewPoint(owner, c.Timeline, c.Point) is { } refused) return refused;
+        var fence = _fences.Issue();
+        _clientFences.Add(fence.Seq, owner, c.Timeline, c.Point);
+        if (c.Signalled) foreach (var (seq, error) in _clientFences.Signal(fence.Seq, c.Error)) SignalFence(seq, error);
+        return new FenceCreated(fence);
+    }
+
+    private object SignalOwned(ContextId owner, ContextRequests.SignalFence s)
+    {
+        if (s.Fence.Device != id || !_fences.IsIssued(s.Fence.Seq))
+            return new FabricError(ErrorCode.EPERM, $"{owner} may not signal {s.Fence}: only fences a context created on {id} are signalled by clients");
+        if (_clientFences.CheckSignal(owner, s.Fence) is { } refused) return refused;
+        foreach (var (seq, error) in _clientFences.Signal(s.Fence.Seq, s.Error)) SignalFence(seq, error);
+        return new Ack();
+    }
+
+    private object Merge(MergeFences g)
+    {
+        if (g.Fences.IsDefaultOrEmpty || g.Fences.Length > MaxWaitFences)
+            return FabricError.Invalid($"a merge takes 1 to {MaxWaitFences} fences, not {(g.Fences.IsDefault ? 0 : g.Fences.Length)}");
+        var merged = _fences.Issue();
+        Task.WhenAll(g.Fences.Select(f => new FenceAccess(self, manager, 0).WaitAsync(f, MergeBound, CancellationToken.None)))
+            .PipeTo(self, success: all => new MergeDone(merged.Seq, all.Select(Failure).FirstOrDefault(e => e is not null)),
+                failure: e => new MergeDone(merged.Seq, new FabricError(ErrorCode.EIO, $"{merged} could not wait on its inputs: {e.Message}")));
+        return new FenceCreated(merged);
+
+        FabricError? Failure(FenceStatus status) => status.State switch
+        {
+            FenceState.Failed => status.Error,
+            FenceState.Busy => new FabricError(ErrorCode.ETIMEDOUT, $"{status.Fence} did not signal within {MergeBound.TotalMinutes:0} minutes"),
+            _ => null,
+        };
+    }
+
+    public void OnMergeDone(MergeDone m) => SignalFence(m.Seq, m.Error);
+
+    /// <summary>The owning context is gone: its unsignalled fences signal with <paramref name="error"/> (finite time).</summary>
+    public void FailOwnedFences(ContextId owner, FabricError error)
+    {
+        foreach (var seq in _clientFences.RemoveOwnedBy(owner)) SignalFence(seq, error with { Message = $"{error.Message}; its fences signal with this error" });
     }
 
     // ── answers ────────────────────────────────────────────────────────────────────────────────
