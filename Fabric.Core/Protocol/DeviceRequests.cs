@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Akka.Actor;
+using Fabric.Core.Serialization;
 using MessagePack;
 
 namespace Fabric.Core.Protocol;
@@ -12,13 +13,16 @@ public static class DeviceRequests
 {
     /// <summary>Lists every device of the node with its current info → <see cref="DeviceList"/>.</summary>
     [MessagePackObject]
+    [Manifest("DeviceRequests.ListDevices")]
     public sealed record ListDevices : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("DeviceRequests.DeviceList")]
     public sealed record DeviceList([property: Key(0)] ImmutableArray<DeviceInfo> Devices) : IFabricMessage;
 
     /// <summary>Reads one device's info without opening it → <see cref="DeviceInfo"/>; unknown device → ENODEV.</summary>
     [MessagePackObject]
+    [Manifest("DeviceRequests.GetDeviceInfo")]
     public sealed record GetDeviceInfo([property: Key(0)] DeviceId Device) : IFabricMessage;
 
     /// <summary>
@@ -26,10 +30,12 @@ public static class DeviceRequests
     /// client: when the client stops (or its process or node dies) the context releases everything it holds.
     /// </summary>
     [MessagePackObject]
+    [Manifest("DeviceRequests.OpenDevice")]
     public sealed record OpenDevice([property: Key(0)] DeviceId Device, [property: Key(1)] IActorRef Client) : IFabricMessage;
 
     /// <summary>The context that <see cref="OpenDevice"/> created; every context request goes to <paramref name="Context"/>.</summary>
     [MessagePackObject]
+    [Manifest("DeviceRequests.DeviceOpened")]
     public sealed record DeviceOpened(
         [property: Key(0)] DeviceId Device,
         [property: Key(1)] ContextId Id,
@@ -41,6 +47,7 @@ public static class DeviceRequests
     /// timeout answers <see cref="FenceState.Busy"/>, which is not an error; a sequence number not yet issued → EINVAL.
     /// </summary>
     [MessagePackObject]
+    [Manifest("DeviceRequests.WaitFence")]
     public sealed record WaitFence([property: Key(0)] FenceId Fence, [property: Key(1)] TimeSpan Timeout) : IFabricMessage;
 
     /// <summary>
@@ -48,9 +55,11 @@ public static class DeviceRequests
     /// signalled by then; none before the timeout → an empty set (busy).
     /// </summary>
     [MessagePackObject]
+    [Manifest("DeviceRequests.WaitAnyFence")]
     public sealed record WaitAnyFence([property: Key(0)] ImmutableArray<FenceId> Fences, [property: Key(1)] TimeSpan Timeout) : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("DeviceRequests.FenceSet")]
     public sealed record FenceSet([property: Key(0)] ImmutableArray<FenceStatus> Signalled) : IFabricMessage;
 
     /// <summary>
@@ -58,9 +67,11 @@ public static class DeviceRequests
     /// new work is refused with EBUSY while it runs → <see cref="DeviceResetDone"/>.
     /// </summary>
     [MessagePackObject]
+    [Manifest("DeviceRequests.ResetDevice")]
     public sealed record ResetDevice([property: Key(0)] DeviceId Device) : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("DeviceRequests.DeviceResetDone")]
     public sealed record DeviceResetDone([property: Key(0)] DeviceId Device, [property: Key(1)] int AbortedSubmissions) : IFabricMessage;
 }
 
@@ -78,6 +89,7 @@ public enum FenceState
 
 /// <summary>A fence's state as a wait saw it; <paramref name="Error"/> is set exactly when the state is Failed.</summary>
 [MessagePackObject]
+[Manifest("FenceStatus")]
 public sealed record FenceStatus(
     [property: Key(0)] FenceId Fence,
     [property: Key(1)] FenceState State,
