@@ -30,6 +30,11 @@ public enum ErrorCode
     ENOSPC = 28,
     /// <summary>A range wraps around the address space.</summary>
     EOVERFLOW = 75,
+    /// <summary>
+    /// Address in use: a reserved IOVA region or an allowed IOVA range would cover a live mapping or each other, or a
+    /// live mapping is not aligned to a new, larger page size (iommufd's answer when a device cannot join).
+    /// </summary>
+    EADDRINUSE = 98,
     /// <summary>A wait timed out (a device watchdog or a client deadline).</summary>
     ETIMEDOUT = 110,
 }

@@ -29,11 +29,21 @@ public readonly record struct ContextId([property: Key(0)] long Value)
     public override string ToString() => $"ctx-{Value}";
 }
 
-/// <summary>A device-memory allocation, like a habanalabs memory handle. Valid only in the context that holds it.</summary>
+/// <summary>
+/// A device-memory allocation, like a habanalabs memory handle. Valid only in the context that holds it; the
+/// context's id is part of the value (high 32 bits), so a context can tell another context's handle (EPERM) from
+/// one that never existed (EINVAL).
+/// </summary>
 [MessagePackObject]
 public readonly record struct BufferHandle([property: Key(0)] long Value)
 {
-    public override string ToString() => $"buf-{Value}";
+    /// <summary>The handle number <paramref name="number"/> of context <paramref name="context"/>.</summary>
+    public static BufferHandle Of(ContextId context, long number) => new((context.Value << 32) | (number & 0xFFFF_FFFF));
+
+    /// <summary>The context that issued the handle (0 for a handle made up by hand).</summary>
+    [IgnoreMember] public long ContextValue => Value >>> 32;
+
+    public override string ToString() => ContextValue == 0 ? $"buf-{Value}" : $"buf-{Value & 0xFFFF_FFFF}@ctx-{ContextValue}";
 }
 
 /// <summary>An I/O address space (iommufd IOAS, PASID-tagged) of a context.</summary>

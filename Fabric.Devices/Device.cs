@@ -3,7 +3,7 @@ using Akka.Actor;
 using Fabric.Core;
 using Fabric.Devices.DataPlane;
 using Fabric.Devices.Internal.Execution;
-using Fabric.Devices.Internal.Memory;
+using Fabric.Devices.Internal.State;
 
 namespace Fabric.Devices;
 
@@ -13,8 +13,9 @@ namespace Fabric.Devices;
 /// </summary>
 public static class Device
 {
-    internal static Props Props(DeviceId id, DeviceProfile profile, int iommuGroup, IActorRef manager, FabricDataPlane? dataPlane) =>
-        Akka.Actor.Props.Create(() => new DeviceActor(id, profile.Validate(), iommuGroup, manager, dataPlane));
+    internal static Props Props(DeviceId id, DeviceProfile profile, int iommuGroup, IActorRef manager, FabricDataPlane? dataPlane,
+        FaultPlan? faults = null) =>
+        Akka.Actor.Props.Create(() => new DeviceActor(id, profile.Validate(), iommuGroup, manager, dataPlane, faults));
 
     /// <summary>
     /// From an address space: a submission that passed validation and translation. The device gives it a fence
@@ -24,9 +25,30 @@ public static class Device
     internal sealed record Enqueue(ImmutableArray<PreparedSubmission> Submissions) : INoSerializationVerificationNeeded;
 
     /// <summary>From a context: export one of its buffers. Answered to the context with <see cref="ExportCreated"/>.</summary>
-    internal sealed record CreateExport(DeviceBuffer Buffer, ContextId Exporter, IActorRef ExporterActor, Access Access, IActorRef ReplyTo)
+    internal sealed record CreateExport(BufferView Buffer, ContextId Exporter, IActorRef ExporterActor, Access Access, IActorRef ReplyTo)
         : INoSerializationVerificationNeeded;
 
     internal sealed record ExportCreated(ExportToken Token, IActorRef Export, BufferHandle Handle, long Size, IActorRef ReplyTo)
         : INoSerializationVerificationNeeded;
+
+    /// <summary>
+    /// From an address space whose ranges are being unmapped: stop these uses — queued ones fail at once, running ones
+    /// are cancelled — with <paramref name="Error"/>; the space hears <see cref="AddressSpace.UsesEnded"/> as each ends.
+    /// </summary>
+    internal sealed record AbortUses(IActorRef Space, ImmutableArray<long> Uses, FabricError Error) : INoSerializationVerificationNeeded;
+
+    /// <summary>
+    /// From a context that closes or stops: its queued submissions fail and its running ones are cancelled with
+    /// <paramref name="Error"/> (a closed file's work does not outlive it). No reply; see <see cref="NotifyWhenIdle"/>.
+    /// </summary>
+    internal sealed record AbortContext(ContextId Context, FabricError Error) : INoSerializationVerificationNeeded;
+
+    /// <summary>From a closing context: answer <see cref="ContextProtocol.ContextIdle"/> once none of its submissions is queued or running.</summary>
+    internal sealed record NotifyWhenIdle(ContextId Context) : INoSerializationVerificationNeeded;
+
+    /// <summary>
+    /// From the manager: the device is removed (hot-unplug, driver release). It refuses everything with ENODEV, aborts
+    /// its work, tells its contexts' clients, and stops once no submission runs.
+    /// </summary>
+    internal sealed record Remove : INoSerializationVerificationNeeded;
 }

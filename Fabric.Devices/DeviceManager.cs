@@ -14,13 +14,13 @@ namespace Fabric.Devices;
 /// </summary>
 public static class DeviceManager
 {
-    public static Props Props(string node, IReadOnlyList<DeviceProfile> profiles, FabricDataPlane? dataPlane = null)
+    public static Props Props(string node, IReadOnlyList<DeviceProfile> profiles, FabricDataPlane? dataPlane = null, FaultPlan? faults = null)
     {
         if (string.IsNullOrWhiteSpace(node) || node.Contains('/'))
             throw new ArgumentException($"a node name must be non-empty and without '/', not '{node}'", nameof(node));
         if (profiles.Count == 0) throw new ArgumentException("a node needs at least one device profile", nameof(profiles));
         foreach (var profile in profiles) profile.Validate();
-        return Akka.Actor.Props.Create(() => new DeviceManagerActor(node, profiles.ToImmutableArray(), dataPlane));
+        return Akka.Actor.Props.Create(() => new DeviceManagerActor(node, profiles.ToImmutableArray(), dataPlane, faults));
     }
 
     /// <summary>
@@ -47,6 +47,12 @@ public static class DeviceManager
     /// <summary>From the node layer: answer <see cref="Core.Protocol.DeviceRequests.ListDevices"/> by forwarding it to
     /// <paramref name="Enumerator"/> (the cluster-wide registry) instead of listing only this node's devices.</summary>
     public sealed record UseEnumerator(IActorRef Enumerator) : INoSerializationVerificationNeeded;
+
+    /// <summary>
+    /// Removes a device of this node (hot-unplug, a driver's release): its work is aborted, its contexts are torn down
+    /// and their clients told, and it then reads <see cref="Core.Protocol.DeviceStatus.Removed"/>. No reply.
+    /// </summary>
+    public sealed record RemoveDevice(DeviceId Device) : INoSerializationVerificationNeeded;
 
     /// <summary>Lists only this node's devices → <see cref="Core.Protocol.DeviceRequests.DeviceList"/> (what a registry collects).</summary>
     [MessagePackObject]

@@ -16,7 +16,7 @@ namespace Fabric.Devices;
 public static class DmaBufExport
 {
     internal sealed record Spec(ExportToken Token, MemoryBlock Block, long Size, Access Access, IActorRef Exporter,
-        string ExporterName, BufferHandle Handle, FabricDataPlane? DataPlane);
+        string ExporterName, BufferHandle Handle, FabricDataPlane? DataPlane, FaultPlan? Faults = null);
 
     /// <summary>The block in <paramref name="spec"/> must already carry the reference this export will own.</summary>
     internal static Props Props(Spec spec)
@@ -28,8 +28,10 @@ public static class DmaBufExport
 
     /// <summary>
     /// An importer context presents a token. Answered to <paramref name="Importer"/>: on its node, with the memory
-    /// itself (zero copy); otherwise with <see cref="ContextProtocol.AttachFailed"/> (EPERM for a forged token, ENOENT
-    /// for an export that is gone). The export death-watches the importer from then on.
+    /// itself (zero copy); on another node, with a data-plane credential, or — when this node serves no data plane —
+    /// attached without a path (its maps and uses fail with EPERM); otherwise with
+    /// <see cref="ContextProtocol.AttachFailed"/> (EPERM for a forged token, ENOENT for an export that is gone). The
+    /// export death-watches the importer from then on.
     /// </summary>
     [MessagePackObject]
     [Manifest("DmaBufExport.Attach")]
@@ -61,4 +63,10 @@ public static class DmaBufExport
     [MessagePackObject]
     [Manifest("DmaBufExport.ExporterClosed")]
     public sealed record ExporterClosed : IFabricMessage;
+
+    /// <summary>
+    /// The exporting context failed: its memory is not to be trusted, so the export is revoked — every importer gets
+    /// <see cref="ContextProtocol.ImportRevoked"/> with <paramref name="Error"/> — and it ends. No reply.
+    /// </summary>
+    internal sealed record ExporterFailed(FabricError Error) : INoSerializationVerificationNeeded;
 }

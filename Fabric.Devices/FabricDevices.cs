@@ -18,6 +18,8 @@ public static class FabricDevices
 
     /// <summary>Creates the node's device manager (and so its devices) as /user/devices.</summary>
     /// <param name="dataPlane">Serves this node's exports to other nodes and reaches theirs; null: exports stay on this node.</param>
-    public static IActorRef Start(ActorSystem system, string node, IReadOnlyList<DeviceProfile> profiles, FabricDataPlane? dataPlane = null) =>
-        system.ActorOf(DeviceManager.Props(node, profiles, dataPlane), ManagerName);
+    /// <param name="faults">Tests only: where actors of the stack throw on purpose.</param>
+    public static IActorRef Start(ActorSystem system, string node, IReadOnlyList<DeviceProfile> profiles, FabricDataPlane? dataPlane = null,
+        FaultPlan? faults = null) =>
+        system.ActorOf(DeviceManager.Props(node, profiles, dataPlane, faults), ManagerName);
 }

@@ -15,6 +15,7 @@ public sealed class DeviceContext : IAsyncDisposable
     private readonly IActorRef _actor;
     private int _closed;
     private volatile FabricError? _gone;
+    private readonly TaskCompletionSource<FabricError> _goneSignal = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     internal DeviceContext(FabricClient client, DeviceRequests.DeviceOpened opened)
     {
@@ -157,7 +158,7 @@ public sealed class DeviceContext : IAsyncDisposable
     /// it) the request fails at once with ENODEV, instead of waiting out its timeout for an answer nobody will send.
     /// </remarks>
     public Task<Imported> ImportAsync(ExportToken token, CancellationToken cancel = default) =>
-        Ask<Imported>(new Import(token), $"import {token}", cancel, lostAlso: _client.LostNode(token.Export.Device.Node));
+        Ask<Imported>(new Import(token), $"import {token}", cancel, alsoLost: _client.LostNode(token.Export.Device.Node));
 
     /// <summary>Revokes an export this context made; returns how many importers were told.</summary>
     public async Task<int> RevokeAsync(ExportId export, CancellationToken cancel = default) =>
@@ -184,11 +185,16 @@ public sealed class DeviceContext : IAsyncDisposable
         }
     }
 
-    private Task<T> Ask<T>(IFabricMessage request, string what, CancellationToken cancel, Task<FabricError>? lostAlso = null)
+    /// <summary>Asks the context; a request still pending when the context fails or is lost fails at once with that error.</summary>
+    private Task<T> Ask<T>(IFabricMessage request, string what, CancellationToken cancel, Task<FabricError>? alsoLost = null)
     {
         if (request is not Close) ThrowIfUnusable(what);
-        return _client.RequestAsync<T>(_actor, request, what, cancel, lostAlso: lostAlso);
+        var gone = alsoLost is null ? _goneSignal.Task : Task.WhenAny(_goneSignal.Task, alsoLost).Unwrap();
+        return _client.RequestAsync<T>(_actor, request, what, cancel, lostAlso: gone);
     }
+
+    /// <summary>Completes with the context's error once it failed, was torn down or its node was lost.</summary>
+    internal Task<FabricError> Gone => _goneSignal.Task;
 
     private void ThrowIfUnusable(string what)
     {
@@ -197,11 +203,18 @@ public sealed class DeviceContext : IAsyncDisposable
     }
 
     /// <summary>The context actor stopped without this client closing it: its node was lost, or the node closed it.</summary>
-    internal void MarkGone(bool nodeLost)
+    internal void MarkGone(bool nodeLost) => MarkGone(new FabricError(ErrorCode.ENODEV, nodeLost
+        ? $"context {this} is gone: node {Device.Node} was lost"
+        : $"context {this} was closed by its node"));
+
+    /// <summary>
+    /// The context is gone with <paramref name="error"/> (the first one told stays): pending and later requests on it
+    /// fail with it.
+    /// </summary>
+    internal void MarkGone(FabricError error)
     {
-        if (_closed != 0) return;
-        _gone = new FabricError(ErrorCode.ENODEV, nodeLost
-            ? $"context {this} is gone: node {Device.Node} was lost"
-            : $"context {this} was closed by its node");
+        if (_closed != 0 || _gone is not null) return;
+        _gone = error;
+        _goneSignal.TrySetResult(error);
     }
 }

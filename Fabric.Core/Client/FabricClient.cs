@@ -107,7 +107,8 @@ public sealed class FabricClient : IAsyncDisposable
         // A fence of this client's own submission is told to the session when it signals: wait here, not on the device.
         // A poll (zero timeout) of one not yet told asks the device, which may know it signalled a moment ago.
         if (!_byFence.TryGetValue(fence, out var signalled) || (timeout <= TimeSpan.Zero && !signalled.Task.IsCompleted))
-            return await RequestAsync<FenceStatus>(_deviceManager, new DeviceRequests.WaitFence(fence, timeout), $"wait on {fence}", cancel, timeout, lost);
+            return await CancellableWaitAsync(fence.Device, tag => new DeviceRequests.WaitFence(fence, timeout, _session, tag), (FenceStatus s) => s,
+                $"wait on {fence}", timeout, lost, cancel);
         if (!signalled.Task.IsCompleted && timeout > TimeSpan.Zero)
             await Task.WhenAny(signalled.Task, Task.Delay(timeout, cancel), lost ?? Task.Delay(Timeout.Infinite, cancel));
         cancel.ThrowIfCancellationRequested();
@@ -135,6 +136,8 @@ public sealed class FabricClient : IAsyncDisposable
     /// </summary>
     private sealed class SubmitPipe(IActorRef context, IActorRef session)
     {
+        public IActorRef Context => context;
+
         private const int MaxBatch = 128;
         private const int MaxBatchBytes = 512 * 1024;
         private readonly Lock _gate = new();
@@ -253,14 +256,38 @@ public sealed class FabricClient : IAsyncDisposable
     }
 
     /// <summary>Waits until any of the fences (all of one device) signals; returns those that had.</summary>
-    public async Task<ImmutableArray<FenceStatus>> WaitAnyAsync(IEnumerable<FenceId> fences, TimeSpan timeout, CancellationToken cancel = default) =>
-        (await RequestAsync<DeviceRequests.FenceSet>(
-            _deviceManager, new DeviceRequests.WaitAnyFence([.. fences], timeout), "wait on any of several fences", cancel, timeout)).Signalled;
+    public async Task<ImmutableArray<FenceStatus>> WaitAnyAsync(IEnumerable<FenceId> fences, TimeSpan timeout, CancellationToken cancel = default)
+    {
+        ImmutableArray<FenceId> set = [.. fences];
+        var device = set.IsEmpty ? default : set[0].Device;
+        return await CancellableWaitAsync(device, tag => new DeviceRequests.WaitAnyFence(set, timeout, _session, tag),
+            (DeviceRequests.FenceSet s) => s.Signalled, "wait on any of several fences", timeout, device.Node is null ? null : LostNode(device.Node), cancel);
+    }
+
+    /// <summary>
+    /// A wait on the device that, when <paramref name="cancel"/> fires first, is cancelled on the device too: its
+    /// waiter is gone at once instead of staying counted until its fence signals or its timeout passes.
+    /// </summary>
+    private async Task<TResult> CancellableWaitAsync<TReply, TResult>(DeviceId device, Func<long, IFabricMessage> wait, Func<TReply, TResult> result,
+        string what, TimeSpan timeout, Task<FabricError>? lost, CancellationToken cancel)
+    {
+        var tag = Interlocked.Increment(ref _nextTag);
+        try
+        {
+            return result(await RequestAsync<TReply>(_deviceManager, wait(tag), what, cancel, timeout, lost));
+        }
+        catch (Exception) when (cancel.IsCancellationRequested && device.Node is not null)
+        {
+            _deviceManager.Tell(new DeviceRequests.CancelWait(device, _session, tag));
+            throw;
+        }
+    }
 
     /// <summary>Resets a device: every in-flight submission ends with EIO. Returns how many were aborted.</summary>
-    public async Task<int> ResetDeviceAsync(DeviceId device, CancellationToken cancel = default) =>
-        (await RequestAsync<DeviceRequests.DeviceResetDone>(_deviceManager, new DeviceRequests.ResetDevice(device), $"reset {device}", cancel, lostAlso: LostNode(device.Node)))
-        .AbortedSubmissions;
+    /// <remarks><paramref name="hold"/> keeps the device in reset at least that long (its status reads InReset meanwhile).</remarks>
+    public async Task<int> ResetDeviceAsync(DeviceId device, CancellationToken cancel = default, TimeSpan hold = default) =>
+        (await RequestAsync<DeviceRequests.DeviceResetDone>(_deviceManager, new DeviceRequests.ResetDevice(device, hold), $"reset {device}", cancel,
+            waitsFor: hold, lostAlso: LostNode(device.Node))).AbortedSubmissions;
 
     /// <summary>Closes every context this client opened, then stops its session.</summary>
     public async ValueTask DisposeAsync()
@@ -284,7 +311,11 @@ public sealed class FabricClient : IAsyncDisposable
     private void Observe(IActorRef actor, string? node)
     {
         var address = actor.Path.Address;
-        if (!address.HasGlobalScope) return; // in this process: it cannot be lost without us
+        if (!address.HasGlobalScope)
+        {
+            if (node is not null) _session.Tell(new ClientSessionActor.Watch(actor)); // a context here: it can still fail
+            return; // in this process: its node cannot be lost without us
+        }
         _lost.GetOrAdd(address, _ => NewLoss());
         if (node is not null) _nodeAddresses[node] = address;
         _session.Tell(new ClientSessionActor.Watch(actor));
@@ -345,7 +376,32 @@ public sealed class FabricClient : IAsyncDisposable
             lost.TrySetResult(error);
             foreach (var name in NamesAt(address)) _lostNodes.GetOrAdd(name, _ => NewLoss()).TrySetResult(error);
         }
-        if (_contextsByActor.TryRemove(terminated.ActorRef, out var context)) context.MarkGone(terminated.AddressTerminated);
+        if (_contextsByActor.TryRemove(terminated.ActorRef, out var context))
+        {
+            context.MarkGone(terminated.AddressTerminated);
+            FailPendingSubmits(terminated.ActorRef, context);
+        }
+    }
+
+    /// <summary>The node told this client that a context failed or was torn down: it and its pending requests fail with the error.</summary>
+    private void OnContextFailed(ContextRequests.ContextFailed message)
+    {
+        if (!_contextsByActor.TryGetValue(message.Context, out var context)) return;
+        context.MarkGone(message.Error);
+        FailPendingSubmits(message.Context, context);
+    }
+
+    /// <summary>Submissions to a context that is gone and not yet accepted will never be: they fail with its error.</summary>
+    private void FailPendingSubmits(IActorRef actor, DeviceContext context)
+    {
+        if (!context.Gone.IsCompleted) return;
+        var error = context.Gone.Result;
+        foreach (var (tag, pending) in _byTag)
+            if (pending.Pipe.Context.Equals(actor) && !pending.Accepted.Task.IsCompleted && _byTag.TryRemove(tag, out _))
+            {
+                pending.Pipe.Answered(pending);
+                pending.Accepted.TrySetException(new FabricException(error));
+            }
     }
 
     /// <summary>
@@ -409,6 +465,7 @@ public sealed class FabricClient : IAsyncDisposable
             Receive<ContextRequests.SubmitAccepted>(client.OnSubmitAccepted);
             Receive<ContextRequests.SubmitRejected>(client.OnSubmitRejected);
             Receive<ContextRequests.FenceSignalled>(client.OnFenceSignalled);
+            Receive<ContextRequests.ContextFailed>(client.OnContextFailed);
             Receive<ContextRequests.SubmitOutcomes>(m =>
             {
                 foreach (var accepted in m.Accepted) client.OnSubmitAccepted(accepted);

@@ -227,4 +227,14 @@ public static class ContextRequests
     [MessagePackObject]
     [Manifest("ContextRequests.Closed")]
     public sealed record Closed([property: Key(0)] ContextId Id) : IFabricMessage;
+
+    /// <summary>
+    /// To the context's client, one-way: the context stopped without being closed — one of its actors failed (EIO,
+    /// naming the exception's type) or its device did — and released everything it held. Every pending and later
+    /// request on it fails with <paramref name="Error"/>.
+    /// </summary>
+    [MessagePackObject]
+    [Manifest("ContextRequests.ContextFailed")]
+    public sealed record ContextFailed([property: Key(0)] ContextId Id, [property: Key(1)] IActorRef Context, [property: Key(2)] FabricError Error)
+        : IFabricMessage;
 }

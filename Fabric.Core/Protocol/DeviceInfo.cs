@@ -29,9 +29,27 @@ public sealed record DeviceInfo(
     [property: Key(16)] double Utilization,
     [property: Key(17)] bool Resetting,
     [property: Key(18)] int Waiters = 0,
-    [property: Key(19)] int Imports = 0) : IFabricMessage
+    [property: Key(19)] int Imports = 0,
+    [property: Key(20)] DeviceStatus Status = DeviceStatus.Operational,
+    [property: Key(21)] string? Failure = null) : IFabricMessage
 {
     [IgnoreMember] public long MemoryFree => MemoryTotal - MemoryUsed;
+}
+
+/// <summary>
+/// A device's state as its sysfs <c>status</c> shows it (habanalabs: operational / in reset / malfunction), readable
+/// without opening the device.
+/// </summary>
+public enum DeviceStatus
+{
+    /// <summary>Takes work.</summary>
+    Operational = 0,
+    /// <summary>A reset is running: allocate, map, submit, wait and open answer EBUSY until it ends.</summary>
+    InReset = 1,
+    /// <summary>The device actor failed and was stopped; its contexts were torn down. <see cref="DeviceInfo.Failure"/> says why.</summary>
+    Malfunction = 2,
+    /// <summary>The device was removed (hot-unplugged): every request for it answers ENODEV.</summary>
+    Removed = 3,
 }
 
 /// <summary>What a context shows of itself: its objects and the faults its submissions caused.</summary>

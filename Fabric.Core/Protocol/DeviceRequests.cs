@@ -46,17 +46,43 @@ public static class DeviceRequests
     /// Waits until the fence signals or <paramref name="Timeout"/> passes → <see cref="FenceStatus"/>. A zero or expired
     /// timeout answers <see cref="FenceState.Busy"/>, which is not an error; a sequence number not yet issued → EINVAL.
     /// </summary>
+    /// <remarks>
+    /// A wait that names an <paramref name="Owner"/> and a <paramref name="Tag"/> can be cancelled with
+    /// <see cref="CancelWait"/>; a cancelled wait is gone from the device at once (it is no longer counted as a waiter).
+    /// While the device is in reset a wait answers EBUSY.
+    /// </remarks>
     [MessagePackObject]
     [Manifest("DeviceRequests.WaitFence")]
-    public sealed record WaitFence([property: Key(0)] FenceId Fence, [property: Key(1)] TimeSpan Timeout) : IFabricMessage;
+    public sealed record WaitFence(
+        [property: Key(0)] FenceId Fence,
+        [property: Key(1)] TimeSpan Timeout,
+        [property: Key(2)] IActorRef? Owner = null,
+        [property: Key(3)] long Tag = 0) : IFabricMessage;
+
+    /// <summary>
+    /// Cancels the wait that <paramref name="Owner"/> started with <paramref name="Tag"/> on a fence of
+    /// <paramref name="Device"/>: its waiter is removed at once and it gets no answer. No reply; unknown waits are ignored.
+    /// </summary>
+    [MessagePackObject]
+    [Manifest("DeviceRequests.CancelWait")]
+    public sealed record CancelWait([property: Key(0)] DeviceId Device, [property: Key(1)] IActorRef Owner, [property: Key(2)] long Tag)
+        : IFabricMessage;
+
+    /// <summary>The most fences one multi-wait takes (habanalabs' multi-CS wait takes 32); more → EINVAL.</summary>
+    public const int MaxWaitFences = 32;
 
     /// <summary>
     /// Waits until any of the fences (all of one device) signals → <see cref="FenceSet"/> with every fence that had
     /// signalled by then; none before the timeout → an empty set (busy).
     /// </summary>
+    /// <remarks>At most <see cref="MaxWaitFences"/> fences (EINVAL beyond); cancellable like <see cref="WaitFence"/>.</remarks>
     [MessagePackObject]
     [Manifest("DeviceRequests.WaitAnyFence")]
-    public sealed record WaitAnyFence([property: Key(0)] ImmutableArray<FenceId> Fences, [property: Key(1)] TimeSpan Timeout) : IFabricMessage;
+    public sealed record WaitAnyFence(
+        [property: Key(0)] ImmutableArray<FenceId> Fences,
+        [property: Key(1)] TimeSpan Timeout,
+        [property: Key(2)] IActorRef? Owner = null,
+        [property: Key(3)] long Tag = 0) : IFabricMessage;
 
     [MessagePackObject]
     [Manifest("DeviceRequests.FenceSet")]
@@ -64,11 +90,13 @@ public static class DeviceRequests
 
     /// <summary>
     /// Resets a device (like a hard reset): every in-flight and queued submission ends with EIO, every waiter wakes,
-    /// new work is refused with EBUSY while it runs → <see cref="DeviceResetDone"/>.
+    /// and while it runs the device refuses all work — open, allocate, map, submit and wait answer EBUSY, and its
+    /// status reads <see cref="DeviceStatus.InReset"/> → <see cref="DeviceResetDone"/> when it is operational again.
+    /// <paramref name="Hold"/> keeps the device in reset at least that long (a slow reset a test can observe).
     /// </summary>
     [MessagePackObject]
     [Manifest("DeviceRequests.ResetDevice")]
-    public sealed record ResetDevice([property: Key(0)] DeviceId Device) : IFabricMessage;
+    public sealed record ResetDevice([property: Key(0)] DeviceId Device, [property: Key(1)] TimeSpan Hold = default) : IFabricMessage;
 
     [MessagePackObject]
     [Manifest("DeviceRequests.DeviceResetDone")]

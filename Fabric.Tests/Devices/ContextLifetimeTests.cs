@@ -133,15 +133,25 @@ public sealed class ContextLifetimeTests(ITestOutputHelper output) : DeviceStack
     }
 
     [Fact]
-    public async Task Another_contexts_handle_is_unknown_here()
+    public async Task Another_contexts_handle_is_refused_with_EPERM_naming_its_owner()
     {
         await using var owner = await Client.OpenAsync(Dev(0));
         await using var other = await Client.OpenAsync(Dev(0));
         var handle = await owner.AllocateAsync(4096);
         await owner.WriteAsync(handle, 0, new byte[] { 1, 2, 3 });
 
-        await FailsWithAsync(ErrorCode.EINVAL, () => other.ReadAsync(handle, 0, 3));
-        await FailsWithAsync(ErrorCode.EINVAL, () => other.FreeAsync(handle));
+        var read = await FailsWithAsync(ErrorCode.EPERM, () => other.ReadAsync(handle, 0, 3));
+        Assert.Contains(owner.Id.ToString(), read.Message);
+        await FailsWithAsync(ErrorCode.EPERM, () => other.FreeAsync(handle));
+        await FailsWithAsync(ErrorCode.EPERM, () => other.ExportAsync(handle));
+        var space = await other.CreateAddressSpaceAsync();
+        await FailsWithAsync(ErrorCode.EPERM, () => other.MapAsync(space, handle, Access.ReadWrite));
+        // A handle no context issued is EINVAL on every path (habanalabs), not ENOENT on some.
+        var unknown = BufferHandle.Of(other.Id, 999);
+        await FailsWithAsync(ErrorCode.EINVAL, () => other.ReadAsync(unknown, 0, 3));
+        await FailsWithAsync(ErrorCode.EINVAL, () => other.MapAsync(space, unknown, Access.ReadWrite));
+        await FailsWithAsync(ErrorCode.EINVAL, () => other.ExportAsync(unknown));
+        await FailsWithAsync(ErrorCode.EINVAL, () => other.FreeAsync(unknown));
 
         Assert.Equal(new byte[] { 1, 2, 3 }, await owner.ReadAsync(handle, 0, 3));
     }

@@ -25,11 +25,14 @@ public abstract class DeviceStackTest : Akka.TestKit.Xunit2.TestKit
         : base(FabricDevices.SystemSetup(TestConfig), null, output)
     {
         Profiles = profiles.Length > 0 ? profiles : [SmallDevice(), SmallDevice()];
-        Devices = FabricDevices.Start(Sys, NodeName, Profiles);
+        Devices = FabricDevices.Start(Sys, NodeName, Profiles, faults: Faults);
         Client = FabricClient.Connect(Sys, Devices);
     }
 
     protected IReadOnlyList<DeviceProfile> Profiles { get; }
+
+    /// <summary>Where the stack throws on purpose; nothing is armed unless a test arms it.</summary>
+    protected FaultPlan Faults { get; } = new();
     protected IActorRef Devices { get; }
     protected FabricClient Client { get; }
 

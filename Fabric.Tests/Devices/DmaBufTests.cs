@@ -136,9 +136,10 @@ public sealed class DmaBufTests(ITestOutputHelper output) : DeviceStackTest(outp
             new CommandBufferBuilder().WaitFence(0).Fill(iova, 4096, 0xFFFFFFFF).Build(), inFences: [gate.OutFences[0]]);
 
         await exporter.RevokeAsync(exported.Token.Export);
-        var status = await importer.WaitAsync(blocked.Fence, Wait);
+        // The gate's matmul takes hundreds of ms alone, far longer on a loaded machine: wait for it as long as it takes.
+        var status = await importer.WaitAsync(blocked.Fence, TimeSpan.FromMinutes(2));
 
-        Assert.Equal(FenceState.Completed, (await exporter.WaitAsync(gate.Fence, Wait)).State);
+        Assert.Equal(FenceState.Completed, (await exporter.WaitAsync(gate.Fence, TimeSpan.FromMinutes(2))).State);
         Assert.Equal(FenceState.Failed, status.State);
         Assert.Equal(ErrorCode.EIO, status.Error!.Code);
         Assert.Equal(new byte[4], await exporter.ReadAsync(buffer, 0, 4));

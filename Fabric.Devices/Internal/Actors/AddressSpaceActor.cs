@@ -2,69 +2,106 @@ using System.Collections.Immutable;
 using Akka.Actor;
 using Fabric.Core;
 using Fabric.Devices.Internal.Execution;
-using Commands = Fabric.Devices.Internal.Commands;
 using Fabric.Devices.Internal.Memory;
+using Fabric.Devices.Internal.State;
+using Commands = Fabric.Devices.Internal.Commands;
 using static Fabric.Core.Protocol.ContextRequests;
 
 namespace Fabric.Devices;
 
-/// <summary>The actor behind <see cref="AddressSpace"/>: the only owner of its IOVA map.</summary>
+/// <summary>
+/// The actor behind <see cref="AddressSpace"/>: the only owner of its IOVA map. An unmap wins over the users of a
+/// range (iommufd): the mappings leave the map at once, so nothing new can resolve them; submissions still using
+/// them are aborted with EFAULT and the unmap is answered only when they have ended.
+/// <code>
+///   Live ──Destroy──▶ draining users ──last use ended──▶ stopped        (context stop: stopped at once, map torn down)
+/// </code>
+/// </summary>
 internal sealed unsafe class AddressSpaceActor : ReceiveActor
 {
     private readonly AddressSpace.Spec _spec;
     private readonly IovaMap<MappedRange> _map;
+    private readonly RangeUses _uses = new();
+    private readonly List<PendingUnmap> _unmapping = [];
+    private long _nextSerial;
 
-    /// <summary>What an IOVA range maps to: a buffer and the offset in it where the range starts.</summary>
-    internal sealed record MappedRange(DeviceBuffer Buffer, long Offset);
+    /// <summary>What an IOVA range maps to: a buffer, the offset in it where the range starts, and the mapping's serial.</summary>
+    internal sealed record MappedRange(BufferView Buffer, long Offset, long Serial);
+
+    /// <summary>An unmap waiting for the uses of the mappings it removed to end.</summary>
+    private sealed record PendingUnmap(ImmutableArray<BufferHandle> Removed, ulong Bytes, HashSet<long> Waiting, IActorRef ReplyTo, bool Destroy);
 
     public AddressSpaceActor(AddressSpace.Spec spec)
     {
         _spec = spec;
-        _map = new IovaMap<MappedRange>(spec.Name, spec.PageSize);
+        _map = new IovaMap<MappedRange>(spec.Name, (ulong)spec.Profile.PageSize);
 
         Receive<AddressSpace.MapBuffer>(OnMap);
-        Receive<AddressSpace.Unmap>(OnUnmap);
+        Receive<AddressSpace.Unmap>(m => Unmap(m.Iova, m.Length, m.ReplyTo, destroy: false, m.Exported));
         Receive<AddressSpace.ReadIova>(OnRead);
         Receive<AddressSpace.WriteIova>(OnWrite);
         Receive<AddressSpace.Resolve>(OnResolve);
-        Receive<AddressSpace.Destroy>(m =>
-        {
-            UnmapAll();
-            m.ReplyTo.Tell(new Ack());
-            Context.Stop(Self);
-        });
+        Receive<AddressSpace.UsesEnded>(OnUsesEnded);
+        Receive<AddressSpace.SetAttached>(_ => _spec.ContextActor.Tell(new ContextProtocol.SpaceAttachDone(_spec.Id, null)));
+        Receive<AddressSpace.Destroy>(m => Unmap(0, ulong.MaxValue, m.ReplyTo, destroy: true, exported: []));
     }
 
     private void OnMap(AddressSpace.MapBuffer m)
     {
-        if (_map.TryMap(m.Iova, (ulong)m.Length, m.Access, new MappedRange(m.Buffer, m.Offset), out var iova, out var error))
+        var range = new MappedRange(m.Buffer, m.Offset, ++_nextSerial);
+        if (!_map.TryMap(m.Iova, (ulong)m.Length, m.Access, range, out var iova, out var error))
         {
-            m.ReplyTo.Tell(new Mapped(iova));
+            _spec.ContextActor.Tell(new ContextProtocol.MapDone(m.Buffer.Handle, 0, error, m.ReplyTo));
             return;
         }
-        m.Buffer.RemoveMapping();
-        m.ReplyTo.Tell(error!);
+        _spec.Faults?.Pass(FaultPlan.Sites.AddressSpaceMap, _spec.Name);
+        _spec.ContextActor.Tell(new ContextProtocol.MapDone(m.Buffer.Handle, iova, null, m.ReplyTo));
     }
 
-    private void OnUnmap(AddressSpace.Unmap m)
+    private void Unmap(ulong iova, ulong length, IActorRef replyTo, bool destroy, ImmutableHashSet<BufferHandle> exported)
     {
-        if (!_map.TryUnmap(m.Iova, m.Length, out var bytes, out var removed, out var error, ExportedVeto))
+        FabricError? Veto(IovaMapping<MappedRange> mapping) => exported.Contains(mapping.Value.Buffer.Handle)
+            ? FabricError.Invalid($"cannot unmap {mapping} in {_spec.Name}: {mapping.Value.Buffer} is exported; revoke or release the export first")
+            : null;
+        if (!_map.TryUnmap(iova, length, out var bytes, out var removed, out var error, exported.IsEmpty ? null : Veto))
         {
-            m.ReplyTo.Tell(error!);
+            _spec.ContextActor.Tell(new ContextProtocol.UnmapDone([], 0, error, replyTo, destroy));
             return;
         }
-        foreach (var mapping in removed) mapping.Value.Buffer.RemoveMapping();
-        m.ReplyTo.Tell(new Unmapped(bytes));
+        var handles = removed.Select(r => r.Value.Buffer.Handle).ToImmutableArray();
+        var users = _uses.UsersOf(removed.Select(r => r.Value.Serial));
+        var pending = new PendingUnmap(handles, bytes, [.. users], replyTo, destroy);
+        if (users.IsEmpty)
+        {
+            Complete(pending);
+            return;
+        }
+        _unmapping.Add(pending);
+        var ranges = string.Join(", ", removed.Select(r => r.ToString()));
+        _spec.DeviceActor.Tell(new Device.AbortUses(Self, [.. users], new FabricError(ErrorCode.EFAULT,
+            $"I/O page fault: {ranges} of {_spec.Name} was unmapped while the submission used it")));
     }
 
-    private FabricError? ExportedVeto(IovaMapping<MappedRange> mapping) =>
-        mapping.Value.Buffer.Exports > 0
-            ? FabricError.Invalid($"cannot unmap [0x{mapping.Iova:x}, 0x{mapping.Iova + mapping.Length:x}) in {_spec.Name}: " +
-                                  $"{mapping.Value.Buffer} is exported; revoke or release the export first")
-            : null;
+    private void OnUsesEnded(AddressSpace.UsesEnded m)
+    {
+        foreach (var use in m.Uses) _uses.End(use);
+        foreach (var pending in _unmapping.ToList())
+        {
+            pending.Waiting.ExceptWith(m.Uses);
+            if (pending.Waiting.Count > 0) continue;
+            _unmapping.Remove(pending);
+            Complete(pending);
+        }
+    }
+
+    private void Complete(PendingUnmap pending)
+    {
+        _spec.ContextActor.Tell(new ContextProtocol.UnmapDone(pending.Removed, pending.Bytes, null, pending.ReplyTo, pending.Destroy));
+        if (pending.Destroy) Context.Stop(Self);
+    }
 
     /// <summary>Resolves a host access through an IOVA and pins its block; null when refused (already answered).</summary>
-    private (DeviceBuffer Buffer, nint Pointer)? PinIova(ulong iova, ulong length, Access needed, IActorRef replyTo)
+    private (MemoryBlock Block, nint Pointer)? PinIova(ulong iova, ulong length, Access needed, IActorRef replyTo)
     {
         if (!_map.TryResolve(iova, length, needed, out var mapping, out var offset, out var error))
         {
@@ -72,18 +109,20 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
             return null;
         }
         var buffer = mapping!.Value.Buffer;
-        if (buffer.Remote is not null)
+        if (buffer.Block is not { } block)
         {
-            replyTo.Tell(FabricError.Invalid($"IOVA 0x{iova:x} of {_spec.Name} maps {buffer}, memory of another node: read or write it through its handle"));
+            replyTo.Tell(buffer.Unreachable is { } why
+                ? new FabricError(ErrorCode.EPERM, $"IOVA 0x{iova:x} of {_spec.Name} maps {buffer}: {why}")
+                : FabricError.Invalid($"IOVA 0x{iova:x} of {_spec.Name} maps {buffer}, memory of another node: read or write it through its handle"));
             return null;
         }
-        if (buffer.RevokedError is { } revoked || !buffer.Block.TryAcquire())
+        if (buffer.Revocation.Error is { } revoked || !block.TryAcquire())
         {
             replyTo.Tell(new FabricError(ErrorCode.EIO, $"IOVA 0x{iova:x} of {_spec.Name} maps {buffer}, which can no longer be used: " +
-                                                         (buffer.RevokedError?.Message ?? "its memory is gone")));
+                                                         (buffer.Revocation.Error?.Message ?? "its memory is gone")));
             return null;
         }
-        return (buffer, (nint)(buffer.Block.Pointer + mapping.Value.Offset + (long)offset));
+        return (block, (nint)(block.Pointer + mapping.Value.Offset + (long)offset));
     }
 
     private void OnRead(AddressSpace.ReadIova m)
@@ -96,7 +135,7 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
         if (PinIova(m.Iova, (ulong)m.Length, Access.Read, m.ReplyTo) is not { } pinned) return;
         byte[] data;
         try { data = new ReadOnlySpan<byte>((byte*)pinned.Pointer, m.Length).ToArray(); }
-        finally { pinned.Buffer.Block.Release(); }
+        finally { pinned.Block.Release(); }
         m.ReplyTo.Tell(new BufferData(data));
     }
 
@@ -109,84 +148,87 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
         }
         if (PinIova(m.Iova, (ulong)m.Data.Length, Access.Write, m.ReplyTo) is not { } pinned) return;
         try { m.Data.AsSpan().CopyTo(new Span<byte>((byte*)pinned.Pointer, m.Data.Length)); }
-        finally { pinned.Buffer.Block.Release(); }
+        finally { pinned.Block.Release(); }
         m.ReplyTo.Tell(new Ack());
     }
 
     /// <summary>
     /// Translates every operand of the program before anything runs: an unmapped range or one running past its
-    /// mapping is an I/O page fault (EFAULT), a missing permission EPERM, a revoked import EIO. Then pins each buffer
-    /// once and queues the submission on the device.
+    /// mapping is an I/O page fault (EFAULT), a missing permission or an unreachable import EPERM, a revoked import
+    /// EIO. Then pins each buffer once, records the use of its mappings and queues the submission on the device.
     /// </summary>
     private void OnResolve(AddressSpace.Resolve m)
     {
         var prepared = ImmutableArray.CreateBuilder<PreparedSubmission>(m.Submissions.Length);
-        foreach (var submission in m.Submissions)
-            if (Prepare(submission) is { } ready) prepared.Add(ready);
+        foreach (var submit in m.Submissions)
+        {
+            var reply = SubmitReply.For(submit, m.Sender);
+            if (ContextChecks.Submit(submit, _spec.Name, _spec.Device, _spec.Profile, out var program) is { } refused) reply.Rejected(refused);
+            else if (Prepare(program!, submit, reply) is { } ready) prepared.Add(ready);
+        }
         if (prepared.Count > 0) _spec.DeviceActor.Tell(new Device.Enqueue(prepared.DrainToImmutable()));
     }
 
-    private PreparedSubmission? Prepare(AddressSpace.Resolvable m)
+    private PreparedSubmission? Prepare(Commands.DecodedProgram program, Submit submit, SubmitReply reply)
     {
         var segments = new List<ResolvedMemory.Segment>();
-        var buffers = new List<DeviceBuffer>();
-        var remotes = new List<DeviceBuffer>();
+        var buffers = new List<BufferView>();
+        var remotes = new List<BufferView>();
+        var serials = new List<long>();
         var remoteOperands = new HashSet<int>();
-        foreach (var command in m.Program.Commands)
+        foreach (var command in program.Commands)
         foreach (var operand in command.Operands)
         {
             if (!_map.TryResolve(operand.Iova, operand.Length, operand.Access, out var mapping, out _, out var error))
             {
                 var code = error!.Code == ErrorCode.ENOENT ? ErrorCode.EFAULT : error.Code;
                 var what = error.Code == ErrorCode.ENOENT ? "I/O page fault" : "permission fault";
-                m.Reply.Rejected(new FabricError(code,
-                    $"{what}: {command.Location}: operand {operand.Name} [0x{operand.Iova:x}, +0x{operand.Length:x}) " +
-                    $"needs {operand.Access}: {error.Message}"));
-                return null;
+                return Rejected(reply, new FabricError(code,
+                    $"{what}: {command.Location}: operand {operand.Name} [0x{operand.Iova:x}, +0x{operand.Length:x}) needs {operand.Access}: {error.Message}"));
             }
             var buffer = mapping!.Value.Buffer;
-            if (buffer.RevokedError is { } revoked)
-            {
-                m.Reply.Rejected(new FabricError(ErrorCode.EIO,
-                    $"{command.Location}: operand {operand.Name} uses {buffer}: {revoked.Message}"));
-                return null;
-            }
+            serials.Add(mapping.Value.Serial);
+            if (buffer.Unreachable is { } why)
+                return Rejected(reply, new FabricError(ErrorCode.EPERM, $"{command.Location}: operand {operand.Name} uses {buffer}: {why}"));
+            if (buffer.Revocation.Error is { } revoked)
+                return Rejected(reply, new FabricError(ErrorCode.EIO, $"{command.Location}: operand {operand.Name} uses {buffer}: {revoked.Message}"));
             if (buffer.Remote is { } remote)
             {
-                if (RemoteRefusal(command, operand, buffer, bothSides: !remoteOperands.Add(command.Index)) is { } refusal)
-                {
-                    m.Reply.Rejected(refusal);
-                    return null;
-                }
+                if (RemoteRefusal(command, operand, buffer, bothSides: !remoteOperands.Add(command.Index)) is { } refusal) return Rejected(reply, refusal);
                 segments.Add(new ResolvedMemory.Segment(mapping.Iova, mapping.Length, 0, remote, mapping.Value.Offset));
                 if (!remotes.Contains(buffer)) remotes.Add(buffer);
                 continue;
             }
-            segments.Add(new ResolvedMemory.Segment(mapping.Iova, mapping.Length, (nint)(buffer.Block.Pointer + mapping.Value.Offset)));
+            segments.Add(new ResolvedMemory.Segment(mapping.Iova, mapping.Length, (nint)(buffer.LocalBlock.Pointer + mapping.Value.Offset)));
             if (!buffers.Contains(buffer)) buffers.Add(buffer);
         }
 
-        var pinned = new List<DeviceBuffer>(buffers.Count);
+        var pinned = new List<BufferView>(buffers.Count);
         foreach (var buffer in buffers)
         {
-            if (buffer.Block.TryAcquire())
+            if (buffer.LocalBlock.TryAcquire())
             {
                 pinned.Add(buffer);
                 continue;
             }
-            foreach (var p in pinned) p.Block.Release();
-            m.Reply.Rejected(new FabricError(ErrorCode.EIO, $"{buffer} mapped in {_spec.Name} can no longer be used: its memory is gone"));
-            return null;
+            foreach (var p in pinned) p.LocalBlock.Release();
+            return Rejected(reply, new FabricError(ErrorCode.EIO, $"{buffer} mapped in {_spec.Name} can no longer be used: its memory is gone"));
         }
-        return new PreparedSubmission(_spec.Context, _spec.ContextActor, m.Queue, m.Program,
-            new ResolvedMemory(segments), [.. pinned], [.. remotes], m.InFences, m.OutFences, m.Reply);
+        return new PreparedSubmission(_spec.Context, _spec.ContextActor, Self, _uses.Begin(serials), submit.Queue, program,
+            new ResolvedMemory(segments), [.. pinned], [.. remotes], submit.InFences.IsDefault ? [] : submit.InFences, submit.OutFences, reply);
+    }
+
+    private static PreparedSubmission? Rejected(SubmitReply reply, FabricError error)
+    {
+        reply.Rejected(error);
+        return null;
     }
 
     /// <summary>
     /// Another node's memory is reached by DMA: only a COPY may touch it, and only one side of it (the other side
     /// is this node's memory). Compute commands work on local memory: copy the data in first.
     /// </summary>
-    private static FabricError? RemoteRefusal(Commands.DecodedCommand command, Commands.MemoryOperand operand, DeviceBuffer buffer, bool bothSides)
+    private static FabricError? RemoteRefusal(Commands.DecodedCommand command, Commands.MemoryOperand operand, BufferView buffer, bool bothSides)
     {
         if (bothSides)
             return FabricError.Invalid($"{command.Location}: both sides are memory of other nodes; one side of a COPY must be this device's memory");
@@ -196,13 +238,9 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
         return null;
     }
 
-    private void UnmapAll()
+    /// <summary>Closing the context tears the map down without errors, exports or not; running users keep their pins.</summary>
+    protected override void PostStop()
     {
-        if (_map.Count == 0) return;
-        if (_map.TryUnmap(0, ulong.MaxValue, out _, out var removed, out _, veto: null))
-            foreach (var mapping in removed) mapping.Value.Buffer.RemoveMapping();
+        if (_map.Count > 0) _map.TryUnmap(0, ulong.MaxValue, out _, out _, out _, veto: null);
     }
-
-    /// <summary>Closing the context (or destroying the space) tears the map down without errors, exports or not.</summary>
-    protected override void PostStop() => UnmapAll();
 }

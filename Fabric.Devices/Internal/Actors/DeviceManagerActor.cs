@@ -7,11 +7,18 @@ using static Fabric.Core.Protocol.DeviceRequests;
 
 namespace Fabric.Devices;
 
-/// <summary>The actor behind <see cref="DeviceManager"/>: parent of the node's devices.</summary>
+/// <summary>
+/// The actor behind <see cref="DeviceManager"/>: parent of the node's devices. A device that throws is stopped, not
+/// restarted (its memory would look allocated in a fresh instance); it then reads Malfunction — a removed one
+/// Removed — and every request for it answers ENODEV naming why.
+/// </summary>
 internal sealed class DeviceManagerActor : ReceiveActor
 {
     private readonly string _node;
     private readonly ImmutableArray<IActorRef> _devices;
+    private readonly ImmutableArray<DeviceProfile> _profiles;
+    private readonly Dictionary<int, DeviceInfo> _stopped = [];
+    private readonly Dictionary<int, string> _failures = [];
     private readonly ImmutableArray<int> _groups;
     private readonly Dictionary<int, GroupOwnership> _ownership = [];
     private ImmutableDictionary<string, IActorRef> _peers = ImmutableDictionary<string, IActorRef>.Empty;
@@ -27,18 +34,24 @@ internal sealed class DeviceManagerActor : ReceiveActor
         public readonly Dictionary<IActorRef, Claim> Claims = [];
     }
 
-    public DeviceManagerActor(string node, ImmutableArray<DeviceProfile> profiles, Fabric.Devices.DataPlane.FabricDataPlane? dataPlane)
+    public DeviceManagerActor(string node, ImmutableArray<DeviceProfile> profiles, Fabric.Devices.DataPlane.FabricDataPlane? dataPlane,
+        FaultPlan? faults)
     {
         _node = node;
+        _profiles = profiles;
         // A device without a group gets one of its own, numbered after every configured group.
         var nextGroup = Math.Max(0, profiles.Max(p => p.IommuGroup ?? -1) + 1);
         _groups = [.. profiles.Select(p => p.IommuGroup ?? nextGroup++)];
         _devices = [.. profiles.Select((profile, index) =>
         {
             var id = new DeviceId(node, index);
-            return Context.ActorOf(Device.Props(id, profile, _groups[index], Self, dataPlane), $"dev-{index}");
+            var device = Context.ActorOf(Device.Props(id, profile, _groups[index], Self, dataPlane, faults), $"dev-{index}");
+            Context.WatchWith(device, new DeviceStopped(index));
+            return device;
         })];
-
+        Receive<DeviceStopped>(OnDeviceStopped);
+        Receive<DeviceManager.RemoveDevice>(m => { if (Lookup(m.Device) is { } device) device.Tell(new Device.Remove()); });
+        Receive<CancelWait>(m => Route(m.Device, m, ActorRefs.Nobody, e => e));
         Receive<ListDevices>(m =>
         {
             if (_enumerator is not null) _enumerator.Forward(m);
@@ -51,7 +64,11 @@ internal sealed class DeviceManagerActor : ReceiveActor
             _departed = m.Departed;
         });
         Receive<DeviceManager.UseEnumerator>(m => _enumerator = m.Enumerator);
-        Receive<GetDeviceInfo>(m => Route(m.Device, m));
+        Receive<GetDeviceInfo>(m =>
+        {
+            if (m.Device.Node == _node && _stopped.TryGetValue(m.Device.Index, out var info)) Sender.Tell(info);
+            else Route(m.Device, m);
+        });
         Receive<OpenDevice>(m => Route(m.Device, m));
         Receive<ResetDevice>(m => Route(m.Device, m));
         Receive<WaitFence>(m => Route(m.Fence.Device, m));
@@ -65,11 +82,33 @@ internal sealed class DeviceManagerActor : ReceiveActor
     }
 
     private sealed record SpaceGone(IActorRef Space);
+    private sealed record DeviceStopped(int Index);
+
+    /// <summary>A device that throws is stopped, never restarted; the reason is kept for its info and for requests to it.</summary>
+    protected override SupervisorStrategy SupervisorStrategy() =>
+        new StopOnFailure(_log, $"node {_node}", (child, e) =>
+        {
+            var index = _devices.IndexOf(child);
+            if (index >= 0) _failures[index] = $"{e.GetType().Name}: {e.Message}";
+        });
+
+    private void OnDeviceStopped(DeviceStopped m)
+    {
+        var id = new DeviceId(_node, m.Index);
+        var profile = _profiles[m.Index];
+        var failure = _failures.GetValueOrDefault(m.Index);
+        _stopped[m.Index] = new DeviceInfo(id, profile.Kind, _groups[m.Index], profile.PageSize, profile.Queues, profile.MemoryBytes,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, false, 0, 0, failure is null ? DeviceStatus.Removed : DeviceStatus.Malfunction, failure);
+        foreach (var ownership in _ownership.Values)
+            foreach (var (space, _) in ownership.Claims.Where(c => c.Value.Device == id).ToList()) ReleaseClaims(space);
+    }
 
     private void ListLocal()
     {
         var replyTo = Sender;
-        Context.ActorOf(Akka.Actor.Props.Create(() => new ListDevicesAggregator(_devices, replyTo)));
+        var live = _devices.Where((_, index) => !_stopped.ContainsKey(index)).ToImmutableArray();
+        var stopped = _stopped.Values.ToImmutableArray();
+        Context.ActorOf(Akka.Actor.Props.Create(() => new ListDevicesAggregator(live, stopped, replyTo)));
     }
 
     private void Route(DeviceId device, object message) => Route(device, message, Sender, e => e);
@@ -82,10 +121,12 @@ internal sealed class DeviceManagerActor : ReceiveActor
     }
 
     private IActorRef? Lookup(DeviceId device) =>
-        device.Node == _node && device.Index >= 0 && device.Index < _devices.Length ? _devices[device.Index] : null;
+        device.Node == _node && device.Index >= 0 && device.Index < _devices.Length && !_stopped.ContainsKey(device.Index) ? _devices[device.Index] : null;
 
     private FabricError NoSuchDevice(DeviceId device) => new(ErrorCode.ENODEV,
-        device.Node == _node
+        device.Node == _node && _stopped.TryGetValue(device.Index, out var stopped)
+            ? stopped.Failure is { } failure ? $"{device} failed ({failure}) and was stopped; it reads Malfunction" : $"{device} was removed"
+        : device.Node == _node
             ? $"there is no device {device}: node {_node} has {_devices.Length} devices ({_node}/dev0 to {_node}/dev{_devices.Length - 1})"
             : _departed.Contains(device.Node)
                 ? $"device {device} is gone: its node {device.Node} left the cluster or was lost"
@@ -96,6 +137,11 @@ internal sealed class DeviceManagerActor : ReceiveActor
         if (m.Fences.IsDefaultOrEmpty)
         {
             Sender.Tell(FabricError.Invalid("a multi-wait needs at least one fence"));
+            return;
+        }
+        if (m.Fences.Length > MaxWaitFences)
+        {
+            Sender.Tell(FabricError.Invalid($"a multi-wait takes at most {MaxWaitFences} fences, not {m.Fences.Length}"));
             return;
         }
         var device = m.Fences[0].Device;
@@ -137,9 +183,11 @@ internal sealed class DeviceManagerActor : ReceiveActor
     {
         private readonly List<DeviceInfo> _infos = [];
 
-        public ListDevicesAggregator(ImmutableArray<IActorRef> devices, IActorRef replyTo)
+        public ListDevicesAggregator(ImmutableArray<IActorRef> devices, ImmutableArray<DeviceInfo> stopped, IActorRef replyTo)
         {
-            var expected = devices.Length;
+            _infos.AddRange(stopped);
+            var expected = devices.Length + stopped.Length;
+            if (expected == _infos.Count) Self.Tell(ReceiveTimeout.Instance);
             foreach (var device in devices) device.Tell(new GetDeviceInfo(default));
             Timers.StartSingleTimer("deadline", ReceiveTimeout.Instance, TimeSpan.FromSeconds(5));
             Receive<DeviceInfo>(info =>

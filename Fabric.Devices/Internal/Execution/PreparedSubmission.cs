@@ -3,22 +3,26 @@ using Akka.Actor;
 using Fabric.Core;
 using Fabric.Devices.DataPlane;
 using Fabric.Devices.Internal.Commands;
-using Fabric.Devices.Internal.Memory;
+using Fabric.Devices.Internal.State;
 
 namespace Fabric.Devices.Internal.Execution;
 
 /// <summary>
 /// A submission that passed decoding and IOVA translation: its program, the translated memory, and one pin (a block
 /// reference) on every buffer it touches, so nothing it uses can be freed until it ends. Local to one node.
+/// It is use <see cref="Use"/> of the address space <see cref="Space"/>: the space holds the ranges it uses until the
+/// device reports it ended, so an unmap of them waits for it (or aborts it).
 /// </summary>
 internal sealed class PreparedSubmission(
     ContextId context,
     IActorRef contextActor,
+    IActorRef space,
+    long use,
     int queue,
     DecodedProgram program,
     ResolvedMemory memory,
-    ImmutableArray<DeviceBuffer> pinned,
-    ImmutableArray<DeviceBuffer> remotes,
+    ImmutableArray<BufferView> pinned,
+    ImmutableArray<BufferView> remotes,
     ImmutableArray<FenceId> inFences,
     int outFences,
     SubmitReply reply)
@@ -27,13 +31,15 @@ internal sealed class PreparedSubmission(
 
     public ContextId Context { get; } = context;
     public IActorRef ContextActor { get; } = contextActor;
+    public IActorRef Space { get; } = space;
+    public long Use { get; } = use;
     public int Queue { get; } = queue;
     public DecodedProgram Program { get; } = program;
     public ResolvedMemory Memory { get; } = memory;
-    public ImmutableArray<DeviceBuffer> Pinned { get; } = pinned;
+    public ImmutableArray<BufferView> Pinned { get; } = pinned;
 
     /// <summary>Imports of other nodes' exports it uses; their bytes move over the data plane when it runs.</summary>
-    public ImmutableArray<DeviceBuffer> Remotes { get; } = remotes;
+    public ImmutableArray<BufferView> Remotes { get; } = remotes;
     public ImmutableArray<FenceId> InFences { get; } = inFences;
     public int OutFences { get; } = outFences;
 
@@ -44,9 +50,9 @@ internal sealed class PreparedSubmission(
     public FabricError? Revoked()
     {
         foreach (var buffer in Pinned)
-            if (buffer.RevokedError is { } error) return error;
+            if (buffer.Revocation.Error is { } error) return error;
         foreach (var buffer in Remotes)
-            if (buffer.RevokedError is { } error) return error;
+            if (buffer.Revocation.Error is { } error) return error;
         return null;
     }
 
@@ -54,7 +60,7 @@ internal sealed class PreparedSubmission(
     public void Release()
     {
         if (Interlocked.Exchange(ref _released, 1) != 0) return;
-        foreach (var buffer in Pinned) buffer.Block.Release();
+        foreach (var buffer in Pinned) buffer.LocalBlock.Release();
     }
 }
 
