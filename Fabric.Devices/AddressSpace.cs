@@ -50,6 +50,22 @@ public static class AddressSpace
     /// <summary>The context's device attaches (true: the page size narrows to the device's) or detaches (back to the host's).</summary>
     internal sealed record SetAttached(bool Attached) : INoSerializationVerificationNeeded;
 
+    internal sealed record GetRanges(IActorRef ReplyTo) : INoSerializationVerificationNeeded;
+
+    internal sealed record Allow(ImmutableArray<(ulong Start, ulong Last)> Ranges, IActorRef ReplyTo) : INoSerializationVerificationNeeded;
+
+    internal sealed record Reserve(ulong Start, ulong Last, IActorRef ReplyTo) : INoSerializationVerificationNeeded;
+
+    /// <summary>IOAS_COPY, source side: find the pieces covering the range; the context hears <see cref="ContextProtocol.CopyPieces"/>.</summary>
+    internal sealed record CopyOut(ulong Iova, ulong Length, Access Access, AddressSpaceId Target, ulong? TargetIova, IActorRef ReplyTo)
+        : INoSerializationVerificationNeeded;
+
+    /// <summary>IOAS_COPY, target side: map the pieces back to back, all or none; the context hears <see cref="ContextProtocol.MapDone"/> per piece.</summary>
+    internal sealed record MapPieces(ImmutableArray<Piece> Pieces, ulong? Iova, Access Access, IActorRef ReplyTo) : INoSerializationVerificationNeeded;
+
+    /// <summary>A piece of a source range: <paramref name="Length"/> bytes of a buffer from <paramref name="Offset"/>.</summary>
+    internal sealed record Piece(BufferView Buffer, long Offset, ulong Length);
+
     /// <summary>Unmap everything (waiting for users like <see cref="Unmap"/>), tell the context, and stop.</summary>
     internal sealed record Destroy(IActorRef ReplyTo) : INoSerializationVerificationNeeded;
 }

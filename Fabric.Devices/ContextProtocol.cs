@@ -83,6 +83,13 @@ public static class ContextProtocol
     internal sealed record UnmapDone(ImmutableArray<BufferHandle> Removed, ulong Bytes, FabricError? Error, IActorRef ReplyTo, bool Destroyed = false)
         : INoSerializationVerificationNeeded;
 
+    /// <summary>From a source address space: the pieces to map in the target of an IOAS_COPY, or why not.</summary>
+    internal sealed record CopyPieces(ImmutableArray<AddressSpace.Piece> Pieces, AddressSpaceId Target, ulong? TargetIova, Access Access,
+        FabricError? Error, IActorRef ReplyTo) : INoSerializationVerificationNeeded;
+
+    /// <summary>From a target address space: the pieces of an IOAS_COPY are mapped at <paramref name="Iova"/>, or none is.</summary>
+    internal sealed record CopyDone(ImmutableArray<BufferHandle> Handles, ulong Iova, FabricError? Error, IActorRef ReplyTo) : INoSerializationVerificationNeeded;
+
     /// <summary>From an address space: the device's attach (page size and aperture narrowed) or detach ended.</summary>
     internal sealed record SpaceAttachDone(AddressSpaceId Space, FabricError? Error) : INoSerializationVerificationNeeded;
 }

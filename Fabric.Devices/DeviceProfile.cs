@@ -21,6 +21,15 @@ public sealed record DeviceProfile
     /// <summary>IOMMU page size: mapping IOVAs and lengths are multiples of it; allocations are rounded up to it.</summary>
     public long PageSize { get; init; } = 4096;
 
+    /// <summary>
+    /// Width of the device's IOVA aperture: an address space it is attached to takes IOVAs below 2^IovaBits only (the
+    /// rest reads as reserved in its usable ranges), and widens back when it detaches.
+    /// </summary>
+    public int IovaBits { get; init; } = 48;
+
+    /// <summary>IOVA ranges (inclusive) the device cannot use, such as an MSI window: reserved while it is attached.</summary>
+    public System.Collections.Immutable.ImmutableArray<(ulong Start, ulong Last)> ReservedIovas { get; init; } = [];
+
     /// <summary>IOMMU group; null gives the device a group of its own.</summary>
     public int? IommuGroup { get; init; }
 
@@ -39,6 +48,8 @@ public sealed record DeviceProfile
             throw new ArgumentException($"page size must be a power of two of at least 256, not {PageSize}", nameof(PageSize));
         if (MemoryBytes % PageSize != 0) throw new ArgumentException($"device memory {MemoryBytes} is not a multiple of the page size {PageSize}", nameof(MemoryBytes));
         if (Watchdog <= TimeSpan.Zero) throw new ArgumentException("the watchdog must be positive", nameof(Watchdog));
+        if (IovaBits is < 20 or > 64) throw new ArgumentException($"the IOVA aperture must be 20 to 64 bits wide, not {IovaBits}", nameof(IovaBits));
+        if (ReservedIovas.Any(r => r.Start > r.Last)) throw new ArgumentException("a reserved IOVA range must start at or below its last IOVA", nameof(ReservedIovas));
         if (FenceHistory < 16) throw new ArgumentException("the fence history must keep at least 16 fences", nameof(FenceHistory));
         return this;
     }

@@ -111,6 +111,27 @@ public sealed class DeviceContext : IAsyncDisposable
     public async Task<ulong> UnmapAsync(AddressSpaceId space, Iova iova, ulong length, CancellationToken cancel = default) =>
         (await Ask<Unmapped>(new Unmap(space, iova, length), $"unmap [{iova}, +0x{length:x}) in {space}", cancel)).Bytes;
 
+    /// <summary>The IOVA ranges the address space can map now, and the alignment maps need (iommufd IOAS_IOVA_RANGES).</summary>
+    public Task<IovaRanges> GetIovaRangesAsync(AddressSpaceId space, CancellationToken cancel = default) =>
+        Ask<IovaRanges>(new GetIovaRanges(space), $"read the IOVA ranges of {space}", cancel);
+
+    /// <summary>Sets the ranges automatic IOVAs come from (IOAS_ALLOW_IOVAS); an empty list clears it.</summary>
+    public Task AllowIovasAsync(AddressSpaceId space, IEnumerable<IovaRange> ranges, CancellationToken cancel = default) =>
+        Ask<Ack>(new AllowIovas(space, [.. ranges]), $"allow IOVAs in {space}", cancel);
+
+    /// <summary>Reserves a hole in the address space that no map may touch.</summary>
+    public Task ReserveIovasAsync(AddressSpaceId space, IovaRange range, CancellationToken cancel = default) =>
+        Ask<Ack>(new ReserveIovas(space, range), $"reserve {range} in {space}", cancel);
+
+    /// <summary>
+    /// Maps the memory behind a mapped range again, in <paramref name="target"/> (IOAS_COPY: the same memory, no bytes
+    /// copied), at <paramref name="targetIova"/> or where the target chooses. Returns the target IOVA.
+    /// </summary>
+    public async Task<Iova> CopyMappingAsync(AddressSpaceId source, Iova sourceIova, ulong length, AddressSpaceId target, Access access,
+        Iova? targetIova = null, CancellationToken cancel = default) =>
+        (await Ask<Mapped>(new CopyMapping(source, sourceIova, length, target, targetIova, access),
+            $"copy [{sourceIova}, +0x{length:x}) of {source} to {target}", cancel)).Iova;
+
     public async Task<byte[]> ReadIovaAsync(AddressSpaceId space, Iova iova, int length, CancellationToken cancel = default) =>
         (await Ask<BufferData>(new ReadIova(space, iova, length), $"read {length} bytes at IOVA {iova} of {space}", cancel)).Data;
 

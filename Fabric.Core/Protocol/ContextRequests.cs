@@ -107,6 +107,59 @@ public static class ContextRequests
     [Manifest("ContextRequests.Unmapped")]
     public sealed record Unmapped([property: Key(0)] ulong Bytes) : IFabricMessage;
 
+    /// <summary>An inclusive IOVA range [<paramref name="Start"/>, <paramref name="Last"/>].</summary>
+    [MessagePackObject]
+    public readonly record struct IovaRange([property: Key(0)] ulong Start, [property: Key(1)] ulong Last)
+    {
+        public override string ToString() => $"[0x{Start:x}, 0x{Last:x}]";
+    }
+
+    /// <summary>
+    /// The IOVA ranges an address space can map now (iommufd IOAS_IOVA_RANGES) → <see cref="IovaRanges"/>: the whole
+    /// 64-bit space at the host page size while no device is attached; narrowed to the device's aperture, outside its
+    /// reserved regions and at its page size while one is; widened back when it detaches. Unknown space → ENOENT.
+    /// </summary>
+    [MessagePackObject]
+    [Manifest("ContextRequests.GetIovaRanges")]
+    public sealed record GetIovaRanges([property: Key(0)] AddressSpaceId Space) : IFabricMessage;
+
+    [MessagePackObject]
+    [Manifest("ContextRequests.IovaRanges")]
+    public sealed record IovaRanges([property: Key(0)] ImmutableArray<IovaRange> Ranges, [property: Key(1)] ulong Alignment) : IFabricMessage;
+
+    /// <summary>
+    /// Sets the ranges automatic IOVAs come from (iommufd IOAS_ALLOW_IOVAS; replaces the list, empty clears it) → <see cref="Ack"/>.
+    /// While set, the usable ranges may not narrow over them: an attach of a device that would is refused (EADDRINUSE).
+    /// Malformed or overlapping ranges → EINVAL; a range already not usable → EADDRINUSE.
+    /// </summary>
+    [MessagePackObject]
+    [Manifest("ContextRequests.AllowIovas")]
+    public sealed record AllowIovas([property: Key(0)] AddressSpaceId Space, [property: Key(1)] ImmutableArray<IovaRange> Ranges) : IFabricMessage;
+
+    /// <summary>
+    /// Reserves a hole no map may touch (fixed maps into it → EINVAL, automatic ones skip it) for the address space's
+    /// life → <see cref="Ack"/>. It overlaps a live mapping or an allowed range → EADDRINUSE.
+    /// </summary>
+    [MessagePackObject]
+    [Manifest("ContextRequests.ReserveIovas")]
+    public sealed record ReserveIovas([property: Key(0)] AddressSpaceId Space, [property: Key(1)] IovaRange Range) : IFabricMessage;
+
+    /// <summary>
+    /// Maps the memory behind [<paramref name="SourceIova"/>, +<paramref name="Length"/>) of one address space again in
+    /// <paramref name="Target"/> (the same one or another of this context), at <paramref name="TargetIova"/> or where it
+    /// chooses (iommufd IOAS_COPY: no bytes move; both mappings reach the same memory) → <see cref="Mapped"/>. The source
+    /// range must be mapped without a hole (ENOENT) and allow <paramref name="Access"/> (EPERM).
+    /// </summary>
+    [MessagePackObject]
+    [Manifest("ContextRequests.CopyMapping")]
+    public sealed record CopyMapping(
+        [property: Key(0)] AddressSpaceId Source,
+        [property: Key(1)] Iova SourceIova,
+        [property: Key(2)] ulong Length,
+        [property: Key(3)] AddressSpaceId Target,
+        [property: Key(4)] Iova? TargetIova,
+        [property: Key(5)] Access Access) : IFabricMessage;
+
     /// <summary>Reads through an IOVA, checking the mapping's permission → <see cref="BufferData"/>.</summary>
     [MessagePackObject]
     [Manifest("ContextRequests.ReadIova")]

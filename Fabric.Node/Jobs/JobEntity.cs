@@ -22,7 +22,10 @@ public static class JobEntity
         string JobId { get; }
     }
 
-    /// <summary>Starts the job once (again: a no-op) → <see cref="Accepted"/> once <see cref="JobEvents.Submitted"/> is persisted.</summary>
+    /// <summary>
+    /// Starts the job once → <see cref="Accepted"/> once <see cref="JobEvents.Submitted"/> is persisted. Again with the same
+    /// spec (a retry): Accepted, and nothing starts twice; with another spec: EEXIST.
+    /// </summary>
     [MessagePackObject]
     [Manifest("JobEntity.Start")]
     public sealed record Start([property: Key(0)] string JobId, [property: Key(1)] JobSpec Spec) : IJobMessage;
@@ -31,7 +34,7 @@ public static class JobEntity
     [Manifest("JobEntity.Accepted")]
     public sealed record Accepted([property: Key(0)] string JobId) : IFabricMessage;
 
-    /// <summary>→ the job's <see cref="JobState"/> (status Unknown for a job never submitted).</summary>
+    /// <summary>→ the job's <see cref="JobState"/> without output bytes (status Unknown for a job never submitted).</summary>
     [MessagePackObject]
     [Manifest("JobEntity.Get")]
     public sealed record Get([property: Key(0)] string JobId) : IJobMessage;
@@ -51,6 +54,17 @@ public static class JobEntity
         public override string? EntityId(object message) => (message as IJobMessage)?.JobId;
     }
 
-    public static Props Props(string jobId, IActorRef deviceManager, JobRunOptions options) =>
-        Akka.Actor.Props.Create(() => new JobEntityActor(jobId, deviceManager, options));
+    /// <summary>How long an ended job waits for a request before it stops (passivates); asked again later, it recovers.</summary>
+    public static readonly TimeSpan DefaultIdleAfterEnd = TimeSpan.FromSeconds(20);
+
+    /// <summary>The entity of job <paramref name="jobId"/>; it runs the job on <paramref name="deviceManager"/>'s cluster.</summary>
+    public static Props Props(string jobId, IActorRef deviceManager, JobRunOptions options, TimeSpan? idleAfterEnd = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(jobId);
+        ArgumentNullException.ThrowIfNull(deviceManager);
+        ArgumentNullException.ThrowIfNull(options);
+        var idle = idleAfterEnd ?? DefaultIdleAfterEnd;
+        if (idle <= TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(idleAfterEnd), idle, "an ended job's idle time must be positive");
+        return Akka.Actor.Props.Create(() => new JobEntityActor(jobId, deviceManager, options, idle));
+    }
 }

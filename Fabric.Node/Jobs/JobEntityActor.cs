@@ -6,146 +6,166 @@ using Akka.Event;
 using Akka.Persistence;
 using Fabric.Core;
 using Fabric.Core.Client;
-using Fabric.Core.Jobs;
 using Fabric.Node.Cluster;
 using static Fabric.Node.Jobs.JobEvents;
 
 namespace Fabric.Node.Jobs;
 
 /// <summary>
-/// The actor behind <see cref="JobEntity"/>.
+/// The actor behind <see cref="JobEntity"/>: one method per state, switched with Become.
 /// <code>
-///   (no history) ──Start──▶ Running ──run finished──▶ Completed | Failed ──nobody asks for 20 s──▶ passivated
-///                             ▲  │                                    ▲                                  │
-///   recovered on a new node ──┘  │                                    └──── asked again: recovered ──────┘
-///                                └── each recovery while Running starts a new run (lost buffers are recomputed)
+///                 ┌─────────────── Recovering ────────────────┐   replays the journal; Akka holds requests
+///      no history │                     │ Running             │ Completed | Failed
+///                 ▼                     ▼                     ▼
+///                New ──Start──────▶  Running ──run ended──▶  Ended
+///                 │    Submitted     RunStarted:              │
+///                 │                  a run                    │
+///  Get, GetOutput │                                           │ no request for 20 s
+///       Passivate ▼                                           │ Passivate
+///              Stopping ◀─────────────────────────────────────┘
+///                 │ Rest, the shard's answer: Starts held meanwhile go back to the shard
+///                 ▼
+///              stopped ──the next request: the shard starts it again──▶ Recovering
 /// </code>
+/// Each entry into Running starts a run: after a recovery, a new one that recomputes the buffers lost with the job's
+/// old node. In any state the shard may also stop it (hand-off, the node's loss): a running job, remembered by the
+/// shard, then recovers elsewhere. Persist (of Submitted, RunStarted, the outcome) holds every request until its event
+/// is written: that wait is Akka's own stash. Stopping has the one stash of this actor's own, bounded by
+/// <see cref="StashLimit"/>. The actor has no children (its run is a task, the run's client session a top-level actor),
+/// so it needs no supervisor strategy.
 /// </summary>
-internal sealed class JobEntityActor : ReceivePersistentActor
+internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
 {
-    private const int SnapshotEvery = 200;
-    private static readonly TimeSpan IdleAfterEnd = TimeSpan.FromSeconds(20);
+    /// <summary>Submissions a stopping job with no history holds for its next start; more are refused with EBUSY.</summary>
+    internal const int StashLimit = 100;
+
+    /// <summary>How often a stopping entity asks the shard again (it ignores a Passivate while it holds messages for it).</summary>
+    private static readonly TimeSpan AskRestEvery = TimeSpan.FromSeconds(5);
+
     private readonly IActorRef _deviceManager;
     private readonly JobRunOptions _options;
+    private readonly TimeSpan _idleAfterEnd;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private JobState _state;
     private long _snapshotAt;
+    private FirstCompletions _firstCompletions;
 
-    // Tasks whose first completion has been recorded: those recovered, and those recorded since, persisted or not yet.
-    // Events are persisted asynchronously, so the state alone would take a task recomputed at once (its holder lost just
-    // after it ran) for a first completion again before the first one's event is applied.
-    private readonly HashSet<string> _firstCompletions = new(StringComparer.Ordinal);
-    private CancellationTokenSource? _run;
-    private FabricClient? _client;
-    private readonly List<IActorRef> _waitingForAccept = [];
+    // The run under way (Running only): cancelled and released when it ends or the actor stops.
+    private sealed record Run(CancellationTokenSource Cancel, Task Task, FabricClient Client);
+    private Run? _run;
 
     // What the running JobRun reports; turned into events here, on the actor's thread.
     private sealed record RunEvent(IJobEvent Event) : INoSerializationVerificationNeeded;
     private sealed record TaskSucceeded(string Task, DeviceId Device, int Attempt, double Seconds) : INoSerializationVerificationNeeded;
     private sealed record RunFinished(JobRunResult Outcome) : INoSerializationVerificationNeeded;
 
-    public JobEntityActor(string jobId, IActorRef deviceManager, JobRunOptions options)
+    /// <summary>The stop message the shard sends back for Passivate. Not a PoisonPill: it waits its turn behind a Persist.</summary>
+    private sealed record Rest : INoSerializationVerificationNeeded;
+
+    private sealed record AskRestAgain : INoSerializationVerificationNeeded;
+
+    public JobEntityActor(string jobId, IActorRef deviceManager, JobRunOptions options, TimeSpan idleAfterEnd)
     {
         _deviceManager = deviceManager;
         _options = options;
+        _idleAfterEnd = idleAfterEnd;
         _state = JobState.Empty(jobId);
+        _firstCompletions = new FirstCompletions(_state);
         PersistenceId = $"job-{jobId}";
-
-        Recover<SnapshotOffer>(offer =>
-        {
-            if (offer.Snapshot is JobState snapshot) _state = snapshot;
-        });
-        Recover<IJobEvent>(e => _state = _state.Apply(e));
-        Recover<RecoveryCompleted>(_ =>
-        {
-            _snapshotAt = _state.Events;
-            _firstCompletions.UnionWith(_state.Tasks.Where(t => t.Completions > 0).Select(t => t.Name));
-            if (_state.Status == JobStatus.Running) Self.Tell(new Resume());
-            else if (_state.Status is JobStatus.Completed or JobStatus.Failed) RestWhenIdle();
-        });
-
-        Command<JobEntity.Start>(OnStart);
-        Command<JobEntity.Get>(_ =>
-        {
-            // A summary: output bytes can be large, and replies cross nodes; they are fetched by GetOutput in chunks.
-            Sender.Tell(_state with { Outputs = [.. _state.Outputs.Select(o => o with { Data = [] })] });
-            if (_state.Status == JobStatus.Unknown) Context.Parent.Tell(new Passivate(PoisonPill.Instance));
-        });
-        Command<Resume>(_ => StartRun());
-        Command<JobEntity.GetOutput>(m =>
-        {
-            var output = _state.Outputs.FirstOrDefault(o => o.Name == m.Name);
-            if (output is null)
-            {
-                Sender.Tell(new FabricError(ErrorCode.ENOENT, _state.Status switch
-                {
-                    JobStatus.Unknown => $"there is no job {m.JobId}",
-                    JobStatus.Completed => $"job {m.JobId} has no output '{m.Name}' (outputs: {string.Join(", ", _state.Outputs.Select(o => o.Name))})",
-                    _ => $"job {m.JobId} is {_state.Status}: its outputs exist once it has completed",
-                }));
-                return;
-            }
-            var offset = (int)Math.Clamp(m.Offset, 0, output.Data.Length);
-            var length = Math.Clamp(m.Length, 0, output.Data.Length - offset);
-            Sender.Tell(new JobEntity.OutputChunk(output.Data.AsSpan(offset, length).ToArray(), output.Data.Length));
-        });
-        Command<RunEvent>(m => Record(m.Event));
-        Command<TaskSucceeded>(m => Record(_firstCompletions.Add(m.Task)
-            ? new JobEvents.TaskCompleted(m.Task, m.Device, m.Attempt, m.Seconds, Now())
-            : new TaskRecomputed(m.Task, m.Device, m.Attempt, m.Seconds, Now())));
-        Command<RunFinished>(OnRunFinished);
-        Command<ClusterEvent.UnreachableMember>(m =>
-            _client?.NodeUnreachable(m.Member.Address, "the cluster's failure detector lost it; its tasks run again elsewhere"));
-        Command<NodeRegistry.NodeLost>(m =>
-            _client?.NodeUnreachable(m.Address, "the cluster lost it; its tasks run again elsewhere", m.Node));
-        Command<NodeRegistry.NodeAvailable>(m => _client?.NodeReturned(m.Address, m.Node));
-        Command<ClusterEvent.IClusterDomainEvent>(_ => { });
-        Command<ReceiveTimeout>(_ => Context.Parent.Tell(new Passivate(PoisonPill.Instance)));
-        Command<SaveSnapshotSuccess>(_ => { });
-        Command<SaveSnapshotFailure>(f => _log.Warning("job {0}: snapshot not saved: {1}", _state.JobId, f.Cause.Message));
+        Recovering();
     }
 
     public override string PersistenceId { get; }
 
-    private sealed record Resume;
+    public ITimerScheduler Timers { get; set; } = null!;
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
-    private void OnStart(JobEntity.Start m)
+    /// <summary>Rebuilds the state from the latest snapshot and the events after it, then enters the state its status names.</summary>
+    private void Recovering()
     {
-        if (_state.Status != JobStatus.Unknown)
+        Recover<SnapshotOffer>(offer => _state = offer.Snapshot as JobState ?? _state);
+        Recover<IJobEvent>(e => _state = _state.Apply(e));
+        Recover<RecoveryCompleted>(_ =>
         {
-            // The same submission again (a retry) is accepted; another job under this id is refused.
-            Sender.Tell(_state.Spec is not null && JobJson.Write(_state.Spec) == JobJson.Write(m.Spec)
-                ? new JobEntity.Accepted(_state.JobId)
-                : new FabricError(ErrorCode.EEXIST, $"job id {_state.JobId} is taken by job '{_state.Spec?.Name}'; submit '{m.Spec.Name}' under another id"));
-            return;
-        }
-        var replyTo = Sender;
-        Persist(new Submitted(m.JobId, m.Spec, Now()), e =>
-        {
-            _state = _state.Apply(e);
-            replyTo.Tell(new JobEntity.Accepted(_state.JobId));
-            StartRun();
+            _snapshotAt = _state.Events;
+            _firstCompletions = new FirstCompletions(_state);
+            switch (_state.Status)
+            {
+                case JobStatus.Unknown: Become(New); break;
+                case JobStatus.Running: Become(Running); break;
+                default: Become(Ended); break;
+            }
         });
     }
 
-    private void StartRun()
+    /// <summary>No history: a Start submits the job; a question about it is answered, and the entity stops, keeping nothing.</summary>
+    private void New()
     {
-        if (_run is not null || _state.Status != JobStatus.Running || _state.Spec is null) return;
+        Command<JobEntity.Start>(m =>
+        {
+            var replyTo = Sender;
+            Persist(new Submitted(m.JobId, m.Spec, Now()), e =>
+            {
+                _state = _state.Apply(e);
+                replyTo.Tell(new JobEntity.Accepted(_state.JobId));
+                Become(Running);
+            });
+        });
+        Command<JobEntity.Get>(_ =>
+        {
+            Sender.Tell(JobDecisions.Summary(_state));
+            Become(Stopping);
+        });
+        Command<JobEntity.GetOutput>(m =>
+        {
+            Sender.Tell(JobDecisions.Output(_state, m));
+            Become(Stopping);
+        });
+        Housekeeping();
+    }
+
+    /// <summary>
+    /// A run is under way. On entry: RunStarted is persisted (requests wait in Akka's stash until it is), then the run
+    /// starts. Its reports become events, and news of lost and returning nodes goes to its client.
+    /// </summary>
+    private void Running()
+    {
         var node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString();
         Persist(new RunStarted(node, Now()), e =>
         {
             _state = _state.Apply(e);
-            _run = new CancellationTokenSource();
-            _client = FabricClient.Connect(Context.System, _deviceManager, new FabricClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) });
-            var run = new JobRun(_state.Spec!, _client, new EventsToSelf(Self), _options);
-            var self = Self;
-            run.RunAsync(_run.Token).PipeTo(self,
+            var cancel = new CancellationTokenSource();
+            var client = FabricClient.Connect(Context.System, _deviceManager, new FabricClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) });
+            var run = new JobRun(_state.Spec!, client, new EventsToSelf(Self), _options).RunAsync(cancel.Token);
+            _run = new Run(cancel, run, client);
+            var jobId = _state.JobId;
+            run.PipeTo(Self,
                 success: result => new RunFinished(result),
-                failure: ex => new RunFinished(new JobRunResult(new FabricError(ErrorCode.EIO, $"the run of job {_state.JobId} broke: {ex.Message}"),
+                failure: ex => new RunFinished(new JobRunResult(new FabricError(ErrorCode.EIO, $"the run of job {jobId} broke: {ex.Message}"),
                     ImmutableDictionary<string, byte[]>.Empty)));
         });
+        Command<JobEntity.Start>(m => Sender.Tell(JobDecisions.StartAgain(_state, m.Spec)));
+        Command<JobEntity.Get>(_ => Sender.Tell(JobDecisions.Summary(_state)));
+        Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(_state, m)));
+        Command<RunEvent>(m => Record(m.Event));
+        Command<TaskSucceeded>(m => Record(_firstCompletions.Succeeded(m.Task, m.Device, m.Attempt, m.Seconds, Now())));
+        Command<RunFinished>(m =>
+        {
+            EndRun();
+            Persist(JobDecisions.Outcome(m.Outcome, Now()), e =>
+            {
+                _state = _state.Apply(e);
+                SaveSnapshot(_state);
+                _log.Info("job {0} {1} after {2} runs", _state.JobId, _state.Status, _state.Runs);
+                Become(Ended);
+            });
+        });
+        Command<ClusterEvent.UnreachableMember>(m =>
+            _run?.Client.NodeUnreachable(m.Member.Address, "the cluster's failure detector lost it; its tasks run again elsewhere"));
+        Command<NodeRegistry.NodeLost>(m => _run?.Client.NodeUnreachable(m.Address, "the cluster lost it; its tasks run again elsewhere", m.Node));
+        Command<NodeRegistry.NodeAvailable>(m => _run?.Client.NodeReturned(m.Address, m.Node));
+        Housekeeping();
     }
 
     /// <summary>
@@ -155,48 +175,91 @@ internal sealed class JobEntityActor : ReceivePersistentActor
     private void Record(IJobEvent e) => PersistAsync(e, persisted =>
     {
         _state = _state.Apply(persisted);
-        // A snapshot holds every task, so a wide job saves one per as many events as it has tasks: the cost of
-        // snapshots grows with the job, not with its square, and a recovery still replays at most that many events.
-        if (_state.Events - _snapshotAt < Math.Max(SnapshotEvery, _state.Tasks.Count)) return;
+        if (!JobDecisions.SnapshotDue(_state, _snapshotAt)) return;
         _snapshotAt = _state.Events;
         SaveSnapshot(_state);
     });
 
-    private void OnRunFinished(RunFinished m)
-    {
-        _run?.Dispose();
-        _run = null;
-        var client = _client;
-        _client = null;
-        if (client is not null) _ = client.DisposeAsync().AsTask();
-        IJobEvent final = m.Outcome.Error is { } error
-            ? new JobEvents.Failed(error, Now())
-            : new JobEvents.Completed([.. m.Outcome.Outputs.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => new JobOutput(kv.Key, kv.Value, kv.Value.Length))], Now());
-        Persist(final, e =>
-        {
-            _state = _state.Apply(e);
-            SaveSnapshot(_state);
-            _log.Info("job {0} {1} after {2} runs", _state.JobId, _state.Status, _state.Runs);
-            RestWhenIdle();
-        });
-    }
-
     /// <summary>
-    /// A job that has ended needs no news of nodes, and stops (passivates) once nobody has asked about it for
-    /// <see cref="IdleAfterEnd"/>: so it leaves the shard's remembered entities, and a shard that moves after a node
-    /// loss restarts only the jobs still running, not every job ever run. Asked again later, it recovers from its
-    /// final snapshot.
+    /// Completed or Failed: it answers from its state, and needs no news of nodes. It stops (passivates) once nobody has
+    /// asked about it for the idle time; so it leaves the shard's remembered entities, and a shard that moves after a
+    /// node loss restarts only the jobs still running. Asked again later, it recovers from its final snapshot.
     /// </summary>
-    private void RestWhenIdle()
+    private void Ended()
     {
         Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
         Context.System.EventStream.Unsubscribe(Self);
-        Context.SetReceiveTimeout(IdleAfterEnd);
+        Context.SetReceiveTimeout(_idleAfterEnd);
+        Command<JobEntity.Start>(m => Sender.Tell(JobDecisions.StartAgain(_state, m.Spec)));
+        Command<JobEntity.Get>(_ => Sender.Tell(JobDecisions.Summary(_state)));
+        Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(_state, m)));
+        Command<ReceiveTimeout>(_ => Become(Stopping));
+        Housekeeping();
+    }
+
+    /// <summary>
+    /// On entry: asks the shard to stop this entity (Passivate), again every few seconds until it answers with Rest.
+    /// From then on the shard holds this job's messages until the actor has stopped, and then starts it again for them.
+    /// Meanwhile questions are answered from the state (New or Ended: nothing here changes it). A Start for a job with
+    /// no history cannot be served (its run would end with the stop): it is stashed, and handed back to the shard
+    /// with Rest, so that the next incarnation serves it.
+    /// </summary>
+    private void Stopping()
+    {
+        Context.SetReceiveTimeout(null);
+        Context.Parent.Tell(new Passivate(new Rest()));
+        Timers.StartPeriodicTimer(nameof(AskRestAgain), new AskRestAgain(), AskRestEvery);
+        Command<JobEntity.Start>(m =>
+        {
+            if (_state.Status != JobStatus.Unknown) Sender.Tell(JobDecisions.StartAgain(_state, m.Spec));
+            else if (Stash.Count < StashLimit) Stash.Stash();
+            else Sender.Tell(new FabricError(ErrorCode.EBUSY,
+                $"job {m.JobId} is stopping and holds {StashLimit} submissions for its next start already; submit it again"));
+        });
+        Command<JobEntity.Get>(_ => Sender.Tell(JobDecisions.Summary(_state)));
+        Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(_state, m)));
+        Command<Rest>(_ =>
+        {
+            foreach (var held in Stash.ClearStash()) Context.Parent.Tell(held.Message, held.Sender);
+            Context.Stop(Self);
+        });
+        Command<AskRestAgain>(_ => Context.Parent.Tell(new Passivate(new Rest())));
+        Housekeeping();
+    }
+
+    /// <summary>
+    /// What every state takes without a change: news of nodes no run needs, and the snapshot store's replies. Registered
+    /// last, so a state's own handlers for the same messages (Running's news for its run) come first.
+    /// </summary>
+    private void Housekeeping()
+    {
+        Command<ClusterEvent.IClusterDomainEvent>(_ => { });
+        Command<NodeRegistry.NodeLost>(_ => { });
+        Command<NodeRegistry.NodeAvailable>(_ => { });
+        Command<SaveSnapshotSuccess>(_ => { });
+        Command<SaveSnapshotFailure>(f => _log.Warning("job {0}: snapshot not saved: {1}", _state.JobId, f.Cause.Message));
+    }
+
+    /// <summary>Cancels the run if it is still going, and disposes its client once the run has released its contexts.</summary>
+    private void EndRun()
+    {
+        if (_run is not { } run) return;
+        _run = null;
+        run.Cancel.Cancel();
+        _ = ReleaseAsync(run);
+
+        static async Task ReleaseAsync(Run run)
+        {
+            await run.Task.ContinueWith(_ => { }, TaskScheduler.Default);
+            run.Cancel.Dispose();
+            await run.Client.DisposeAsync();
+        }
     }
 
     protected override void PreStart()
     {
         base.PreStart();
+        // From the start, so that news that comes while the journal is replayed waits (Akka's stash) for the run.
         Akka.Cluster.Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
             typeof(ClusterEvent.UnreachableMember));
         Context.System.EventStream.Subscribe(Self, typeof(NodeRegistry.NodeLost));
@@ -207,7 +270,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor
     {
         Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
         Context.System.EventStream.Unsubscribe(Self);
-        _run?.Cancel();
+        EndRun();
         base.PostStop();
     }
 

@@ -166,3 +166,107 @@ public sealed class UapiSemanticsTests(ITestOutputHelper output) : DeviceStackTe
         await FailsWithAsync(ErrorCode.EIO, () => importer.ReadAsync(imported.Handle, 0, 4));
     }
 }
+
+/// <summary>iommufd's IOVA ranges, allowed IOVAs, reserved holes and IOAS_COPY, through the actors.</summary>
+public sealed class IovaRangeTests(ITestOutputHelper output) : DeviceStackTest(output,
+    new DeviceProfile { MemoryBytes = 16L << 20, PageSize = 16384, IovaBits = 32, ReservedIovas = [(0xFEE0_0000UL, 0xFEEF_FFFFUL)] })
+{
+    private static readonly ContextRequests.IovaRange Everything = new(0, ulong.MaxValue);
+
+    [Fact]
+    public async Task Usable_ranges_narrow_on_attach_and_widen_on_detach()
+    {
+        await using var context = await Client.OpenAsync(Dev(0));
+        var space = await context.CreateAddressSpaceAsync();
+
+        var before = await context.GetIovaRangesAsync(space);
+        await context.AttachAsync(space);
+        var attached = await context.GetIovaRangesAsync(space);
+        await context.DetachAsync(space);
+        var after = await context.GetIovaRangesAsync(space);
+
+        Assert.Equal([Everything], before.Ranges.ToArray());
+        Assert.Equal(4096UL, before.Alignment);
+        Assert.Equal([new(0, 0xFEDF_FFFF), new(0xFEF0_0000, 0xFFFF_FFFF)], attached.Ranges.ToArray());
+        Assert.Equal(16384UL, attached.Alignment);
+        Assert.Equal([Everything], after.Ranges.ToArray());
+        Assert.Equal(4096UL, after.Alignment);
+    }
+
+    [Fact]
+    public async Task A_space_with_no_device_maps_at_the_host_page_size_and_an_attach_it_cannot_honour_fails_with_EADDRINUSE()
+    {
+        await using var context = await Client.OpenAsync(Dev(0));
+        var space = await context.CreateAddressSpaceAsync();
+        var buffer = await context.AllocateAsync(16384);
+
+        var small = await context.MapAsync(space, buffer, Access.Read, iova: 0x1000, length: 4096);
+
+        Assert.Equal(0x1000UL, small.Value);
+        await FailsWithAsync(ErrorCode.EADDRINUSE, () => context.AttachAsync(space));
+        await context.UnmapAsync(space, small, 4096);
+        await context.AttachAsync(space);
+        await FailsWithAsync(ErrorCode.EINVAL, () => context.MapAsync(space, buffer, Access.Read, iova: 0x1000, length: 4096));
+        // Past the 32-bit aperture without wrapping: EINVAL, not EOVERFLOW.
+        var past = await FailsWithAsync(ErrorCode.EINVAL, () => context.MapAsync(space, buffer, Access.Read, iova: 0x1_0000_0000UL));
+        Assert.Contains("aperture", past.Message);
+        await FailsWithAsync(ErrorCode.EINVAL, () => context.MapAsync(space, buffer, Access.Read, iova: 0xFEE0_0000));
+    }
+
+    [Fact]
+    public async Task Allowed_iovas_steer_automatic_maps_and_refuse_a_narrowing_attach()
+    {
+        await using var context = await Client.OpenAsync(Dev(0));
+        var space = await context.CreateAddressSpaceAsync();
+        var buffer = await context.AllocateAsync(16384);
+
+        await context.AllowIovasAsync(space, [new(0x1_0000_0000, 0x1_0000_FFFF)]);
+        var chosen = await context.MapAsync(space, buffer, Access.ReadWrite);
+
+        Assert.InRange(chosen.Value, 0x1_0000_0000UL, 0x1_0000_FFFFUL);
+        await FailsWithAsync(ErrorCode.EADDRINUSE, () => context.AttachAsync(space)); // the aperture would cut the allowed range off
+        await context.UnmapAsync(space, chosen, 16384);
+        await context.AllowIovasAsync(space, []);
+        await context.AttachAsync(space);
+        await FailsWithAsync(ErrorCode.EADDRINUSE, () => context.AllowIovasAsync(space, [new(0xFEE0_0000, 0xFEE0_FFFF)]));
+    }
+
+    [Fact]
+    public async Task A_reserved_hole_is_skipped_by_automatic_maps_and_refused_to_fixed_ones()
+    {
+        var (context, space) = await OpenAttachedAsync(0);
+        var buffer = await context.AllocateAsync(16384);
+
+        await context.ReserveIovasAsync(space, new(0, 0xFFFF_FFF));
+
+        Assert.True((await context.MapAsync(space, buffer, Access.Read)).Value >= 0x1000_0000UL);
+        await FailsWithAsync(ErrorCode.EINVAL, () => context.MapAsync(space, buffer, Access.Read, iova: 0x4000));
+        var ranges = await context.GetIovaRangesAsync(space);
+        Assert.Equal(0x1000_0000UL, ranges.Ranges[0].Start);
+    }
+
+    [Fact]
+    public async Task Copying_a_mapping_reaches_the_same_memory_through_another_address_space()
+    {
+        var (context, first) = await OpenAttachedAsync(0);
+        var second = await context.CreateAddressSpaceAsync();
+        var a = await context.AllocateAsync(16384);
+        var b = await context.AllocateAsync(16384);
+        await context.MapAsync(first, a, Access.ReadWrite, iova: 0x10_0000);
+        await context.MapAsync(first, b, Access.Read, iova: 0x10_4000);
+        await context.WriteAsync(b, 0, new byte[] { 42 });
+
+        var copied = await context.CopyMappingAsync(first, 0x10_0000, 0x8000, second, Access.Read);
+        await context.WriteAsync(a, 100, new byte[] { 7 });
+
+        Assert.Equal(new byte[] { 7 }, await context.ReadIovaAsync(second, copied + 100, 1));
+        Assert.Equal(new byte[] { 42 }, await context.ReadIovaAsync(second, copied + 0x4000, 1));
+        await FailsWithAsync(ErrorCode.EPERM, () => context.CopyMappingAsync(first, 0x10_0000, 0x8000, second, Access.ReadWrite));
+        await FailsWithAsync(ErrorCode.ENOENT, () => context.CopyMappingAsync(first, 0x10_0000, 0xC000, second, Access.Read));
+        // Each copy is a mapping of its buffer: it must be unmapped before the buffer may be freed.
+        await FailsWithAsync(ErrorCode.EINVAL, () => context.FreeAsync(a));
+        await context.UnmapAsync(second, 0, ulong.MaxValue);
+        await context.UnmapAsync(first, 0, ulong.MaxValue);
+        await context.FreeAsync(a);
+    }
+}

@@ -34,7 +34,7 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
     public AddressSpaceActor(AddressSpace.Spec spec)
     {
         _spec = spec;
-        _map = new IovaMap<MappedRange>(spec.Name, (ulong)spec.Profile.PageSize);
+        _map = new IovaMap<MappedRange>(spec.Name); // the host's page size and the whole space until a device attaches
 
         Receive<AddressSpace.MapBuffer>(OnMap);
         Receive<AddressSpace.Unmap>(m => Unmap(m.Iova, m.Length, m.ReplyTo, destroy: false, m.Exported));
@@ -42,7 +42,12 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
         Receive<AddressSpace.WriteIova>(OnWrite);
         Receive<AddressSpace.Resolve>(OnResolve);
         Receive<AddressSpace.UsesEnded>(OnUsesEnded);
-        Receive<AddressSpace.SetAttached>(_ => _spec.ContextActor.Tell(new ContextProtocol.SpaceAttachDone(_spec.Id, null)));
+        Receive<AddressSpace.SetAttached>(m => _spec.ContextActor.Tell(new ContextProtocol.SpaceAttachDone(_spec.Id, m.Attached ? Attach() : Detach())));
+        Receive<AddressSpace.GetRanges>(m => m.ReplyTo.Tell(new IovaRanges([.. _map.UsableRanges.Select(r => new IovaRange(r.Start, r.Last))], _map.PageSize)));
+        Receive<AddressSpace.Allow>(m => m.ReplyTo.Tell(_map.TrySetAllowed(m.Ranges, out var e) ? new Ack() : e!));
+        Receive<AddressSpace.Reserve>(m => m.ReplyTo.Tell(_map.TryReserve(m.Start, m.Last, $"{_spec.Name}'s own reservation", out var e) ? new Ack() : e!));
+        Receive<AddressSpace.CopyOut>(OnCopyOut);
+        Receive<AddressSpace.MapPieces>(OnMapPieces);
         Receive<AddressSpace.Destroy>(m => Unmap(0, ulong.MaxValue, m.ReplyTo, destroy: true, exported: []));
     }
 
@@ -56,6 +61,58 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
         }
         _spec.Faults?.Pass(FaultPlan.Sites.AddressSpaceMap, _spec.Name);
         _spec.ContextActor.Tell(new ContextProtocol.MapDone(m.Buffer.Handle, iova, null, m.ReplyTo));
+    }
+
+    /// <summary>The device attaches: the page size becomes its own and the space narrows to its aperture, outside its reserved regions.</summary>
+    private FabricError? Attach()
+    {
+        var profile = _spec.Profile;
+        var last = profile.IovaBits >= 64 ? ulong.MaxValue : (1UL << profile.IovaBits) - 1;
+        FabricError? error = null;
+        var narrowed = _map.TrySetPageSize((ulong)profile.PageSize, out error)
+                       && (last == ulong.MaxValue || _map.TryLimitAperture(last, _spec.Device, out error))
+                       && profile.ReservedIovas.All(r => _map.TryReserve(r.Start, r.Last, _spec.Device, out error));
+        if (narrowed) return null;
+        Detach();
+        return error! with { Message = $"cannot attach {_spec.Device} to {_spec.Name}: {error!.Message}" };
+    }
+
+    /// <summary>The device detaches: its reservations go and the host's page size returns (unless a mapping is not aligned to it).</summary>
+    private FabricError? Detach()
+    {
+        _map.Unreserve(_spec.Device);
+        _map.TrySetPageSize(IovaMap.HostPageSize, out _);
+        return null;
+    }
+
+    private void OnCopyOut(AddressSpace.CopyOut m)
+    {
+        FabricError? error = null;
+        var pieces = ImmutableArray<AddressSpace.Piece>.Empty;
+        if (_map.TryGetCovering(m.Iova, m.Length, out var covering, out error))
+        {
+            if (covering.FirstOrDefault(p => (m.Access & ~p.Mapping.Access) != 0) is { Mapping: not null } narrower)
+                error = new FabricError(ErrorCode.EPERM, $"cannot copy {IovaMap.Describe(m.Iova, m.Length)} of {_spec.Name} for {m.Access}: {narrower.Mapping} allows {narrower.Mapping.Access}");
+            else pieces = [.. covering.Select(p => new AddressSpace.Piece(p.Mapping.Value.Buffer, p.Mapping.Value.Offset + (long)p.OffsetInMapping, p.Length))];
+        }
+        _spec.ContextActor.Tell(new ContextProtocol.CopyPieces(pieces, m.Target, m.TargetIova, m.Access, error, m.ReplyTo));
+    }
+
+    /// <summary>IOAS_COPY's target: the pieces back to back at a fixed IOVA or one chosen for their total length; all or none.</summary>
+    private void OnMapPieces(AddressSpace.MapPieces m)
+    {
+        var total = m.Pieces.Aggregate(0UL, (sum, p) => sum + p.Length);
+        var handles = m.Pieces.Select(p => p.Buffer.Handle).ToImmutableArray();
+        var start = m.Iova ?? 0;
+        FabricError? error = null;
+        if (m.Iova is null && _map.TryMap(null, total, m.Access, new MappedRange(m.Pieces[0].Buffer, 0, 0), out start, out error))
+            _map.TryUnmap(start, total, out _, out _, out _); // only to find room for all of them
+        var mapped = new List<ulong>();
+        for (var (i, at) = (0, start); error is null && i < m.Pieces.Length; at += m.Pieces[i].Length, i++)
+            if (_map.TryMap(at, m.Pieces[i].Length, m.Access, new MappedRange(m.Pieces[i].Buffer, m.Pieces[i].Offset, ++_nextSerial), out _, out error)) mapped.Add(at);
+        if (error is not null)
+            foreach (var at in mapped) _map.TryUnmap(at, m.Pieces[mapped.IndexOf(at)].Length, out _, out _, out _);
+        _spec.ContextActor.Tell(new ContextProtocol.CopyDone(handles, start, error, m.ReplyTo));
     }
 
     private void Unmap(ulong iova, ulong length, IActorRef replyTo, bool destroy, ImmutableHashSet<BufferHandle> exported)
@@ -194,7 +251,7 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
                 return Rejected(reply, new FabricError(ErrorCode.EIO, $"{command.Location}: operand {operand.Name} uses {buffer}: {revoked.Message}"));
             if (buffer.Remote is { } remote)
             {
-                if (RemoteRefusal(command, operand, buffer, bothSides: !remoteOperands.Add(command.Index)) is { } refusal) return Rejected(reply, refusal);
+                if (ContextChecks.RemoteRefusal(command, operand, buffer, bothSides: !remoteOperands.Add(command.Index)) is { } refusal) return Rejected(reply, refusal);
                 segments.Add(new ResolvedMemory.Segment(mapping.Iova, mapping.Length, 0, remote, mapping.Value.Offset));
                 if (!remotes.Contains(buffer)) remotes.Add(buffer);
                 continue;
@@ -221,20 +278,6 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
     private static PreparedSubmission? Rejected(SubmitReply reply, FabricError error)
     {
         reply.Rejected(error);
-        return null;
-    }
-
-    /// <summary>
-    /// Another node's memory is reached by DMA: only a COPY may touch it, and only one side of it (the other side
-    /// is this node's memory). Compute commands work on local memory: copy the data in first.
-    /// </summary>
-    private static FabricError? RemoteRefusal(Commands.DecodedCommand command, Commands.MemoryOperand operand, BufferView buffer, bool bothSides)
-    {
-        if (bothSides)
-            return FabricError.Invalid($"{command.Location}: both sides are memory of other nodes; one side of a COPY must be this device's memory");
-        if (command is not Commands.CopyCommand)
-            return FabricError.Invalid($"{command.Location}: operand {operand.Name} is {buffer}, memory of another node, which only COPY " +
-                                       "can reach; copy it into this device's memory first");
         return null;
     }
 

@@ -56,7 +56,6 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
     public IStash Stash { get; set; } = null!;
     public ITimerScheduler Timers { get; set; } = null!;
 
-    // ── states ────────────────────────────────────────────────────────────────────────────────
 
     private void Open()
     {
@@ -71,6 +70,10 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
         Receive<DetachDevice>(m => Sender.Tell(OnDetach(m)));
         Receive<Map>(OnMap);
         Receive<Unmap>(m => WithSpace(m.Space, s => s.Tell(new AddressSpace.Unmap(m.Iova, m.Length, _buffers.Exported, Sender))));
+        Receive<GetIovaRanges>(m => WithSpace(m.Space, s => s.Tell(new AddressSpace.GetRanges(Sender))));
+        Receive<AllowIovas>(m => WithSpace(m.Space, s => s.Tell(new AddressSpace.Allow([.. m.Ranges.Select(r => (r.Start, r.Last))], Sender))));
+        Receive<ReserveIovas>(m => WithSpace(m.Space, s => s.Tell(new AddressSpace.Reserve(m.Range.Start, m.Range.Last, Sender))));
+        Receive<CopyMapping>(m => MappingCopy.Start(m, _spaces, DeviceBusy("copy a mapping"), _name, Sender));
         Receive<ReadIova>(m => WithSpace(m.Space, s => s.Tell(new AddressSpace.ReadIova(m.Iova, m.Length, Sender))));
         Receive<WriteIova>(m => WithSpace(m.Space, s => s.Tell(new AddressSpace.WriteIova(m.Iova, m.Data, Sender))));
         Receive<Submit>(m => Submit([m]));
@@ -138,6 +141,8 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
     {
         Receive<ContextProtocol.MapDone>(m => m.ReplyTo.Tell(_buffers.MapEnded(m)));
         Receive<ContextProtocol.UnmapDone>(m => m.ReplyTo.Tell(_buffers.UnmapEnded(m)));
+        Receive<ContextProtocol.CopyPieces>(m => MappingCopy.Pieces(m, _spaces, _buffers, _name));
+        Receive<ContextProtocol.CopyDone>(m => MappingCopy.Done(m, _buffers));
         Receive<Device.ExportCreated>(m => _dmaBufs.Created(m));
         Receive<ContextProtocol.ExportFailed>(m => m.ReplyTo.Tell(m.Error));
         // An export that ends without a revoke (its node lost, it failed) ends every import of it: watched.
@@ -164,7 +169,6 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
 
     private FabricError? DeviceBusy(string what) => ContextChecks.DeviceBusy(_deviceStatus, _name, _spec.Device, what);
 
-    // ── buffers ────────────────────────────────────────────────────────────────────────────────
 
     private object Allocate(Allocate m) =>
         DeviceBusy($"allocate {m.Size} bytes") is { } busy ? busy
@@ -184,7 +188,6 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
         else HostTransfer.Run(buffer, offset, length, write, _spec.DataPlane, Sender, _name);
     }
 
-    // ── address spaces ─────────────────────────────────────────────────────────────────────────
 
     private AddressSpaceCreated CreateSpace()
     {
@@ -244,7 +247,6 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
     }
 
 
-    // ── submissions ────────────────────────────────────────────────────────────────────────────
 
     /// <summary>
     /// Submissions go, in order and as one message, to the attached address space, which decodes, translates and
@@ -263,7 +265,6 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
         _spaces[_attached!.Value].Tell(new AddressSpace.Resolve(submits, Sender));
     }
 
-    // ── failure and release ────────────────────────────────────────────────────────────────────
 
     /// <summary>Address spaces hold mappings of this context's memory: one that throws is stopped, and the context with it.</summary>
     protected override SupervisorStrategy SupervisorStrategy() =>

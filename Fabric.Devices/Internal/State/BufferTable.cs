@@ -135,6 +135,14 @@ internal sealed class BufferTable(ContextId context, string name)
         return true;
     }
 
+    /// <summary>Counts one more mapping on each handle (pieces of an IOAS_COPY); false and nothing counted when one is gone.</summary>
+    public bool TryCountMappings(IReadOnlyList<BufferHandle> handles)
+    {
+        if (handles.Any(h => !_entries.ContainsKey(h))) return false;
+        foreach (var handle in handles) _entries[handle].Mappings++;
+        return true;
+    }
+
     /// <summary>The address space answered a map: a refused one is uncounted. Returns the client's reply.</summary>
     public object MapEnded(ContextProtocol.MapDone m)
     {

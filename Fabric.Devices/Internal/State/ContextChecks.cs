@@ -41,4 +41,18 @@ internal static class ContextChecks
             return FabricError.Invalid($"{space}: a submission takes at most {MaxFenceSlots} in-fences and {MaxFenceSlots} out-fences");
         return CommandDecoder.TryDecode(m.Commands, inFences, m.OutFences, out program, out var error) ? null : error;
     }
+
+    /// <summary>
+    /// Another node's memory is reached by DMA: only a COPY may touch it, and only one side of it (the other side
+    /// is this node's memory). Compute commands work on local memory: copy the data in first.
+    /// </summary>
+    public static FabricError? RemoteRefusal(DecodedCommand command, MemoryOperand operand, BufferView buffer, bool bothSides)
+    {
+        if (bothSides)
+            return FabricError.Invalid($"{command.Location}: both sides are memory of other nodes; one side of a COPY must be this device's memory");
+        if (command is not CopyCommand)
+            return FabricError.Invalid($"{command.Location}: operand {operand.Name} is {buffer}, memory of another node, which only COPY " +
+                                       "can reach; copy it into this device's memory first");
+        return null;
+    }
 }
