@@ -1,3 +1,4 @@
+using Fabric.Core.Serialization;
 using MessagePack;
 
 namespace Fabric.Core;
@@ -43,6 +44,7 @@ public enum ErrorCode
 /// like iommufd's descriptive errors ("cannot attach dev1 ... because dev0 in the same group 10 is in use").
 /// </summary>
 [MessagePackObject]
+[Manifest("FabricError")]
 public sealed record FabricError([property: Key(0)] ErrorCode Code, [property: Key(1)] string Message) : IFabricMessage
 {
     public override string ToString() => $"{Code}: {Message}";

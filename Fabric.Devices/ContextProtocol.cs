@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using Akka.Actor;
 using Fabric.Core;
 using Fabric.Core.Protocol;
+using Fabric.Core.Serialization;
 using Fabric.Devices.DataPlane;
 using Fabric.Devices.Internal.Memory;
 using MessagePack;
@@ -32,6 +33,7 @@ public static class ContextProtocol
     /// The importer death-watches <paramref name="ExportActor"/>.
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextProtocol.AttachedRemote")]
     public sealed record AttachedRemote(
         [property: Key(0)] RemoteMemory? Remote,
         [property: Key(1)] IActorRef ExportActor,
@@ -44,6 +46,7 @@ public static class ContextProtocol
 
     /// <summary>From an export, a device or a manager: an import failed; the context answers <paramref name="ReplyTo"/>.</summary>
     [MessagePackObject]
+    [Manifest("ContextProtocol.AttachFailed")]
     public sealed record AttachFailed([property: Key(0)] FabricError Error, [property: Key(1)] IActorRef ReplyTo) : IFabricMessage;
 
     /// <summary>From a device: export creation failed; the context answers <paramref name="ReplyTo"/>.</summary>
@@ -51,14 +54,17 @@ public static class ContextProtocol
 
     /// <summary>From an export this context imported: it was revoked; every later use of the import fails with EIO.</summary>
     [MessagePackObject]
+    [Manifest("ContextProtocol.ImportRevoked")]
     public sealed record ImportRevoked([property: Key(0)] ExportId Export, [property: Key(1)] FabricError Error) : IFabricMessage;
 
     /// <summary>From an export this context made: it ended (revoked); the buffer may be unmapped again.</summary>
     [MessagePackObject]
+    [Manifest("ContextProtocol.ExportReleased")]
     public sealed record ExportReleased([property: Key(0)] ExportId Export, [property: Key(1)] BufferHandle Handle) : IFabricMessage;
 
     /// <summary>From the device: a submission of this context faulted; the context is marked (counted in its info).</summary>
     [MessagePackObject]
+    [Manifest("ContextProtocol.SubmissionFailed")]
     public sealed record SubmissionFailed([property: Key(0)] FenceId Fence, [property: Key(1)] FabricError Error) : IFabricMessage;
 
     /// <summary>From the device: it entered or left reset; while not operational the context refuses allocate, map and submit (EBUSY).</summary>

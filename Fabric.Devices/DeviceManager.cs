@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Akka.Actor;
 using Fabric.Core;
+using Fabric.Core.Serialization;
 using Fabric.Devices.DataPlane;
 using MessagePack;
 
@@ -55,5 +56,6 @@ public static class DeviceManager
 
     /// <summary>Lists only this node's devices → <see cref="Core.Protocol.DeviceRequests.DeviceList"/> (what a registry collects).</summary>
     [MessagePackObject]
+    [Manifest("DeviceManager.ListLocalDevices")]
     public sealed record ListLocalDevices : IFabricMessage;
 }

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Fabric.Core;
+using Fabric.Core.Serialization;
 using Fabric.Devices.DataPlane;
 using Fabric.Devices.Internal.Memory;
 using MessagePack;
@@ -33,6 +34,7 @@ public static class DmaBufExport
     /// export death-watches the importer from then on.
     /// </summary>
     [MessagePackObject]
+    [Manifest("DmaBufExport.Attach")]
     public sealed record Attach(
         [property: Key(0)] ExportToken Token,
         [property: Key(1)] IActorRef Importer,
@@ -41,6 +43,7 @@ public static class DmaBufExport
 
     /// <summary>An importer released its handle: the attachment ends. No reply.</summary>
     [MessagePackObject]
+    [Manifest("DmaBufExport.Detach")]
     public sealed record Detach([property: Key(0)] long Attachment) : IFabricMessage;
 
     /// <summary>
@@ -49,6 +52,7 @@ public static class DmaBufExport
     /// exporting context → EPERM.
     /// </summary>
     [MessagePackObject]
+    [Manifest("DmaBufExport.Revoke")]
     public sealed record Revoke(
         [property: Key(0)] ExportId Export,
         [property: Key(1)] IActorRef Requester,
@@ -57,6 +61,7 @@ public static class DmaBufExport
 
     /// <summary>The exporting context closed: it no longer holds the export. No reply.</summary>
     [MessagePackObject]
+    [Manifest("DmaBufExport.ExporterClosed")]
     public sealed record ExporterClosed : IFabricMessage;
 
     /// <summary>

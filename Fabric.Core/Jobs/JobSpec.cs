@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Collections.Immutable;
+using Fabric.Core.Serialization;
 using MessagePack;
 
 namespace Fabric.Core.Jobs;
@@ -15,6 +16,7 @@ namespace Fabric.Core.Jobs;
 /// </para>
 /// </summary>
 [MessagePackObject]
+[Manifest("JobSpec")]
 public sealed record JobSpec(
     [property: Key(0)] string Name,
     [property: Key(1)] ImmutableArray<BufferSpec> Buffers,

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Akka.Actor;
+using Fabric.Core.Serialization;
 using MessagePack;
 
 namespace Fabric.Core.Protocol;
@@ -12,6 +13,7 @@ public static class ContextRequests
 {
     /// <summary>Plain success of a request that returns nothing else.</summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.Ack")]
     public sealed record Ack : IFabricMessage;
 
     /// <summary>
@@ -19,9 +21,11 @@ public static class ContextRequests
     /// alignment that is not 0 or a power of two, or unknown flags → EINVAL; no room on the device → ENOMEM.
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.Allocate")]
     public sealed record Allocate([property: Key(0)] long Size, [property: Key(1)] long Alignment, [property: Key(2)] AllocationFlags Flags) : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("ContextRequests.BufferAllocated")]
     public sealed record BufferAllocated([property: Key(0)] BufferHandle Handle, [property: Key(1)] long Size) : IFabricMessage;
 
     /// <summary>
@@ -29,28 +33,35 @@ public static class ContextRequests
     /// lives on while the export does; an imported handle detaches from its export.
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.Free")]
     public sealed record Free([property: Key(0)] BufferHandle Handle) : IFabricMessage;
 
     /// <summary>Copies host bytes into a buffer at a byte offset → <see cref="Ack"/>.</summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.WriteBuffer")]
     public sealed record WriteBuffer([property: Key(0)] BufferHandle Handle, [property: Key(1)] long Offset, [property: Key(2)] byte[] Data) : IFabricMessage;
 
     /// <summary>Copies bytes of a buffer back to the host → <see cref="BufferData"/>.</summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.ReadBuffer")]
     public sealed record ReadBuffer([property: Key(0)] BufferHandle Handle, [property: Key(1)] long Offset, [property: Key(2)] int Length) : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("ContextRequests.BufferData")]
     public sealed record BufferData([property: Key(0)] byte[] Data) : IFabricMessage;
 
     /// <summary>Creates an empty I/O address space (an IOAS) → <see cref="AddressSpaceCreated"/>.</summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.CreateAddressSpace")]
     public sealed record CreateAddressSpace : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("ContextRequests.AddressSpaceCreated")]
     public sealed record AddressSpaceCreated([property: Key(0)] AddressSpaceId Id) : IFabricMessage;
 
     /// <summary>Destroys an address space and its mappings → <see cref="Ack"/>; a device still attached → EBUSY.</summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.DestroyAddressSpace")]
     public sealed record DestroyAddressSpace([property: Key(0)] AddressSpaceId Id) : IFabricMessage;
 
     /// <summary>
@@ -58,10 +69,12 @@ public static class ContextRequests
     /// A group-mate attached to another context's address space → EBUSY naming that device and context.
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.AttachDevice")]
     public sealed record AttachDevice([property: Key(0)] AddressSpaceId Id) : IFabricMessage;
 
     /// <summary>Detaches the context's device from an address space → <see cref="Ack"/>.</summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.DetachDevice")]
     public sealed record DetachDevice([property: Key(0)] AddressSpaceId Id) : IFabricMessage;
 
     /// <summary>
@@ -69,6 +82,7 @@ public static class ContextRequests
     /// address space chooses when <paramref name="Iova"/> is null → <see cref="Mapped"/>.
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.Map")]
     public sealed record Map(
         [property: Key(0)] AddressSpaceId Space,
         [property: Key(1)] BufferHandle Handle,
@@ -78,6 +92,7 @@ public static class ContextRequests
         [property: Key(5)] Iova? Iova) : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("ContextRequests.Mapped")]
     public sealed record Mapped([property: Key(0)] Iova Iova) : IFabricMessage;
 
     /// <summary>
@@ -85,9 +100,11 @@ public static class ContextRequests
     /// (0, ulong.MaxValue) unmaps everything.
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.Unmap")]
     public sealed record Unmap([property: Key(0)] AddressSpaceId Space, [property: Key(1)] Iova Iova, [property: Key(2)] ulong Length) : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("ContextRequests.Unmapped")]
     public sealed record Unmapped([property: Key(0)] ulong Bytes) : IFabricMessage;
 
     /// <summary>An inclusive IOVA range [<paramref name="Start"/>, <paramref name="Last"/>].</summary>
@@ -103,9 +120,11 @@ public static class ContextRequests
     /// reserved regions and at its page size while one is; widened back when it detaches. Unknown space → ENOENT.
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.GetIovaRanges")]
     public sealed record GetIovaRanges([property: Key(0)] AddressSpaceId Space) : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("ContextRequests.IovaRanges")]
     public sealed record IovaRanges([property: Key(0)] ImmutableArray<IovaRange> Ranges, [property: Key(1)] ulong Alignment) : IFabricMessage;
 
     /// <summary>
@@ -114,6 +133,7 @@ public static class ContextRequests
     /// Malformed or overlapping ranges → EINVAL; a range already not usable → EADDRINUSE.
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.AllowIovas")]
     public sealed record AllowIovas([property: Key(0)] AddressSpaceId Space, [property: Key(1)] ImmutableArray<IovaRange> Ranges) : IFabricMessage;
 
     /// <summary>
@@ -121,6 +141,7 @@ public static class ContextRequests
     /// life → <see cref="Ack"/>. It overlaps a live mapping or an allowed range → EADDRINUSE.
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.ReserveIovas")]
     public sealed record ReserveIovas([property: Key(0)] AddressSpaceId Space, [property: Key(1)] IovaRange Range) : IFabricMessage;
 
     /// <summary>
@@ -130,6 +151,7 @@ public static class ContextRequests
     /// range must be mapped without a hole (ENOENT) and allow <paramref name="Access"/> (EPERM).
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.CopyMapping")]
     public sealed record CopyMapping(
         [property: Key(0)] AddressSpaceId Source,
         [property: Key(1)] Iova SourceIova,
@@ -140,10 +162,12 @@ public static class ContextRequests
 
     /// <summary>Reads through an IOVA, checking the mapping's permission → <see cref="BufferData"/>.</summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.ReadIova")]
     public sealed record ReadIova([property: Key(0)] AddressSpaceId Space, [property: Key(1)] Iova Iova, [property: Key(2)] int Length) : IFabricMessage;
 
     /// <summary>Writes through an IOVA, checking the mapping's permission → <see cref="Ack"/>.</summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.WriteIova")]
     public sealed record WriteIova([property: Key(0)] AddressSpaceId Space, [property: Key(1)] Iova Iova, [property: Key(2)] byte[] Data) : IFabricMessage;
 
     /// <summary>
@@ -157,6 +181,7 @@ public static class ContextRequests
     /// (a dma_fence callback), so the submitter needs no wait round trip.
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.Submit")]
     public sealed record Submit(
         [property: Key(0)] int Queue,
         [property: Key(1)] byte[] Commands,
@@ -171,6 +196,7 @@ public static class ContextRequests
     /// <see cref="FenceSignalled"/> follows when its fence signals.
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.SubmitAccepted")]
     public sealed record SubmitAccepted([property: Key(0)] long Tag, [property: Key(1)] Submitted Submitted, [property: Key(2)] FenceStatus? Completed) : IFabricMessage;
 
     /// <summary>
@@ -178,6 +204,7 @@ public static class ContextRequests
     /// them this way while earlier ones are still unanswered, so a busy pipeline costs one message per batch.
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.SubmitBatch")]
     public sealed record SubmitBatch([property: Key(0)] ImmutableArray<Submit> Submits) : IFabricMessage;
 
     /// <summary>
@@ -185,19 +212,23 @@ public static class ContextRequests
     /// the order they happened.
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.SubmitOutcomes")]
     public sealed record SubmitOutcomes(
         [property: Key(0)] ImmutableArray<SubmitAccepted> Accepted,
         [property: Key(1)] ImmutableArray<FenceSignalled> Signalled) : IFabricMessage;
 
     /// <summary>To a tagged submission's <see cref="Submit.Notify"/>: it was refused whole; nothing ran.</summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.SubmitRejected")]
     public sealed record SubmitRejected([property: Key(0)] long Tag, [property: Key(1)] FabricError Error) : IFabricMessage;
 
     /// <summary>To a submission's <see cref="Submit.Notify"/>: its fence signalled, with this status.</summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.FenceSignalled")]
     public sealed record FenceSignalled([property: Key(0)] long Tag, [property: Key(1)] FenceStatus Status) : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("ContextRequests.Submitted")]
     public sealed record Submitted([property: Key(0)] FenceId Fence, [property: Key(1)] ImmutableArray<FenceId> OutFences) : IFabricMessage;
 
     /// <summary>
@@ -205,9 +236,11 @@ public static class ContextRequests
     /// ReadWrite; an imported buffer cannot be exported again (EINVAL).
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.Export")]
     public sealed record Export([property: Key(0)] BufferHandle Handle, [property: Key(1)] Access Access) : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("ContextRequests.Exported")]
     public sealed record Exported([property: Key(0)] ExportToken Token, [property: Key(1)] long Size) : IFabricMessage;
 
     /// <summary>
@@ -215,9 +248,11 @@ public static class ContextRequests
     /// A forged token → EPERM; a revoked or unknown export → ENOENT.
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.Import")]
     public sealed record Import([property: Key(0)] ExportToken Token) : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("ContextRequests.Imported")]
     public sealed record Imported([property: Key(0)] BufferHandle Handle, [property: Key(1)] long Size, [property: Key(2)] Access Access) : IFabricMessage;
 
     /// <summary>
@@ -225,9 +260,11 @@ public static class ContextRequests
     /// and the export is gone. Only the exporting context may revoke (EPERM otherwise).
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.Revoke")]
     public sealed record Revoke([property: Key(0)] ExportId Export) : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("ContextRequests.Revoked")]
     public sealed record Revoked([property: Key(0)] ExportId Export, [property: Key(1)] int Importers) : IFabricMessage;
 
     /// <summary>A request about a fence the client owns (sync_file / drm_syncobj); the context hands it to its device.</summary>
@@ -242,6 +279,7 @@ public static class ContextRequests
     /// the timeline has (a point not above the last one created → EINVAL). Submissions wait on it like on any fence.
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.CreateFence")]
     public sealed record CreateFence(
         [property: Key(0)] bool Signalled = false,
         [property: Key(1)] FabricError? Error = null,
@@ -249,6 +287,7 @@ public static class ContextRequests
         [property: Key(3)] long Point = 0) : IClientFenceRequest;
 
     [MessagePackObject]
+    [Manifest("ContextRequests.FenceCreated")]
     public sealed record FenceCreated([property: Key(0)] FenceId Fence) : IFabricMessage;
 
     /// <summary>
@@ -256,6 +295,7 @@ public static class ContextRequests
     /// another context or a device's own → EPERM; one that signalled already → EINVAL (a fence signals once).
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.SignalFence")]
     public sealed record SignalFence([property: Key(0)] FenceId Fence, [property: Key(1)] FabricError? Error = null) : IClientFenceRequest;
 
     /// <summary>
@@ -263,17 +303,21 @@ public static class ContextRequests
     /// error among them → <see cref="FenceCreated"/>. Fences of any device; at most <see cref="DeviceRequests.MaxWaitFences"/>.
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.MergeFences")]
     public sealed record MergeFences([property: Key(0)] ImmutableArray<FenceId> Fences) : IClientFenceRequest;
 
     /// <summary>Reads the context's own counters → <see cref="ContextInfo"/>.</summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.GetContextInfo")]
     public sealed record GetContextInfo : IFabricMessage;
 
     /// <summary>Closes the context → <see cref="Closed"/> once everything it held is released.</summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.Close")]
     public sealed record Close : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("ContextRequests.Closed")]
     public sealed record Closed([property: Key(0)] ContextId Id) : IFabricMessage;
 
     /// <summary>
@@ -282,6 +326,7 @@ public static class ContextRequests
     /// request on it fails with <paramref name="Error"/>.
     /// </summary>
     [MessagePackObject]
+    [Manifest("ContextRequests.ContextFailed")]
     public sealed record ContextFailed([property: Key(0)] ContextId Id, [property: Key(1)] IActorRef Context, [property: Key(2)] FabricError Error)
         : IFabricMessage;
 }

@@ -1,3 +1,4 @@
+using Fabric.Core.Serialization;
 using MessagePack;
 
 namespace Fabric.Core.Protocol;
@@ -7,6 +8,7 @@ namespace Fabric.Core.Protocol;
 /// <see cref="Waiters"/>: fence waits not yet answered; <see cref="Imports"/>: dma-bufs its contexts hold imported.
 /// </summary>
 [MessagePackObject]
+[Manifest("DeviceInfo")]
 public sealed record DeviceInfo(
     [property: Key(0)] DeviceId Id,
     [property: Key(1)] string Kind,
@@ -52,6 +54,7 @@ public enum DeviceStatus
 
 /// <summary>What a context shows of itself: its objects and the faults its submissions caused.</summary>
 [MessagePackObject]
+[Manifest("ContextInfo")]
 public sealed record ContextInfo(
     [property: Key(0)] DeviceId Device,
     [property: Key(1)] ContextId Id,

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Akka.Actor;
+using Fabric.Core.Serialization;
 using MessagePack;
 
 namespace Fabric.Core.Protocol;
@@ -12,13 +13,16 @@ public static class DeviceRequests
 {
     /// <summary>Lists every device of the node with its current info → <see cref="DeviceList"/>.</summary>
     [MessagePackObject]
+    [Manifest("DeviceRequests.ListDevices")]
     public sealed record ListDevices : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("DeviceRequests.DeviceList")]
     public sealed record DeviceList([property: Key(0)] ImmutableArray<DeviceInfo> Devices) : IFabricMessage;
 
     /// <summary>Reads one device's info without opening it → <see cref="DeviceInfo"/>; unknown device → ENODEV.</summary>
     [MessagePackObject]
+    [Manifest("DeviceRequests.GetDeviceInfo")]
     public sealed record GetDeviceInfo([property: Key(0)] DeviceId Device) : IFabricMessage;
 
     /// <summary>
@@ -26,10 +30,12 @@ public static class DeviceRequests
     /// client: when the client stops (or its process or node dies) the context releases everything it holds.
     /// </summary>
     [MessagePackObject]
+    [Manifest("DeviceRequests.OpenDevice")]
     public sealed record OpenDevice([property: Key(0)] DeviceId Device, [property: Key(1)] IActorRef Client) : IFabricMessage;
 
     /// <summary>The context that <see cref="OpenDevice"/> created; every context request goes to <paramref name="Context"/>.</summary>
     [MessagePackObject]
+    [Manifest("DeviceRequests.DeviceOpened")]
     public sealed record DeviceOpened(
         [property: Key(0)] DeviceId Device,
         [property: Key(1)] ContextId Id,
@@ -46,6 +52,7 @@ public static class DeviceRequests
     /// While the device is in reset a wait answers EBUSY.
     /// </remarks>
     [MessagePackObject]
+    [Manifest("DeviceRequests.WaitFence")]
     public sealed record WaitFence(
         [property: Key(0)] FenceId Fence,
         [property: Key(1)] TimeSpan Timeout,
@@ -57,6 +64,7 @@ public static class DeviceRequests
     /// <paramref name="Device"/>: its waiter is removed at once and it gets no answer. No reply; unknown waits are ignored.
     /// </summary>
     [MessagePackObject]
+    [Manifest("DeviceRequests.CancelWait")]
     public sealed record CancelWait([property: Key(0)] DeviceId Device, [property: Key(1)] IActorRef Owner, [property: Key(2)] long Tag)
         : IFabricMessage;
 
@@ -69,6 +77,7 @@ public static class DeviceRequests
     /// </summary>
     /// <remarks>At most <see cref="MaxWaitFences"/> fences (EINVAL beyond); cancellable like <see cref="WaitFence"/>.</remarks>
     [MessagePackObject]
+    [Manifest("DeviceRequests.WaitAnyFence")]
     public sealed record WaitAnyFence(
         [property: Key(0)] ImmutableArray<FenceId> Fences,
         [property: Key(1)] TimeSpan Timeout,
@@ -76,6 +85,7 @@ public static class DeviceRequests
         [property: Key(3)] long Tag = 0) : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("DeviceRequests.FenceSet")]
     public sealed record FenceSet([property: Key(0)] ImmutableArray<FenceStatus> Signalled) : IFabricMessage;
 
     /// <summary>
@@ -85,9 +95,11 @@ public static class DeviceRequests
     /// <paramref name="Hold"/> keeps the device in reset at least that long (a slow reset a test can observe).
     /// </summary>
     [MessagePackObject]
+    [Manifest("DeviceRequests.ResetDevice")]
     public sealed record ResetDevice([property: Key(0)] DeviceId Device, [property: Key(1)] TimeSpan Hold = default) : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("DeviceRequests.DeviceResetDone")]
     public sealed record DeviceResetDone([property: Key(0)] DeviceId Device, [property: Key(1)] int AbortedSubmissions) : IFabricMessage;
 }
 
@@ -105,6 +117,7 @@ public enum FenceState
 
 /// <summary>A fence's state as a wait saw it; <paramref name="Error"/> is set exactly when the state is Failed.</summary>
 [MessagePackObject]
+[Manifest("FenceStatus")]
 public sealed record FenceStatus(
     [property: Key(0)] FenceId Fence,
     [property: Key(1)] FenceState State,

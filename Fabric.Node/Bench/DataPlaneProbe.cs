@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Fabric.Core;
+using Fabric.Core.Serialization;
 using Fabric.Devices.DataPlane;
 using MessagePack;
 
@@ -19,16 +20,20 @@ public static class DataPlaneProbe
 
     /// <summary>→ <see cref="Endpoint"/>.</summary>
     [MessagePackObject]
+    [Manifest("DataPlaneProbe.GetEndpoint")]
     public sealed record GetEndpoint : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("DataPlaneProbe.Endpoint")]
     public sealed record Endpoint([property: Key(0)] string HostPort) : IFabricMessage;
 
     /// <summary>Pulls <paramref name="Bytes"/> from the data plane at <paramref name="From"/> → <see cref="Pulled"/> or a <see cref="FabricError"/>.</summary>
     [MessagePackObject]
+    [Manifest("DataPlaneProbe.PullRaw")]
     public sealed record PullRaw([property: Key(0)] string From, [property: Key(1)] long Bytes) : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("DataPlaneProbe.Pulled")]
     public sealed record Pulled([property: Key(0)] long Bytes, [property: Key(1)] double Seconds) : IFabricMessage;
 
     private sealed class DataPlaneProbeActor : ReceiveActor

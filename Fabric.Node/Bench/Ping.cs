@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Fabric.Core;
+using Fabric.Core.Serialization;
 using MessagePack;
 
 namespace Fabric.Node.Bench;
@@ -16,20 +17,25 @@ public static class Ping
 
     /// <summary>Answered at once with <see cref="Pong"/> carrying the same number.</summary>
     [MessagePackObject]
+    [Manifest("Ping.Request")]
     public sealed record Request([property: Key(0)] long Number) : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("Ping.Pong")]
     public sealed record Pong([property: Key(0)] long Number) : IFabricMessage;
 
     /// <summary>One-way: counted, never answered.</summary>
     [MessagePackObject]
+    [Manifest("Ping.Tick")]
     public sealed record Tick([property: Key(0)] long Number) : IFabricMessage;
 
     /// <summary>How many <see cref="Tick"/>s arrived → <see cref="TickCount"/>.</summary>
     [MessagePackObject]
+    [Manifest("Ping.GetTicks")]
     public sealed record GetTicks : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("Ping.TickCount")]
     public sealed record TickCount([property: Key(0)] long Count) : IFabricMessage;
 
     private sealed class PingActor : ReceiveActor

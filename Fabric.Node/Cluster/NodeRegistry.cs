@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using Akka.Actor;
 using Fabric.Core;
 using Fabric.Core.Protocol;
+using Fabric.Core.Serialization;
 using MessagePack;
 
 namespace Fabric.Node.Cluster;
@@ -21,6 +22,7 @@ public static class NodeRegistry
 
     /// <summary>Between registries: one node's devices as of now. No reply.</summary>
     [MessagePackObject]
+    [Manifest("NodeRegistry.NodeSnapshot")]
     public sealed record NodeSnapshot(
         [property: Key(0)] string Node,
         [property: Key(1)] IActorRef Manager,
@@ -37,13 +39,16 @@ public static class NodeRegistry
 
     /// <summary>Every node known to this one → <see cref="NodeList"/>.</summary>
     [MessagePackObject]
+    [Manifest("NodeRegistry.GetNodes")]
     public sealed record GetNodes : IFabricMessage;
 
     [MessagePackObject]
+    [Manifest("NodeRegistry.NodeList")]
     public sealed record NodeList([property: Key(0)] string Self, [property: Key(1)] ImmutableArray<NodeStatus> Nodes) : IFabricMessage;
 
     /// <summary>A member as this node sees it; <paramref name="Node"/> is empty until it has published.</summary>
     [MessagePackObject]
+    [Manifest("NodeRegistry.NodeStatus")]
     public sealed record NodeStatus(
         [property: Key(0)] string Node,
         [property: Key(1)] string Address,

@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Cluster.Sharding;
 using Fabric.Core;
 using Fabric.Core.Jobs;
+using Fabric.Core.Serialization;
 using MessagePack;
 
 namespace Fabric.Node.Jobs;
@@ -26,20 +27,25 @@ public static class JobEntity
     /// spec (a retry): Accepted, and nothing starts twice; with another spec: EEXIST.
     /// </summary>
     [MessagePackObject]
+    [Manifest("JobEntity.Start")]
     public sealed record Start([property: Key(0)] string JobId, [property: Key(1)] JobSpec Spec) : IJobMessage;
 
     [MessagePackObject]
+    [Manifest("JobEntity.Accepted")]
     public sealed record Accepted([property: Key(0)] string JobId) : IFabricMessage;
 
     /// <summary>→ the job's <see cref="JobState"/> without output bytes (status Unknown for a job never submitted).</summary>
     [MessagePackObject]
+    [Manifest("JobEntity.Get")]
     public sealed record Get([property: Key(0)] string JobId) : IJobMessage;
 
     /// <summary>Reads part of an output of a completed job → <see cref="OutputChunk"/>, or ENOENT naming what is missing.</summary>
     [MessagePackObject]
+    [Manifest("JobEntity.GetOutput")]
     public sealed record GetOutput([property: Key(0)] string JobId, [property: Key(1)] string Name, [property: Key(2)] long Offset, [property: Key(3)] int Length) : IJobMessage;
 
     [MessagePackObject]
+    [Manifest("JobEntity.OutputChunk")]
     public sealed record OutputChunk([property: Key(0)] byte[] Data, [property: Key(1)] long Total) : IFabricMessage;
 
     /// <summary>Routes <see cref="IJobMessage"/>s to their entity by job id.</summary>

@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Persistence;
 using Fabric.Core;
+using Fabric.Core.Serialization;
 using MessagePack;
 
 namespace Fabric.Node.Jobs;
@@ -18,26 +19,31 @@ public static class JobIndex
 
     /// <summary>Records a submitted job → <see cref="ContextAck"/>.</summary>
     [MessagePackObject]
+    [Manifest("JobIndex.Add")]
     public sealed record Add([property: Key(0)] JobListing Job) : JobEntity.IJobMessage
     {
         [IgnoreMember] public string JobId => EntityId;
     }
 
     [MessagePackObject]
+    [Manifest("JobIndex.ContextAck")]
     public sealed record ContextAck : IFabricMessage;
 
     /// <summary>→ <see cref="Listing"/>, oldest first.</summary>
     [MessagePackObject]
+    [Manifest("JobIndex.List")]
     public sealed record List : JobEntity.IJobMessage
     {
         [IgnoreMember] public string JobId => EntityId;
     }
 
     [MessagePackObject]
+    [Manifest("JobIndex.Listing")]
     public sealed record Listing([property: Key(0)] ImmutableArray<JobListing> Jobs) : IFabricMessage;
 
     /// <summary>The persisted event (and listing row): a job's id, name and submission time.</summary>
     [MessagePackObject]
+    [Manifest("JobIndex.JobListing")]
     public sealed record JobListing([property: Key(0)] string JobId, [property: Key(1)] string Name, [property: Key(2)] long SubmittedAtMs) : IFabricMessage;
 
     private sealed class JobIndexActor : ReceivePersistentActor

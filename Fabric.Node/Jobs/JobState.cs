@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Fabric.Core;
 using Fabric.Core.Jobs;
+using Fabric.Core.Serialization;
 using MessagePack;
 using static Fabric.Node.Jobs.JobEvents;
 
@@ -28,6 +29,7 @@ public sealed record TaskState(
 /// replay forever). Tasks is a tree-backed list, so the event that changes one task of a wide job does not copy all.
 /// </summary>
 [MessagePackObject]
+[Manifest("JobState")]
 public sealed record JobState(
     [property: Key(0)] string JobId,
     [property: Key(1)] JobSpec? Spec,

@@ -1,3 +1,4 @@
+using Akka.Actor;
 using Fabric.Core;
 using Fabric.Core.Client;
 using Fabric.Core.Commands;

@@ -2,6 +2,7 @@ using System.Collections.Immutable;
 using Akka.Actor;
 using Akka.Persistence;
 using Fabric.Core;
+using Fabric.Core.Serialization;
 using MessagePack;
 
 namespace Fabric.Tests.Persistence;
@@ -37,10 +38,12 @@ public static class SmokeLedger
 
     /// <summary>The journaled event.</summary>
     [MessagePackObject]
+    [Manifest("SmokeLedger.Added")]
     public sealed record Added([property: Key(0)] int Amount) : IFabricMessage;
 
     /// <summary>The snapshot: the sum and the count so far.</summary>
     [MessagePackObject]
+    [Manifest("SmokeLedger.Snapshot")]
     public sealed record Snapshot([property: Key(0)] long Sum, [property: Key(1)] int Count) : IFabricMessage;
 }
 

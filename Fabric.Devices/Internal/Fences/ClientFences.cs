@@ -18,8 +18,9 @@ internal sealed class ClientFences
     private readonly Dictionary<long, (ContextId Owner, long Timeline, long Point)> _owned = [];
     private readonly Dictionary<(ContextId, long), SortedDictionary<long, Point>> _timelines = [];
     private readonly Dictionary<(ContextId, long), long> _lastPoint = [];
+    private readonly HashSet<long> _signalled = []; // kept while the owner lives, so a second signal is told apart
 
-    public int Count => _owned.Count;
+    public int Count => _owned.Count - _signalled.Count;
 
     /// <summary>A new point must come after every point the timeline has had.</summary>
     public FabricError? CheckNewPoint(ContextId owner, long timeline, long point) =>
@@ -42,7 +43,7 @@ internal sealed class ClientFences
         if (!_owned.TryGetValue(fence.Seq, out var owned))
             return new FabricError(ErrorCode.EPERM, $"{requester} may not signal {fence}: it is not a fence a context created, or it signalled already");
         if (owned.Owner != requester) return new FabricError(ErrorCode.EPERM, $"{requester} may not signal {fence}: it belongs to {owned.Owner}");
-        if (owned.Timeline != 0 && _timelines[(owned.Owner, owned.Timeline)][owned.Point].Requested)
+        if (_signalled.Contains(fence.Seq) || (owned.Timeline != 0 && _timelines[(owned.Owner, owned.Timeline)][owned.Point].Requested))
             return FabricError.Invalid($"{fence} was signalled already: a fence signals once");
         return null;
     }
@@ -51,11 +52,7 @@ internal sealed class ClientFences
     public IReadOnlyList<(long Seq, FabricError? Error)> Signal(long seq, FabricError? error)
     {
         if (!_owned.TryGetValue(seq, out var owned)) return [];
-        if (owned.Timeline == 0)
-        {
-            _owned.Remove(seq);
-            return [(seq, error)];
-        }
+        if (owned.Timeline == 0) return _signalled.Add(seq) ? [(seq, error)] : [];
         var key = (owned.Owner, owned.Timeline);
         var points = _timelines[key];
         (points[owned.Point].Requested, points[owned.Point].Error) = (true, error);
@@ -63,7 +60,7 @@ internal sealed class ClientFences
         while (points.Count > 0 && points.First() is { Value.Requested: true } first)
         {
             points.Remove(first.Key);
-            _owned.Remove(first.Value.Seq);
+            _signalled.Add(first.Value.Seq);
             now.Add((first.Value.Seq, first.Value.Error));
         }
         if (points.Count == 0) _timelines.Remove(key);
@@ -73,8 +70,13 @@ internal sealed class ClientFences
     /// <summary>The owner is gone: every fence it still owns, in timeline order, to signal with an error.</summary>
     public IReadOnlyList<long> RemoveOwnedBy(ContextId owner)
     {
-        var seqs = _owned.Where(o => o.Value.Owner == owner).OrderBy(o => (o.Value.Timeline, o.Value.Point)).Select(o => o.Key).ToList();
-        foreach (var seq in seqs) _owned.Remove(seq);
+        var all = _owned.Where(o => o.Value.Owner == owner).OrderBy(o => (o.Value.Timeline, o.Value.Point)).Select(o => o.Key).ToList();
+        var seqs = all.Where(seq => !_signalled.Contains(seq)).ToList();
+        foreach (var seq in all)
+        {
+            _owned.Remove(seq);
+            _signalled.Remove(seq);
+        }
         foreach (var key in _timelines.Keys.Where(k => k.Item1 == owner).ToList()) _timelines.Remove(key);
         foreach (var key in _lastPoint.Keys.Where(k => k.Item1 == owner).ToList()) _lastPoint.Remove(key);
         return seqs;
