@@ -44,8 +44,8 @@ public static class AddressSpace
     /// </summary>
     internal sealed record Resolve(ImmutableArray<Core.Protocol.ContextRequests.Submit> Submissions, IActorRef Sender) : INoSerializationVerificationNeeded;
 
-    /// <summary>From the device: these uses (prepared submissions of this space) ended; ranges they held may go.</summary>
-    internal sealed record UsesEnded(ImmutableArray<long> Uses) : INoSerializationVerificationNeeded;
+    /// <summary>From the device: no submission that used the mappings of unmap <paramref name="Unmap"/> runs any more.</summary>
+    internal sealed record UsersEnded(long Unmap) : INoSerializationVerificationNeeded;
 
     /// <summary>The context's device attaches (true: the page size narrows to the device's) or detaches (back to the host's).</summary>
     internal sealed record SetAttached(bool Attached) : INoSerializationVerificationNeeded;

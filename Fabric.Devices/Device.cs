@@ -32,10 +32,11 @@ public static class Device
         : INoSerializationVerificationNeeded;
 
     /// <summary>
-    /// From an address space whose ranges are being unmapped: stop these uses — queued ones fail at once, running ones
-    /// are cancelled — with <paramref name="Error"/>; the space hears <see cref="AddressSpace.UsesEnded"/> as each ends.
+    /// From an address space unmapping <paramref name="Mappings"/> (serials): the submissions of that space using any of
+    /// them stop — queued ones fail at once, running ones are cancelled — with <paramref name="Error"/>; the space hears
+    /// <see cref="AddressSpace.UsersEnded"/> for <paramref name="Unmap"/> once none of them runs (at once when none did).
     /// </summary>
-    internal sealed record AbortUses(IActorRef Space, ImmutableArray<long> Uses, FabricError Error) : INoSerializationVerificationNeeded;
+    internal sealed record AbortUsers(IActorRef Space, long Unmap, ImmutableHashSet<long> Mappings, FabricError Error) : INoSerializationVerificationNeeded;
 
     /// <summary>
     /// From a context that closes or stops: its queued submissions fail and its running ones are cancelled with

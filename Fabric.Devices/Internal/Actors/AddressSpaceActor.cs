@@ -11,8 +11,8 @@ namespace Fabric.Devices;
 
 /// <summary>
 /// The actor behind <see cref="AddressSpace"/>: the only owner of its IOVA map. An unmap wins over the users of a
-/// range (iommufd): the mappings leave the map at once, so nothing new can resolve them; submissions still using
-/// them are aborted with EFAULT and the unmap is answered only when they have ended.
+/// range (iommufd): the mappings leave the map at once, so nothing new can resolve them; the device aborts the
+/// submissions still using them (EFAULT) and the unmap is answered only when they have ended.
 /// <code>
 ///   Live ──Destroy──▶ draining users ──last use ended──▶ stopped        (context stop: stopped at once, map torn down)
 /// </code>
@@ -21,15 +21,14 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
 {
     private readonly AddressSpace.Spec _spec;
     private readonly IovaMap<MappedRange> _map;
-    private readonly RangeUses _uses = new();
-    private readonly List<PendingUnmap> _unmapping = [];
-    private long _nextSerial;
+    private readonly Dictionary<long, PendingUnmap> _unmapping = [];
+    private long _nextSerial, _nextUnmap;
 
     /// <summary>What an IOVA range maps to: a buffer, the offset in it where the range starts, and the mapping's serial.</summary>
     internal sealed record MappedRange(BufferView Buffer, long Offset, long Serial);
 
     /// <summary>An unmap waiting for the uses of the mappings it removed to end.</summary>
-    private sealed record PendingUnmap(ImmutableArray<BufferHandle> Removed, ulong Bytes, HashSet<long> Waiting, IActorRef ReplyTo, bool Destroy);
+    private sealed record PendingUnmap(ImmutableArray<BufferHandle> Removed, ulong Bytes, IActorRef ReplyTo, bool Destroy);
 
     public AddressSpaceActor(AddressSpace.Spec spec)
     {
@@ -41,7 +40,7 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
         Receive<AddressSpace.ReadIova>(OnRead);
         Receive<AddressSpace.WriteIova>(OnWrite);
         Receive<AddressSpace.Resolve>(OnResolve);
-        Receive<AddressSpace.UsesEnded>(OnUsesEnded);
+        Receive<AddressSpace.UsersEnded>(m => { if (_unmapping.Remove(m.Unmap, out var pending)) Complete(pending); });
         Receive<AddressSpace.SetAttached>(m => _spec.ContextActor.Tell(new ContextProtocol.SpaceAttachDone(_spec.Id, m.Attached ? Attach() : Detach())));
         Receive<AddressSpace.GetRanges>(m => m.ReplyTo.Tell(new IovaRanges([.. _map.UsableRanges.Select(r => new IovaRange(r.Start, r.Last))], _map.PageSize)));
         Receive<AddressSpace.Allow>(m => m.ReplyTo.Tell(_map.TrySetAllowed(m.Ranges, out var e) ? new Ack() : e!));
@@ -125,30 +124,18 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
             _spec.ContextActor.Tell(new ContextProtocol.UnmapDone([], 0, error, replyTo, destroy));
             return;
         }
-        var handles = removed.Select(r => r.Value.Buffer.Handle).ToImmutableArray();
-        var users = _uses.UsersOf(removed.Select(r => r.Value.Serial));
-        var pending = new PendingUnmap(handles, bytes, [.. users], replyTo, destroy);
-        if (users.IsEmpty)
+        var pending = new PendingUnmap([.. removed.Select(r => r.Value.Buffer.Handle)], bytes, replyTo, destroy);
+        if (removed.IsEmpty)
         {
             Complete(pending);
             return;
         }
-        _unmapping.Add(pending);
+        // The device knows what runs: it stops the users of these mappings and answers once none of them runs.
+        var unmap = ++_nextUnmap;
+        _unmapping[unmap] = pending;
         var ranges = string.Join(", ", removed.Select(r => r.ToString()));
-        _spec.DeviceActor.Tell(new Device.AbortUses(Self, [.. users], new FabricError(ErrorCode.EFAULT,
+        _spec.DeviceActor.Tell(new Device.AbortUsers(Self, unmap, [.. removed.Select(r => r.Value.Serial)], new FabricError(ErrorCode.EFAULT,
             $"I/O page fault: {ranges} of {_spec.Name} was unmapped while the submission used it")));
-    }
-
-    private void OnUsesEnded(AddressSpace.UsesEnded m)
-    {
-        foreach (var use in m.Uses) _uses.End(use);
-        foreach (var pending in _unmapping.ToList())
-        {
-            pending.Waiting.ExceptWith(m.Uses);
-            if (pending.Waiting.Count > 0) continue;
-            _unmapping.Remove(pending);
-            Complete(pending);
-        }
     }
 
     private void Complete(PendingUnmap pending)
@@ -271,7 +258,7 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
             foreach (var p in pinned) p.LocalBlock.Release();
             return Rejected(reply, new FabricError(ErrorCode.EIO, $"{buffer} mapped in {_spec.Name} can no longer be used: its memory is gone"));
         }
-        return new PreparedSubmission(_spec.Context, _spec.ContextActor, Self, _uses.Begin(serials), submit.Queue, program,
+        return new PreparedSubmission(_spec.Context, _spec.ContextActor, Self, [.. serials], submit.Queue, program,
             new ResolvedMemory(segments), [.. pinned], [.. remotes], submit.InFences.IsDefault ? [] : submit.InFences, submit.OutFences, reply);
     }
 

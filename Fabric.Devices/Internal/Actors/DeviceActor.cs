@@ -113,7 +113,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         Receive<CancelWait>(m => _engine.Cancel(m));
         Receive<DmaBufExport.Attach>(m => RouteToExport(m.Token.Export, m, m.Importer, e => new ContextProtocol.AttachFailed(e, m.ReplyTo)));
         Receive<DmaBufExport.Revoke>(m => RouteToExport(m.Export, m, m.ReplyTo, e => e));
-        Receive<Device.AbortUses>(m => _engine.Abort(p => p.Submission.Space.Equals(m.Space) && m.Uses.Contains(p.Submission.Use), m.Error, blame: true));
+        Receive<Device.AbortUsers>(m => _engine.AbortUsers(m));
         Receive<Device.ClientFence>(m => _engine.ClientFence(m));
         Receive<Device.AbortContext>(m =>
         {

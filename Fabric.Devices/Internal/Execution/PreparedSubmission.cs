@@ -10,14 +10,14 @@ namespace Fabric.Devices.Internal.Execution;
 /// <summary>
 /// A submission that passed decoding and IOVA translation: its program, the translated memory, and one pin (a block
 /// reference) on every buffer it touches, so nothing it uses can be freed until it ends. Local to one node.
-/// It is use <see cref="Use"/> of the address space <see cref="Space"/>: the space holds the ranges it uses until the
-/// device reports it ended, so an unmap of them waits for it (or aborts it).
+/// <see cref="Mappings"/> are the serials of the mappings of <see cref="Space"/> it uses: an unmap of them asks the
+/// device to abort it, and is answered once it has ended.
 /// </summary>
 internal sealed class PreparedSubmission(
     ContextId context,
     IActorRef contextActor,
     IActorRef space,
-    long use,
+    long[] mappings,
     int queue,
     DecodedProgram program,
     ResolvedMemory memory,
@@ -32,7 +32,17 @@ internal sealed class PreparedSubmission(
     public ContextId Context { get; } = context;
     public IActorRef ContextActor { get; } = contextActor;
     public IActorRef Space { get; } = space;
-    public long Use { get; } = use;
+
+    /// <summary>Serials of the mappings it uses (a few; searched linearly), never written after construction.</summary>
+    public IReadOnlyList<long> Mappings { get; } = mappings;
+
+    public bool Uses(IActorRef space, IReadOnlySet<long> mappings)
+    {
+        if (!Space.Equals(space)) return false;
+        foreach (var mapping in Mappings)
+            if (mappings.Contains(mapping)) return true;
+        return false;
+    }
     public int Queue { get; } = queue;
     public DecodedProgram Program { get; } = program;
     public ResolvedMemory Memory { get; } = memory;

@@ -37,7 +37,7 @@ internal sealed class SubmissionEngine(
     private readonly FenceWaiters<IActorRef> _waiters = new();
     private readonly ClientFences _clientFences = new();
     private readonly Dictionary<ContextId, IActorRef> _idleWatchers = [];
-    private readonly Dictionary<IActorRef, List<long>> _endedUses = [];
+    private readonly Dictionary<(IActorRef Space, long Unmap), HashSet<long>> _unmapWaits = [];
     private readonly Outbox _outbox = new();
     private bool _flushQueued;
 
@@ -73,7 +73,6 @@ internal sealed class SubmissionEngine(
     {
         submission.Release();
         submission.Reply.Rejected(error);
-        UseEnded(submission);
     }
 
     public void TryStartAll()
@@ -153,6 +152,11 @@ internal sealed class SubmissionEngine(
         // between the decision and this message: its dropped SIGNAL_FENCEs agree with it.
         var error = running.AbortReason ?? (m.Cancelled ? new FabricError(ErrorCode.EIO, $"{pending.Fence} was aborted") : m.Error);
         Finish(pending, error, blameContext: error is not null && running.AbortReason?.Code is not (ErrorCode.EIO or ErrorCode.ENODEV), notify: true);
+        foreach (var (key, seqs) in _unmapWaits.Where(w => w.Value.Remove(m.Seq) && w.Value.Count == 0).ToList())
+        {
+            _unmapWaits.Remove(key);
+            key.Space.Tell(new AddressSpace.UsersEnded(key.Unmap));
+        }
         return pending.Submission.Queue;
     }
 
@@ -171,7 +175,6 @@ internal sealed class SubmissionEngine(
         SignalFence(pending.Fence.Seq, error);
         if (notify) pending.Submission.Reply.Signalled(_fences.Status(pending.Fence.Seq), Outbox());
         foreach (var fence in pending.OutFences) SignalFence(fence.Seq, error);
-        UseEnded(pending.Submission);
         if (_queues.Ended(pending) && _idleWatchers.Remove(pending.Submission.Context, out var watcher))
             watcher.Tell(new ContextProtocol.ContextIdle());
     }
@@ -188,6 +191,15 @@ internal sealed class SubmissionEngine(
         var running = _queues.AllRunning.Where(r => match(r.Pending)).ToList();
         foreach (var r in running) r.Abort(error);
         return queued.Count + running.Count;
+    }
+
+    /// <summary>An unmap wins over its users: they stop, and the space hears once none of them runs (at once when none does).</summary>
+    public void AbortUsers(Device.AbortUsers m)
+    {
+        Abort(p => p.Submission.Uses(m.Space, m.Mappings), m.Error, blame: true);
+        var running = _queues.AllRunning.Where(r => r.Pending.Submission.Uses(m.Space, m.Mappings)).Select(r => r.Pending.Fence.Seq).ToHashSet();
+        if (running.Count == 0) m.Space.Tell(new AddressSpace.UsersEnded(m.Unmap));
+        else _unmapWaits[(m.Space, m.Unmap)] = running;
     }
 
     public void NotifyWhenIdle(ContextId context, IActorRef replyTo)
@@ -303,13 +315,6 @@ internal sealed class SubmissionEngine(
 
     // ── answers ────────────────────────────────────────────────────────────────────────────────
 
-    private void UseEnded(PreparedSubmission submission)
-    {
-        if (!_endedUses.TryGetValue(submission.Space, out var uses)) _endedUses[submission.Space] = uses = [];
-        uses.Add(submission.Use);
-        Outbox();
-    }
-
     /// <summary>The outbox for tagged answers, with a flush queued behind the messages already in the mailbox.</summary>
     private Outbox Outbox()
     {
@@ -321,13 +326,11 @@ internal sealed class SubmissionEngine(
         return _outbox;
     }
 
-    /// <summary>Sends the gathered answers to submitters, and the ended uses to their address spaces.</summary>
+    /// <summary>Sends the gathered answers to submitters.</summary>
     public void Flush()
     {
         _flushQueued = false;
         _outbox.Flush();
-        foreach (var (space, uses) in _endedUses) space.Tell(new AddressSpace.UsesEnded([.. uses]));
-        _endedUses.Clear();
     }
 
     /// <summary>The device stops: running work is cancelled (its pins drop when it ends), answers go out.</summary>
