@@ -56,7 +56,6 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
     public IStash Stash { get; set; } = null!;
     public ITimerScheduler Timers { get; set; } = null!;
 
-
     private void Open()
     {
         Facts();
@@ -170,7 +169,6 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
 
     private FabricError? DeviceBusy(string what) => ContextChecks.DeviceBusy(_deviceStatus, _name, _spec.Device, what);
 
-
     private object Allocate(Allocate m) =>
         DeviceBusy($"allocate {m.Size} bytes") is { } busy ? busy
         : _buffers.TryAllocate(_spec.Memory, _spec.Profile, _spec.Device, m.Size, m.Alignment, m.Flags, out var buffer, out var error)
@@ -188,7 +186,6 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
         if (!_buffers.TryHostAccess(handle, offset, length, needed, out var buffer, out var error)) Sender.Tell(error!);
         else HostTransfer.Run(buffer, offset, length, write, _spec.DataPlane, Sender, _name);
     }
-
 
     private AddressSpaceCreated CreateSpace()
     {
@@ -247,8 +244,6 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
         else Sender.Tell(refused!);
     }
 
-
-
     /// <summary>
     /// Submissions go, in order and as one message, to the attached address space, which decodes, translates and
     /// queues them; refused here while the device is not operational or nothing is attached.
@@ -265,7 +260,6 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
         _submissions += submits.Length;
         _spaces[_attached!.Value].Tell(new AddressSpace.Resolve(submits, Sender));
     }
-
 
     /// <summary>Address spaces hold mappings of this context's memory: one that throws is stopped, and the context with it.</summary>
     protected override SupervisorStrategy SupervisorStrategy() =>
