@@ -232,8 +232,8 @@ public sealed class DeviceContext : IAsyncDisposable
         return _client.RequestAsync<T>(_actor, request, what, cancel, lostAlso: gone);
     }
 
-    /// <summary>Completes with the context's error once it failed, was torn down or its node was lost.</summary>
-    internal Task<FabricError> Gone => _goneSignal.Task;
+    /// <summary>The context's error once it failed, was torn down or its node was lost; null while it is usable.</summary>
+    internal FabricError? GoneError => _gone;
 
     private void ThrowIfUnusable(string what)
     {

@@ -394,8 +394,7 @@ public sealed class FabricClient : IAsyncDisposable
     /// <summary>Submissions to a context that is gone and not yet accepted will never be: they fail with its error.</summary>
     private void FailPendingSubmits(IActorRef actor, DeviceContext context)
     {
-        if (!context.Gone.IsCompleted) return;
-        var error = context.Gone.Result;
+        if (context.GoneError is not { } error) return;
         foreach (var (tag, pending) in _byTag)
             if (pending.Pipe.Context.Equals(actor) && !pending.Accepted.Task.IsCompleted && _byTag.TryRemove(tag, out _))
             {
