@@ -41,7 +41,11 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
         Receive<AddressSpace.WriteIova>(OnWrite);
         Receive<AddressSpace.Resolve>(OnResolve);
         Receive<AddressSpace.UsersEnded>(m => { if (_unmapping.Remove(m.Unmap, out var pending)) Complete(pending); });
-        Receive<AddressSpace.SetAttached>(m => _spec.ContextActor.Tell(new ContextProtocol.SpaceAttachDone(_spec.Id, m.Attached ? Attach() : Detach())));
+        Receive<AddressSpace.SetAttached>(m =>
+        {
+            if (m.Attached) _spec.ContextActor.Tell(new ContextProtocol.SpaceAttachDone(_spec.Id, Attach()));
+            else Detach(); // widening cannot fail: no answer
+        });
         Receive<AddressSpace.GetRanges>(m => m.ReplyTo.Tell(new IovaRanges([.. _map.UsableRanges.Select(r => new IovaRange(r.Start, r.Last))], _map.PageSize)));
         Receive<AddressSpace.Allow>(m => m.ReplyTo.Tell(_map.TrySetAllowed(m.Ranges, out var e) ? new Ack() : e!));
         Receive<AddressSpace.Reserve>(m => m.ReplyTo.Tell(_map.TryReserve(m.Start, m.Last, $"{_spec.Name}'s own reservation", out var e) ? new Ack() : e!));
@@ -77,11 +81,10 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
     }
 
     /// <summary>The device detaches: its reservations go and the host's page size returns (unless a mapping is not aligned to it).</summary>
-    private FabricError? Detach()
+    private void Detach()
     {
         _map.Unreserve(_spec.Device);
         _map.TrySetPageSize(IovaMap.HostPageSize, out _);
-        return null;
     }
 
     private void OnCopyOut(AddressSpace.CopyOut m)
@@ -106,11 +109,13 @@ internal sealed unsafe class AddressSpaceActor : ReceiveActor
         FabricError? error = null;
         if (m.Iova is null && _map.TryMap(null, total, m.Access, new MappedRange(m.Pieces[0].Buffer, 0, 0), out start, out error))
             _map.TryUnmap(start, total, out _, out _, out _); // only to find room for all of them
-        var mapped = new List<ulong>();
-        for (var (i, at) = (0, start); error is null && i < m.Pieces.Length; at += m.Pieces[i].Length, i++)
-            if (_map.TryMap(at, m.Pieces[i].Length, m.Access, new MappedRange(m.Pieces[i].Buffer, m.Pieces[i].Offset, ++_nextSerial), out _, out error)) mapped.Add(at);
-        if (error is not null)
-            foreach (var at in mapped) _map.TryUnmap(at, m.Pieces[mapped.IndexOf(at)].Length, out _, out _, out _);
+        var mappedBytes = 0UL;
+        foreach (var piece in m.Pieces)
+        {
+            if (!_map.TryMap(start + mappedBytes, piece.Length, m.Access, new MappedRange(piece.Buffer, piece.Offset, ++_nextSerial), out _, out error)) break;
+            mappedBytes += piece.Length;
+        }
+        if (error is not null && mappedBytes > 0) _map.TryUnmap(start, mappedBytes, out _, out _, out _); // all or none
         _spec.ContextActor.Tell(new ContextProtocol.CopyDone(handles, start, error, m.ReplyTo));
     }
 

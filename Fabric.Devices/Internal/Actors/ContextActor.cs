@@ -89,12 +89,12 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
     private void Attaching(AddressSpaceId space, IActorRef replyTo)
     {
         Facts();
-        Receive<DeviceManager.GroupClaimResult>(m =>
+        Receive<DeviceManager.GroupClaimResult>(m => m.Space == space, m =>
         {
             if (m.Error is { } error) EndAttach(replyTo, error);
             else _spaces[space].Tell(new AddressSpace.SetAttached(true));
         });
-        Receive<ContextProtocol.SpaceAttachDone>(m =>
+        Receive<ContextProtocol.SpaceAttachDone>(m => m.Space == space, m =>
         {
             if (m.Error is not null) _spec.Manager.Tell(new DeviceManager.ReleaseGroup(_spaces[space]));
             else if (_attached is { } old && _spaces.TryGetValue(old, out var previous)) Detach(previous); // iommufd's replace

@@ -154,7 +154,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
     private void OnRan(SubmissionEngine.Ran m)
     {
         var queue = _engine.OnRan(m);
-        if (_status == DeviceStatus.Operational) _engine.TryStart(queue, operating: true);
+        if (_status == DeviceStatus.Operational) _engine.StartNext(queue);
         else if (_status == DeviceStatus.InReset) TryFinishReset();
         else if (_engine.RunningCount == 0) Context.Stop(Self);
     }

@@ -123,10 +123,17 @@ internal sealed class DmaBufExportActor : ReceiveActor
     /// <summary>Revokes: transfers in flight stop at their next chunk, every importer is told, and the export ends.</summary>
     private int End(FabricError error)
     {
+        var importers = TellImporters(error);
+        Context.Stop(Self);
+        return importers;
+    }
+
+    /// <summary>Transfers in flight stop at their next chunk and every importer hears the export is gone; returns how many.</summary>
+    private int TellImporters(FabricError error)
+    {
         _served?.End(error);
         var importers = _references.Importers;
         foreach (var importer in importers) importer.Tell(new ContextProtocol.ImportRevoked(Id, error));
-        Context.Stop(Self);
         return importers.Count;
     }
 
@@ -141,7 +148,7 @@ internal sealed class DmaBufExportActor : ReceiveActor
         {
             var error = new FabricError(ErrorCode.EIO, $"{Id} failed ({e.GetType().Name}) and was released");
             if (message is DmaBufExport.Attach attach) attach.Importer.Tell(new ContextProtocol.AttachFailed(error, attach.ReplyTo));
-            foreach (var importer in _references.Importers) importer.Tell(new ContextProtocol.ImportRevoked(Id, error));
+            TellImporters(error);
             _spec.Exporter.Tell(new ContextProtocol.ExportReleased(Id, _spec.Handle));
             throw;
         }

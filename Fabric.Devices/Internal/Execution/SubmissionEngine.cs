@@ -160,9 +160,10 @@ internal sealed class SubmissionEngine(
         return pending.Submission.Queue;
     }
 
-    public void TryStart(int queue, bool operating)
+    /// <summary>Starts what waits on <paramref name="queue"/> (a queue <see cref="OnRan"/> returned; -1: nothing ended).</summary>
+    public void StartNext(int queue)
     {
-        if (operating && queue >= 0) TryStart(queue);
+        if (queue >= 0) TryStart(queue);
     }
 
     /// <summary>Signals a submission's fence and every out-fence it left unsignalled with its result.</summary>
