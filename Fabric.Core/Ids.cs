@@ -71,6 +71,17 @@ public readonly record struct FenceId([property: Key(0)] DeviceId Device, [prope
 }
 
 /// <summary>
+/// Names host memory a client pinned for a device (<see cref="Client.HostMapping"/>): the process that pinned it
+/// and its number there. A node in that same process maps the memory itself (zero-copy); any other node cannot
+/// reach it and keeps a copy instead.
+/// </summary>
+[MessagePackObject]
+public readonly record struct HostMemoryToken([property: Key(0)] Guid Process, [property: Key(1)] long Id)
+{
+    public override string ToString() => $"host-memory-{Id}";
+}
+
+/// <summary>
 /// The unforgeable capability that stands for a dma-buf fd: the export it names and a 256-bit secret.
 /// Whoever holds the token may import the buffer; nothing else grants access.
 /// </summary>

@@ -111,6 +111,34 @@ public sealed class DeviceContext : IAsyncDisposable
     public async Task<ulong> UnmapAsync(AddressSpaceId space, Iova iova, ulong length, CancellationToken cancel = default) =>
         (await Ask<Unmapped>(new Unmap(space, iova, length), $"unmap [{iova}, +0x{length:x}) in {space}", cancel)).Bytes;
 
+    /// <summary>
+    /// Maps the client's own host memory for the device (habanalabs userptr; iommufd maps user memory the same way)
+    /// at <paramref name="iova"/>, or where the address space chooses. Its length must be a multiple of the device's
+    /// page size. When the device's node runs in this process the device reads and writes the memory itself; on any
+    /// other node it works on a copy (see <see cref="HostMapping"/>). The memory must stay valid until the mapping is
+    /// unmapped.
+    /// </summary>
+    public async Task<HostMapping> MapHostMemoryAsync(AddressSpaceId space, Memory<byte> memory, Access access, Iova? iova = null,
+        CancellationToken cancel = default)
+    {
+        var pin = HostMemoryPins.Register(memory);
+        HostMemoryPinned pinned;
+        try { pinned = await Ask<HostMemoryPinned>(new PinHostMemory(memory.Length, access, pin.Token), $"pin {memory.Length} bytes of host memory", cancel); }
+        finally { HostMemoryPins.TryWithdraw(pin); } // unpinned unless the node claimed it
+        var mapping = new HostMapping(this, space, pinned.Handle, memory, access, pinned.ZeroCopy ? pin : null);
+        try
+        {
+            await mapping.SyncToDeviceAsync(cancel);
+            mapping.Iova = await MapAsync(space, pinned.Handle, access, iova, cancel: cancel);
+            return mapping;
+        }
+        catch
+        {
+            await mapping.ReleaseAsync();
+            throw;
+        }
+    }
+
     /// <summary>The IOVA ranges the address space can map now, and the alignment maps need (iommufd IOAS_IOVA_RANGES).</summary>
     public Task<IovaRanges> GetIovaRangesAsync(AddressSpaceId space, CancellationToken cancel = default) =>
         Ask<IovaRanges>(new GetIovaRanges(space), $"read the IOVA ranges of {space}", cancel);

@@ -29,6 +29,23 @@ public static class ContextRequests
     public sealed record BufferAllocated([property: Key(0)] BufferHandle Handle, [property: Key(1)] long Size) : IFabricMessage;
 
     /// <summary>
+    /// Pins host memory of the client for the device (habanalabs userptr) as a buffer handle → <see cref="HostMemoryPinned"/>,
+    /// to be mapped like any buffer. A node in the client's process uses the memory itself (zero-copy); another node
+    /// keeps a copy of it in its own host memory (<see cref="HostMemoryPinned.ZeroCopy"/> false) that the client
+    /// fills and reads back. A size that is not a positive multiple of the device's page size, or an access that is
+    /// not Read, Write or ReadWrite → EINVAL; host memory cannot be exported (EINVAL).
+    /// </summary>
+    [MessagePackObject]
+    [Manifest("ContextRequests.PinHostMemory")]
+    public sealed record PinHostMemory([property: Key(0)] long Size, [property: Key(1)] Access Access, [property: Key(2)] HostMemoryToken Token)
+        : IFabricMessage;
+
+    [MessagePackObject]
+    [Manifest("ContextRequests.HostMemoryPinned")]
+    public sealed record HostMemoryPinned([property: Key(0)] BufferHandle Handle, [property: Key(1)] long Size, [property: Key(2)] bool ZeroCopy)
+        : IFabricMessage;
+
+    /// <summary>
     /// Releases a handle → <see cref="Ack"/>. Unknown handle or one still mapped → EINVAL. An exported buffer's memory
     /// lives on while the export does; an imported handle detaches from its export.
     /// </summary>

@@ -136,6 +136,36 @@ public sealed class P2PTests(ClusterFixture cluster, ITestOutputHelper output) :
     }
 
     [Fact]
+    public async Task Host_memory_mapped_for_a_device_in_another_process_works_on_a_copy_synced_on_request_and_at_unmap()
+    {
+        const int page = 4096;
+        var device = new DeviceId("n2", 1);
+        await using var b = await P2P.OpenAsync(Client, device);
+        var bytes = new byte[3 * page];
+        for (var i = 0; i < page / 4; i++) BitConverter.TryWriteBytes(bytes.AsSpan(i * 4), (float)i);
+        var usedBefore = (await Client.GetDeviceInfoAsync(device)).MemoryUsed;
+
+        var mapping = await b.Context.MapHostMemoryAsync(b.Space, bytes, Access.ReadWrite);
+
+        Assert.False(mapping.ZeroCopy);
+        Assert.Equal(usedBefore, (await Client.GetDeviceInfoAsync(device)).MemoryUsed); // the copy is host memory of the node
+        await b.Context.RunAsync(new CommandBufferBuilder().Scale(mapping.Iova + page, mapping.Iova, page / 4, 3f).Build(), TimeSpan.FromSeconds(30));
+        Assert.Equal(0f, BitConverter.ToSingle(bytes, page + 5 * 4)); // the device wrote its copy, not this memory
+        await mapping.SyncFromDeviceAsync();
+        Assert.Equal(15f, BitConverter.ToSingle(bytes, page + 5 * 4));
+
+        // A host change reaches the device after a sync; the unmap brings the device's last writes back.
+        BitConverter.TryWriteBytes(bytes.AsSpan(5 * 4), 10f);
+        await mapping.SyncToDeviceAsync();
+        await b.Context.RunAsync(new CommandBufferBuilder().Scale(mapping.Iova + 2 * page, mapping.Iova, page / 4, -1f).Build(), TimeSpan.FromSeconds(30));
+        await mapping.UnmapAsync();
+
+        Assert.Equal(-10f, BitConverter.ToSingle(bytes, 2 * page + 5 * 4));
+        Assert.Equal(-(float)(page / 4 - 1), BitConverter.ToSingle(bytes, 3 * page - 4));
+        Assert.Equal(0, (await b.Context.GetInfoAsync()).Buffers);
+    }
+
+    [Fact]
     public async Task Forged_and_unknown_tokens_are_refused_across_nodes()
     {
         await using var a = await P2P.OpenAsync(Client, new DeviceId("n3", 1));

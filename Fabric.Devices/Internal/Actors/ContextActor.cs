@@ -60,6 +60,7 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
     {
         Facts();
         Receive<Allocate>(m => Sender.Tell(Allocate(m)));
+        Receive<PinHostMemory>(m => Sender.Tell(DeviceBusy($"pin {m.Token}") ?? PinHost(m)));
         Receive<Free>(m => Sender.Tell(Free(m)));
         Receive<WriteBuffer>(m => HostAccess(m.Handle, m.Offset, m.Data.Length, Access.Write, m.Data));
         Receive<ReadBuffer>(m => HostAccess(m.Handle, m.Offset, m.Length, Access.Read, null));
@@ -173,6 +174,10 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
         DeviceBusy($"allocate {m.Size} bytes") is { } busy ? busy
         : _buffers.TryAllocate(_spec.Memory, _spec.Profile, _spec.Device, m.Size, m.Alignment, m.Flags, out var buffer, out var error)
             ? new BufferAllocated(buffer.Handle, buffer.Size) : error!;
+
+    private object PinHost(PinHostMemory m) =>
+        _buffers.TryPinHost(m.Size, m.Access, m.Token, _spec.Profile, _spec.Device, out var buffer, out var zeroCopy, out var error)
+            ? new HostMemoryPinned(buffer.Handle, buffer.Size, zeroCopy) : error!;
 
     private object Free(Free m)
     {

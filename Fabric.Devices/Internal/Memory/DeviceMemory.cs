@@ -5,7 +5,7 @@ namespace Fabric.Devices.Internal.Memory;
 /// released from whichever actor or kernel drops their last reference. The arena is freed once the device is gone
 /// and no block remains, so a late release never touches freed memory.
 /// </summary>
-internal sealed class DeviceMemory : IDisposable
+internal sealed unsafe class DeviceMemory : IBlockSource, IDisposable
 {
     private readonly NativeArena _arena;
     private readonly BlockAllocator _allocator;
@@ -34,13 +34,11 @@ internal sealed class DeviceMemory : IDisposable
             if (!_allocator.TryAllocate(rounded, Math.Max(alignment, Granule), out var offset)) return null;
             _liveBlocks++;
             _arena.Clear(offset, rounded);
-            return new MemoryBlock(this, offset, rounded);
+            return new MemoryBlock(this, offset, rounded, _arena.Pointer(offset, rounded));
         }
     }
 
-    internal unsafe byte* Pointer(long offset, long length) => _arena.Pointer(offset, length);
-
-    internal void Free(MemoryBlock block)
+    public void Free(MemoryBlock block)
     {
         lock (_gate)
         {
@@ -63,20 +61,21 @@ internal sealed class DeviceMemory : IDisposable
 
 /// <summary>
 /// A block of device memory with a reference count, like a dma-buf's: the owning handle, an export and every
-/// in-flight submission that uses it each hold one. The last release returns it to the allocator. Once the count
-/// has reached zero no new reference can be taken (<see cref="TryAcquire"/> is get_unless_zero).
+/// in-flight submission that uses it each hold one. The last release returns it to its source (the device's
+/// allocator, or the host memory it stands for). Once the count has reached zero no new reference can be taken
+/// (<see cref="TryAcquire"/> is get_unless_zero).
 /// </summary>
 internal sealed unsafe class MemoryBlock
 {
-    private readonly DeviceMemory _memory;
+    private readonly IBlockSource _source;
     private int _references = 1;
 
-    internal MemoryBlock(DeviceMemory memory, long offset, long size)
+    internal MemoryBlock(IBlockSource source, long offset, long size, byte* pointer)
     {
-        _memory = memory;
+        _source = source;
         Offset = offset;
         Size = size;
-        Pointer = memory.Pointer(offset, size);
+        Pointer = pointer;
     }
 
     public long Offset { get; }
@@ -97,7 +96,13 @@ internal sealed unsafe class MemoryBlock
     public void Release()
     {
         var left = Interlocked.Decrement(ref _references);
-        if (left == 0) _memory.Free(this);
+        if (left == 0) _source.Free(this);
         else if (left < 0) throw new InvalidOperationException($"device memory block at {Offset} released more often than acquired");
     }
+}
+
+/// <summary>Where a <see cref="MemoryBlock"/>'s memory comes from; told once, when its last reference is released.</summary>
+internal interface IBlockSource
+{
+    void Free(MemoryBlock block);
 }

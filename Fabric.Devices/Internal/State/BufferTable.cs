@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Fabric.Core;
+using Fabric.Core.Client;
 using Fabric.Devices.DataPlane;
 using Fabric.Devices.Internal.Memory;
 
@@ -66,6 +67,41 @@ internal sealed class BufferTable(ContextId context, string name)
     /// <summary>Adds memory the context allocated (the block's first reference becomes the handle's).</summary>
     public BufferView AddAllocated(MemoryBlock block, AllocationFlags flags) =>
         Add(handle => new BufferView(handle, block.Size, Access.ReadWrite, flags, block, null, null, Revocation.Never()));
+
+    /// <summary>
+    /// Checks a pin of host memory and adds it as a new handle: the client's own memory when it is in this process
+    /// (<paramref name="zeroCopy"/>), else a zeroed copy in this node's memory, at most the device's memory size.
+    /// </summary>
+    public bool TryPinHost(long size, Access access, HostMemoryToken token, DeviceProfile profile, DeviceId device,
+        out BufferView view, out bool zeroCopy, out FabricError? error)
+    {
+        (view, zeroCopy, error) = (null!, false, null);
+        if (access is not (Access.Read or Access.Write or Access.ReadWrite))
+            error = FabricError.Invalid($"{name} cannot pin {token} for access {access}: use Read, Write or ReadWrite");
+        else if (size <= 0 || size % profile.PageSize != 0)
+            error = FabricError.Invalid($"{name} cannot pin {size} bytes of {token}: the size must be a positive multiple of " +
+                                        $"{device}'s page size ({profile.PageSize} bytes)");
+        if (error is not null) return false;
+        MemoryBlock block;
+        if (HostMemoryPins.TryClaim(token, size) is { } pin) (block, zeroCopy) = (Memory.HostMemory.Pinned(pin), true);
+        else if (size > profile.MemoryBytes)
+        {
+            error = new FabricError(ErrorCode.ENOMEM, $"{name} cannot keep a copy of {size} bytes of {token} (its client is in " +
+                                                      $"another process): a copy may be at most {device}'s memory size, {profile.MemoryBytes} bytes");
+            return false;
+        }
+        else
+        {
+            try { block = Memory.HostMemory.Copy(size); }
+            catch (OutOfMemoryException)
+            {
+                error = new FabricError(ErrorCode.ENOMEM, $"{name} cannot keep a copy of {size} bytes of {token}: this node is out of host memory");
+                return false;
+            }
+        }
+        view = Add(handle => new BufferView(handle, size, access, AllocationFlags.None, block, null, null, Revocation.Never(), HostMemory: true));
+        return true;
+    }
 
     /// <summary>Adds an import: local memory of an export on this node, remote memory, or an unreachable one.</summary>
     public BufferView AddImport(BufferView.ImportSource source, long size, Access access, MemoryBlock? block, RemoteMemory? remote,
@@ -169,6 +205,7 @@ internal sealed class BufferTable(ContextId context, string name)
     {
         if (!TryGet(handle, out view, out error)) return false;
         if (view.IsImport) error = FabricError.Invalid($"{name} cannot export {view}: an imported buffer is exported only by its owner");
+        else if (view.HostMemory) error = FabricError.Invalid($"{name} cannot export {view}: only device memory can be exported");
         else if (view.Flags.HasFlag(AllocationFlags.NoExport))
             error = new FabricError(ErrorCode.EPERM, $"{name} cannot export {view}: it was allocated with NoExport");
         else if (access is not (Access.Read or Access.ReadWrite))

@@ -9,7 +9,9 @@ namespace Fabric.Devices.Internal.State;
 /// What one buffer handle is, as an immutable fact the context hands to its address spaces and submissions: local
 /// memory (<see cref="Block"/>), another node's memory (<see cref="Remote"/>), or an import this node cannot reach
 /// (<see cref="Unreachable"/> says why: attached, but every map or use is EPERM, as for a dma-buf importer without
-/// a peer-to-peer path). Counts (mappings, exports) are the context's own, in its <see cref="BufferTable"/>.
+/// a peer-to-peer path). <see cref="HostMemory"/> marks a client's host memory pinned for the device (userptr): a
+/// local block that is not device memory and cannot be exported. Counts (mappings, exports) are the context's own,
+/// in its <see cref="BufferTable"/>.
 /// </summary>
 internal sealed record BufferView(
     BufferHandle Handle,
@@ -20,7 +22,8 @@ internal sealed record BufferView(
     RemoteMemory? Remote,
     BufferView.ImportSource? Import,
     Revocation Revocation,
-    string? Unreachable = null)
+    string? Unreachable = null,
+    bool HostMemory = false)
 {
     /// <summary>Where an imported buffer comes from, and the attachment to drop when it is freed.</summary>
     public sealed record ImportSource(ExportId Export, IActorRef ExportActor, long Attachment);
@@ -41,7 +44,8 @@ internal sealed record BufferView(
         else LocalBlock.Release();
     }
 
-    public override string ToString() => Import is { } i ? $"{Handle} (imported from {i.Export})" : Handle.ToString();
+    public override string ToString() =>
+        Import is { } i ? $"{Handle} (imported from {i.Export})" : HostMemory ? $"{Handle} (host memory)" : Handle.ToString();
 }
 
 /// <summary>
