@@ -103,18 +103,6 @@ public static class NodeHost
             .WithRemoting(new RemoteOptions { HostName = options.Host, PublicHostName = options.AdvertisedHost, Port = options.Port })
             .WithClustering(new ClusterOptions { SeedNodes = seeds, Roles = ["fabric-node"] })
             .WithCustomSerializer(FabricSerialization.SerializerName, [typeof(IFabricMessage)], system => new FabricMessageSerializer(system))
-            .WithShardRegion<JobRegionKey>(JobEntity.TypeName,
-                (_, registry, _) => entityId => entityId == JobIndex.EntityId
-                    ? JobIndex.Props()
-                    : JobEntity.Props(entityId, registry.Get<DeviceManagerKey>(), new JobRunOptions()),
-                new JobEntity.MessageExtractor(),
-                new ShardOptions
-                {
-                    Role = "fabric-node",
-                    RememberEntities = true,
-                    RememberEntitiesStore = RememberEntitiesStore.Eventsourced,
-                    StateStoreMode = StateStoreMode.DData,
-                })
             .WithActors((system, registry) =>
             {
                 var devices = FabricDevices.Start(system, options.Name, options.DeviceProfiles(), dataPlane);
@@ -123,6 +111,12 @@ public static class NodeHost
                 system.ActorOf(DataPlaneProbe.Props(dataPlane), DataPlaneProbe.Name);
                 registry.Register<DeviceManagerKey>(devices);
                 registry.Register<NodeRegistryKey>(nodes);
+                // Started here rather than with Akka.Hosting's WithShardRegion, which takes no allocation strategy.
+                // Remembered in the journal (ClusterTuning: remember-entities-store = eventsourced, state-store-mode = ddata).
+                var settings = ClusterShardingSettings.Create(system).WithRole("fabric-node").WithRememberEntities(true);
+                registry.Register<JobRegionKey>(ClusterSharding.Get(system).Start(JobEntity.TypeName,
+                    entityId => entityId == JobIndex.EntityId ? JobIndex.Props() : JobEntity.Props(entityId, devices, new JobRunOptions()),
+                    settings, new JobEntity.MessageExtractor(), JobShardAllocation.For(system), JobEntity.HandOff.Instance));
             });
     }
 }

@@ -17,8 +17,9 @@ public static class ChaosInvariants
     public const string NoLeaks = "devices back at baseline";
     public const string NoHangingWaits = "no wait left hanging";
     public const string Journal = "journal consistent with what ran";
+    public const string StateIsJournal = "job state equals the fold of its journal";
 
-    public static readonly ImmutableArray<string> All = [Completed, ExactlyOnce, CorrectResult, NoLeaks, NoHangingWaits, Journal];
+    public static readonly ImmutableArray<string> All = [Completed, ExactlyOnce, CorrectResult, NoLeaks, NoHangingWaits, Journal, StateIsJournal];
 
     /// <summary>Every planned job ended Completed (not failed, not still running, not unknown to the cluster).</summary>
     public static IEnumerable<Violation> JobsCompleted(IEnumerable<ChaosJob> jobs, IReadOnlyDictionary<string, JobView> views)
@@ -117,6 +118,40 @@ public static class ChaosInvariants
             if (view.Events != history.Length) problems.Add($"the job shows {view.Events} events, the journal {history.Length}");
         }
         return problems.Select(p => new Violation(Journal, job.Id, p));
+    }
+
+    /// <summary>
+    /// The state a job's entity shows (recovered from its snapshot and later events, or built as it ran) is what
+    /// applying every row of its journal, in order, from nothing gives: no event written is missing from it (a second
+    /// writer's rows would be), none it counts is missing from the journal.
+    /// </summary>
+    public static IEnumerable<Violation> StateEqualsJournal(string jobId, ImmutableArray<JournalEntry> history, JobView shown)
+    {
+        var folded = JobView.Of(history.Aggregate(JobState.Empty(jobId), (state, entry) => state.Apply(entry.Event)));
+        var problems = new List<string>();
+        void Same<T>(string what, T journal, T state)
+        {
+            if (!EqualityComparer<T>.Default.Equals(journal, state)) problems.Add($"{what}: the journal gives {journal}, the job shows {state}");
+        }
+        Same("status", folded.Status, shown.Status);
+        Same("events", folded.Events, shown.Events);
+        Same("runs", string.Join(" ", folded.RunNodes), string.Join(" ", shown.RunNodes));
+        Same("completed tasks", folded.CompletedTasks, shown.CompletedTasks);
+        var tasks = shown.TaskDetails.ToDictionary(t => t.Name);
+        foreach (var task in folded.TaskDetails)
+        {
+            if (!tasks.TryGetValue(task.Name, out var other))
+            {
+                problems.Add($"task {task.Name} is in the journal's fold but not in the job");
+                continue;
+            }
+            Same($"task {task.Name} status", task.Status, other.Status);
+            Same($"task {task.Name} attempts", task.Attempts, other.Attempts);
+            Same($"task {task.Name} placements", string.Join(" ", task.Placements), string.Join(" ", other.Placements));
+            Same($"task {task.Name} completions", task.Completions, other.Completions);
+            Same($"task {task.Name} recomputations", task.Recomputations, other.Recomputations);
+        }
+        return problems.Take(5).Select(p => new Violation(StateIsJournal, jobId, p));
     }
 
     /// <summary>Every device of a live node is where it was before any job: no memory, context, export, import, queued work or waiter left.</summary>

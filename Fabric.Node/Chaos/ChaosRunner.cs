@@ -272,7 +272,10 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
                     Violate(new Violation(ChaosInvariants.CorrectResult, job.Id, $"output {bad.Output} ({bad.Bytes:N0} bytes) differs from the host reference"));
             }
             if (histories.TryGetValue(job.Id, out var history))
+            {
                 foreach (var v in ChaosInvariants.JournalConsistent(job, history, seen)) Violate(v);
+                foreach (var v in ChaosInvariants.StateEqualsJournal(job.Id, history, seen)) Violate(v);
+            }
             else
                 Violate(new Violation(ChaosInvariants.Journal, job.Id, "the journal holds no event of the job"));
         }
@@ -307,6 +310,14 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
         IReadOnlyList<string> indexed = [.. (await GatewayClient.RetryAsync(() => Gateway().JobsAsync(cancel), cancel)).Select(v => v.JobId)];
         foreach (var v in ChaosInvariants.RanExactlyOnce(_plan.Jobs, indexed, histories)) Violate(v);
         _histories = histories;
+
+        // Asked again now, most ended jobs have passivated and recover from their snapshot and journal to answer.
+        view.Event("checking every job's state, recovered again, against its journal");
+        foreach (var job in _plan.Jobs.Where(j => histories.ContainsKey(j.Id)))
+        {
+            var again = await GatewayClient.RetryAsync(() => Gateway().JobAsync(job.Id, cancel), cancel);
+            foreach (var v in ChaosInvariants.StateEqualsJournal(job.Id, histories[job.Id], again)) Violate(v);
+        }
 
         return [.. devices.Select(d => new DeviceRecord(d.Id.ToString(), d.MemoryUsed, d.Allocations, d.OpenContexts, d.Exports, d.Imports, d.Waiters,
             d.QueueDepth, AtBaseline: !ChaosInvariants.DevicesAtBaseline(baseline, [d]).Any()))];

@@ -49,6 +49,12 @@ public static class ClusterTuning
             log-info = off
             # Job entities (Cluster.Sharding, remembered) restart on another node soon after theirs is removed.
             sharding {
+              # Running jobs are remembered in the journal, so they restart after their node is lost; the coordinator's
+              # state is gossiped (ddata). Shards never rebalance (Jobs/JobShardAllocation): a job moves only when its
+              # node is lost or leaves.
+              remember-entities = on
+              remember-entities-store = eventsourced
+              state-store-mode = ddata
               entity-restart-backoff = 1s
               retry-interval = 500ms
               coordinator-failure-backoff = 1s

@@ -48,6 +48,16 @@ public static class JobEntity
     [Manifest("JobEntity.OutputChunk")]
     public sealed record OutputChunk([property: Key(0)] byte[] Data, [property: Key(1)] long Total) : IFabricMessage;
 
+    /// <summary>
+    /// What the shard sends its entities when it hands them off (a node leaving, a shard moving): the run stops, the
+    /// events already on their way are written, and only then does the entity stop, so that the next incarnation
+    /// recovers after the last write of this one — never two writers of one job. Local only.
+    /// </summary>
+    internal sealed record HandOff : INoSerializationVerificationNeeded
+    {
+        public static readonly HandOff Instance = new();
+    }
+
     /// <summary>Routes <see cref="IJobMessage"/>s to their entity by job id.</summary>
     public sealed class MessageExtractor() : HashCodeMessageExtractor(60)
     {

@@ -8,6 +8,7 @@ using Fabric.Core;
 using Fabric.Core.Client;
 using Fabric.Node.Cluster;
 using static Fabric.Node.Jobs.JobEvents;
+using static Fabric.Node.Jobs.JobRunReports;
 
 namespace Fabric.Node.Jobs;
 
@@ -28,11 +29,11 @@ namespace Fabric.Node.Jobs;
 ///              stopped ──the next request: the shard starts it again──▶ Recovering
 /// </code>
 /// Each entry into Running starts a run: after a recovery, a new one that recomputes the buffers lost with the job's
-/// old node. In any state the shard may also stop it (hand-off, the node's loss): a running job, remembered by the
-/// shard, then recovers elsewhere. Persist (of Submitted, RunStarted, the outcome) holds every request until its event
-/// is written: that wait is Akka's own stash. Stopping has the one stash of this actor's own, bounded by
-/// <see cref="StashLimit"/>. The actor has no children (its run is a task, the run's client session a top-level actor),
-/// so it needs no supervisor strategy.
+/// old node. In any state the shard may hand it off (its node leaves): HandOff stops the run, and HandingOff answers
+/// reads until the writes in flight are done, then stops; a running job, remembered by the shard, recovers elsewhere
+/// after this incarnation's last write. Persist holds every request until its event is written (Akka's own stash).
+/// Stopping has the one stash of this actor's own, bounded by <see cref="StashLimit"/>. No children (its run is a
+/// task, the run's client session a top-level actor), so no supervisor strategy.
 /// </summary>
 internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
 {
@@ -54,21 +55,13 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     private sealed record Run(CancellationTokenSource Cancel, Task Task, FabricClient Client);
     private Run? _run;
 
-    // What the running JobRun reports; turned into events here, on the actor's thread.
-    private sealed record RunEvent(IJobEvent Event) : INoSerializationVerificationNeeded;
-    private sealed record TaskSucceeded(string Task, DeviceId Device, int Attempt, double Seconds) : INoSerializationVerificationNeeded;
-    private sealed record RunFinished(JobRunResult Outcome) : INoSerializationVerificationNeeded;
-
     /// <summary>The stop message the shard sends back for Passivate. Not a PoisonPill: it waits its turn behind a Persist.</summary>
     private sealed record Rest : INoSerializationVerificationNeeded;
-
     private sealed record AskRestAgain : INoSerializationVerificationNeeded;
 
     public JobEntityActor(string jobId, IActorRef deviceManager, JobRunOptions options, TimeSpan idleAfterEnd)
     {
-        _deviceManager = deviceManager;
-        _options = options;
-        _idleAfterEnd = idleAfterEnd;
+        (_deviceManager, _options, _idleAfterEnd) = (deviceManager, options, idleAfterEnd);
         _state = JobState.Empty(jobId);
         _firstCompletions = new FirstCompletions(_state);
         PersistenceId = $"job-{jobId}";
@@ -78,8 +71,6 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     public override string PersistenceId { get; }
 
     public ITimerScheduler Timers { get; set; } = null!;
-
-    private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
     /// <summary>Rebuilds the state from the latest snapshot and the events after it, then enters the state its status names.</summary>
     private void Recovering()
@@ -137,7 +128,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
             _state = _state.Apply(e);
             var cancel = new CancellationTokenSource();
             var client = FabricClient.Connect(Context.System, _deviceManager, new FabricClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) });
-            var run = new JobRun(_state.Spec!, client, new EventsToSelf(Self), _options).RunAsync(cancel.Token);
+            var run = new JobRun(_state.Spec!, client, new JobRunReports.ToEntity(Self), _options).RunAsync(cancel.Token);
             _run = new Run(cancel, run, client);
             var jobId = _state.JobId;
             run.PipeTo(Self,
@@ -233,11 +224,43 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     /// </summary>
     private void Housekeeping()
     {
+        Command<JobEntity.HandOff>(_ => HandOff());
         Command<ClusterEvent.IClusterDomainEvent>(_ => { });
         Command<NodeRegistry.NodeLost>(_ => { });
         Command<NodeRegistry.NodeAvailable>(_ => { });
         Command<SaveSnapshotSuccess>(_ => { });
         Command<SaveSnapshotFailure>(f => _log.Warning("job {0}: snapshot not saved: {1}", _state.JobId, f.Cause.Message));
+    }
+
+    /// <summary>
+    /// The shard hands this entity off: the run stops now, so it reports nothing more; the events it reported are
+    /// already on their way to the journal (PersistAsync), and the entity stops once they are written (DeferAsync
+    /// runs after them). Messages held for a next start go back to the shard, which passes them to the next incarnation.
+    /// </summary>
+    private void HandOff()
+    {
+        EndRun();
+        foreach (var held in Stash.ClearStash()) Context.Parent.Tell(held.Message, held.Sender);
+        Become(HandingOff);
+        DeferAsync(JobEntity.HandOff.Instance, _ =>
+        {
+            _log.Info("job {0} handed off after {1} events", _state.JobId, _state.Events);
+            Context.Stop(Self);
+        });
+    }
+
+    /// <summary>Waiting for its last writes before it stops: a run's late reports are dropped (the run is cancelled).</summary>
+    private void HandingOff()
+    {
+        Command<RunEvent>(_ => { });
+        Command<TaskSucceeded>(_ => { });
+        Command<RunFinished>(_ => { });
+        Command<JobEntity.Get>(_ => Sender.Tell(JobDecisions.Summary(_state)));
+        Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(_state, m)));
+        Command<JobEntity.Start>(m => Sender.Tell(_state.Status != JobStatus.Unknown ? JobDecisions.StartAgain(_state, m.Spec)
+            : new FabricError(ErrorCode.EBUSY, $"job {m.JobId} is moving to another node; submit it again")));
+        Command<JobEntity.HandOff>(_ => { });
+        Housekeeping();
     }
 
     /// <summary>Cancels the run if it is still going, and disposes its client once the run has released its contexts.</summary>
@@ -272,21 +295,5 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
         Context.System.EventStream.Unsubscribe(Self);
         EndRun();
         base.PostStop();
-    }
-
-    /// <summary>Forwards a run's reports to the entity, which persists them in order.</summary>
-    private sealed class EventsToSelf(IActorRef entity) : IJobRunEvents
-    {
-        public void TaskPlaced(string task, DeviceId device, int attempt) =>
-            entity.Tell(new RunEvent(new JobEvents.TaskPlaced(task, device, attempt, Now())));
-
-        public void TaskSucceeded(string task, DeviceId device, int attempt, TimeSpan took) =>
-            entity.Tell(new JobEntityActor.TaskSucceeded(task, device, attempt, took.TotalSeconds));
-
-        public void TaskFailed(string task, DeviceId device, int attempt, FabricError error, bool willRetry) =>
-            entity.Tell(new RunEvent(new JobEvents.TaskFailed(task, device, attempt, error, willRetry, Now())));
-
-        public void BuffersLost(ImmutableArray<string> buffers, string reason) =>
-            entity.Tell(new RunEvent(new JobEvents.BuffersLost(buffers, reason, Now())));
     }
 }

@@ -68,6 +68,8 @@ public static class JobIndex
                 });
             });
             Command<List>(_ => Sender.Tell(new Listing(_jobs)));
+            // Persist holds every command until its event is written, so the hand-off stops it after its last write.
+            Command<JobEntity.HandOff>(_ => Context.Stop(Self));
         }
 
         public override string PersistenceId => "job-index";

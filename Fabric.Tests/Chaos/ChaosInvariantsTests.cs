@@ -122,4 +122,25 @@ public sealed class ChaosInvariantsTests
         Assert.Contains(violations, v => v.Invariant == ChaosInvariants.NoLeaks && v.Subject == "n2/dev0" && v.Detail.Contains("1 dma-buf exports"));
         Assert.Contains(violations, v => v.Invariant == ChaosInvariants.NoHangingWaits && v.Subject == "n2/dev0" && v.Detail.Contains("2 fence waits"));
     }
+
+    [Fact]
+    public void A_state_that_lacks_journal_rows_a_second_writer_added_breaks_state_equals_journal()
+    {
+        var history = GoodHistory();
+        Assert.Empty(ChaosInvariants.StateEqualsJournal(Job.Id, history, ViewOf(history)));
+
+        // A second incarnation wrote a run and a placement of its own, which the state it went on from never saw.
+        var task = Job.Spec.Tasks[0].Name;
+        var events = history.Select(e => e.Event).ToList();
+        events.Insert(events.Count - 1, new RunStarted("akka.tcp://fabric@127.0.0.1:4054", 5000));
+        events.Insert(events.Count - 1, new TaskPlaced(task, N2, 2, 5001));
+        var journal = Renumbered(events);
+
+        var violations = ChaosInvariants.StateEqualsJournal(Job.Id, journal, ViewOf(history)).ToList();
+
+        Assert.All(violations, v => Assert.Equal(ChaosInvariants.StateIsJournal, v.Invariant));
+        Assert.Contains(violations, v => v.Detail.StartsWith("events: the journal gives " + journal.Length));
+        Assert.Contains(violations, v => v.Detail.StartsWith("runs:"));
+        Assert.Contains(violations, v => v.Detail.StartsWith($"task {task} attempts: the journal gives 2, the job shows 1"));
+    }
 }

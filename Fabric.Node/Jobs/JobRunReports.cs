@@ -1,0 +1,34 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Fabric.Core;
+
+namespace Fabric.Node.Jobs;
+
+/// <summary>
+/// What a running <see cref="JobRun"/> reports to its <see cref="JobEntityActor"/> (local messages), which turns them
+/// into events on its own thread, in order.
+/// </summary>
+internal static class JobRunReports
+{
+    public sealed record RunEvent(JobEvents.IJobEvent Event) : INoSerializationVerificationNeeded;
+    public sealed record TaskSucceeded(string Task, DeviceId Device, int Attempt, double Seconds) : INoSerializationVerificationNeeded;
+    public sealed record RunFinished(JobRunResult Outcome) : INoSerializationVerificationNeeded;
+
+    internal static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+    /// <summary>Tells the entity each report of its run.</summary>
+    public sealed class ToEntity(IActorRef entity) : IJobRunEvents
+    {
+        public void TaskPlaced(string task, DeviceId device, int attempt) =>
+            entity.Tell(new RunEvent(new JobEvents.TaskPlaced(task, device, attempt, Now())));
+
+        public void TaskSucceeded(string task, DeviceId device, int attempt, TimeSpan took) =>
+            entity.Tell(new JobRunReports.TaskSucceeded(task, device, attempt, took.TotalSeconds));
+
+        public void TaskFailed(string task, DeviceId device, int attempt, FabricError error, bool willRetry) =>
+            entity.Tell(new RunEvent(new JobEvents.TaskFailed(task, device, attempt, error, willRetry, Now())));
+
+        public void BuffersLost(ImmutableArray<string> buffers, string reason) =>
+            entity.Tell(new RunEvent(new JobEvents.BuffersLost(buffers, reason, Now())));
+    }
+}
