@@ -100,16 +100,19 @@ public static class JobJson
 
     private static TaskSpec ReadTask(JsonElement element, string path)
     {
-        var task = new Fields(element, path, ["name", "steps", "needs"], "task");
+        var task = new Fields(element, path, ["name", "steps", "needs", "maxAttempts"], "task");
         var name = task.String("name", required: true)!;
         var steps = task.Array("steps", required: true).Select((e, i) => ReadStep(e, $"{task.Path}.steps[{i}]")).ToImmutableArray();
         var needs = TaskNeeds.Any;
         if (task.Object("needs") is { } n)
         {
-            var fields = new Fields(n, task.Path + ".needs", ["memoryBytes", "node", "deviceKind"]);
-            needs = new TaskNeeds(fields.Long("memoryBytes"), fields.String("node"), fields.String("deviceKind"));
+            var fields = new Fields(n, task.Path + ".needs", ["memoryBytes", "node", "deviceKind", "prefer"]);
+            needs = new TaskNeeds(fields.Long("memoryBytes"), fields.String("node"), fields.String("deviceKind"), fields.String("prefer"));
         }
-        return new TaskSpec(name, steps, needs);
+        var maxAttempts = task.Long("maxAttempts");
+        if (maxAttempts is < 0 or > TaskSpec.AttemptsLimit)
+            throw Error($"{task.Path}.maxAttempts is {maxAttempts}; use 1 to {TaskSpec.AttemptsLimit}, or leave it out for the default");
+        return new TaskSpec(name, steps, needs, (int)maxAttempts);
     }
 
     private static KernelStep ReadStep(JsonElement element, string path)
@@ -293,8 +296,10 @@ public static class JobJson
             if (needs.MemoryBytes != 0) writer.WriteNumber("memoryBytes", needs.MemoryBytes);
             if (needs.Node is not null) writer.WriteString("node", needs.Node);
             if (needs.DeviceKind is not null) writer.WriteString("deviceKind", needs.DeviceKind);
+            if (needs.Prefer is not null) writer.WriteString("prefer", needs.Prefer);
             writer.WriteEndObject();
         }
+        if (task.MaxAttempts != 0) writer.WriteNumber("maxAttempts", task.MaxAttempts);
         writer.WriteEndObject();
     }
 

@@ -133,22 +133,34 @@ public sealed record BufferInit(
     }
 }
 
-/// <summary>A task: <paramref name="Steps"/> run in order on one device that satisfies <paramref name="Needs"/>.</summary>
+/// <summary>
+/// A task: <paramref name="Steps"/> run in order on one device that satisfies <paramref name="Needs"/>.
+/// <paramref name="MaxAttempts"/>: the attempts it gets in all, whatever ends them (1: no retry); 0 means the
+/// default, 5 failures of its own or 20 attempts where lost nodes explain the failures.
+/// </summary>
 [MessagePackObject]
 public sealed record TaskSpec(
     [property: Key(0)] string Name,
     [property: Key(1)] ImmutableArray<KernelStep> Steps,
-    [property: Key(2)] TaskNeeds Needs);
+    [property: Key(2)] TaskNeeds Needs,
+    [property: Key(3)] int MaxAttempts = 0)
+{
+    /// <summary>The most attempts a job spec may give a task.</summary>
+    public const int AttemptsLimit = 100;
+}
 
 /// <summary>
 /// What a task asks of its device. <paramref name="MemoryBytes"/> 0 means computed: the sum of the sizes of every
-/// buffer the task reads or writes. <paramref name="Node"/> and <paramref name="DeviceKind"/> null mean any.
+/// buffer the task reads or writes. <paramref name="Node"/> and <paramref name="DeviceKind"/> null mean any; they are
+/// hard (a task pinned to a node that is gone waits for it, then fails the job). <paramref name="Prefer"/> is soft: a
+/// node (<c>n2</c>) or a device (<c>n2/dev1</c>) tried first while it is there and has room, others otherwise.
 /// </summary>
 [MessagePackObject]
 public sealed record TaskNeeds(
     [property: Key(0)] long MemoryBytes,
     [property: Key(1)] string? Node,
-    [property: Key(2)] string? DeviceKind)
+    [property: Key(2)] string? DeviceKind,
+    [property: Key(3)] string? Prefer = null)
 {
     public static TaskNeeds Any { get; } = new(0, null, null);
 }

@@ -91,6 +91,10 @@ public static class JobValidator
                 return FabricError.Invalid($"task {task.Name} has no needs (use TaskNeeds.Any)");
             if (task.Needs.MemoryBytes < 0)
                 return FabricError.Invalid($"task {task.Name} asks for {task.Needs.MemoryBytes} bytes of memory; use 0 to have it computed");
+            if (task.Needs.Prefer is { } prefer && (prefer.Length == 0 || prefer.Contains('/') && !DeviceId.TryParse(prefer, "", out _)))
+                return FabricError.Invalid($"task {task.Name} prefers '{prefer}', which is neither a node name nor a device such as n1/dev0");
+            if (task.MaxAttempts is < 0 or > TaskSpec.AttemptsLimit)
+                return FabricError.Invalid($"task {task.Name} asks for {task.MaxAttempts} attempts; use 1 to {TaskSpec.AttemptsLimit}, or 0 for the default");
             for (var s = 0; s < task.Steps.Length; s++)
                 if (task.Steps[s] is null)
                     return FabricError.Invalid($"task {task.Name} step {s + 1} is missing");

@@ -239,6 +239,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     /// </summary>
     private void HandOff()
     {
+        if (_run is not null) Record(new RunStopped("handed off: the job's node is leaving", JobRunReports.Now()));
         EndRun();
         foreach (var held in Stash.ClearStash()) Context.Parent.Tell(held.Message, held.Sender);
         Become(HandingOff);

@@ -23,6 +23,11 @@ public static class JobEvents
     [Manifest("JobEvents.RunStarted")]
     public sealed record RunStarted([property: Key(0)] string Node, [property: Key(1)] long AtMs) : IJobEvent;
 
+    /// <summary>The run stopped on purpose (its entity handed off to another node); the next RunStarted goes on from here.</summary>
+    [MessagePackObject]
+    [Manifest("JobEvents.RunStopped")]
+    public sealed record RunStopped([property: Key(0)] string Reason, [property: Key(1)] long AtMs) : IJobEvent;
+
     [MessagePackObject]
     [Manifest("JobEvents.TaskPlaced")]
     public sealed record TaskPlaced([property: Key(0)] string Task, [property: Key(1)] DeviceId Device, [property: Key(2)] int Attempt, [property: Key(3)] long AtMs) : IJobEvent;

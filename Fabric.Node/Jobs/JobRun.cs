@@ -40,6 +40,9 @@ public sealed record JobRunOptions
     public TimeSpan Backoff { get; init; } = TimeSpan.FromMilliseconds(250);
 
     public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long a task pinned to a node (needs.node) waits for that node to be back before the job fails.</summary>
+    public TimeSpan PinnedNodeWait { get; init; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>The outcome of a run: the job's output buffers, or the error that failed it.</summary>
@@ -112,6 +115,16 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                              .Take(Math.Max(0, options.Parallelism - running.Count)))
                 {
                     var device = Place(task, devices, running.Keys);
+                    if (device is null && _tasks[task].Needs.Node is { } pinned && devices.All(d => d.Id.Node != pinned))
+                    {
+                        var since = _pinnedNodeGoneSince.TryGetValue(task, out var t) ? t : _pinnedNodeGoneSince[task] = now;
+                        if (now - since >= options.PinnedNodeWait)
+                            return Failed(new FabricError(ErrorCode.ENODEV, $"task {task} needs node '{pinned}', which has been gone from the " +
+                                                                            $"cluster for {options.PinnedNodeWait.TotalSeconds:0} s"));
+                        _notBefore[task] = now + TimeSpan.FromSeconds(1); // wait for the node to return
+                        continue;
+                    }
+                    _pinnedNodeGoneSince.Remove(task);
                     if (device is null)
                         return Failed(new FabricError(ErrorCode.ENOMEM, $"task {task} fits on no device of the cluster now ({devices.Count} devices)"));
                     var attempt = _attempts[task] = _attempts.GetValueOrDefault(task) + 1;
@@ -140,7 +153,8 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                 // A failure explained by a node or device found lost is given more attempts than one of its own.
                 var explained = IsTransient(outcome.Error) && await ForgetLostAsync(outcome.Involved, outcome.Error.Message);
                 var unexplained = _unexplainedFailures[outcome.Task] = _unexplainedFailures.GetValueOrDefault(outcome.Task) + (explained ? 0 : 1);
-                if (!IsTransient(outcome.Error) || unexplained >= options.MaxAttempts || tries >= options.MaxAttemptsOnNodeLoss)
+                var limit = _tasks[outcome.Task].MaxAttempts;
+                if (!IsTransient(outcome.Error) || (limit > 0 ? tries >= limit : unexplained >= options.MaxAttempts || tries >= options.MaxAttemptsOnNodeLoss))
                 {
                     events.TaskFailed(outcome.Task, outcome.Device, tries, outcome.Error, willRetry: false);
                     return Failed(outcome.Error with { Message = $"task {outcome.Task} failed on {outcome.Device} (attempt {tries}): {outcome.Error.Message}" });
@@ -224,12 +238,13 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                 local[holding.Slot.Device] = local.GetValueOrDefault(holding.Slot.Device) + holding.Size;
         var load = running.Select(t => _lastPlacement.GetValueOrDefault(t)).Where(d => d.Node is not null)
             .GroupBy(d => d).ToDictionary(g => g.Key, g => g.Count());
-        var choice = Scheduler.Choose(new Scheduler.Demand(task, memory, local, spec.Needs.Node, spec.Needs.DeviceKind, load), devices, _avoid);
+        var choice = Scheduler.Choose(new Scheduler.Demand(task, memory, local, spec.Needs.Node, spec.Needs.DeviceKind, load, spec.Needs.Prefer), devices, _avoid);
         if (choice is { } chosen) _lastPlacement[task] = chosen;
         return choice;
     }
 
     private readonly Dictionary<string, DeviceId> _lastPlacement = [];
+    private readonly Dictionary<string, DateTime> _pinnedNodeGoneSince = [];
     private readonly Dictionary<DeviceId, Task<Slot>> _opening = [];
 
     /// <summary>This run's context on <paramref name="device"/>, opened once however many tasks ask for it at the same time.</summary>

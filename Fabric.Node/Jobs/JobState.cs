@@ -11,7 +11,34 @@ public enum JobStatus { Unknown = 0, Running = 1, Completed = 2, Failed = 3 }
 
 public enum TaskStatus { Waiting = 0, Placed = 1, Completed = 2, Failed = 3 }
 
-/// <summary>One task as the job's history tells it.</summary>
+/// <summary>How one attempt of a task ended.</summary>
+public enum AttemptOutcome
+{
+    Running = 0,
+    Completed = 1,
+    /// <summary>Failed with an error of its own (or of a revoked import, a timeout …): see its error.</summary>
+    Failed = 2,
+    /// <summary>Its device's node was lost (ENODEV).</summary>
+    NodeLost = 3,
+    /// <summary>The job's own node was lost while it ran; the recovered run placed it again.</summary>
+    RunLost = 4,
+    /// <summary>The job's entity handed off to another node (its node left) and stopped the run.</summary>
+    HandedOff = 5,
+    /// <summary>The job ended (failed) while it ran.</summary>
+    Abandoned = 6,
+}
+
+/// <summary>One attempt of a task: where (its device, and so its node), when, and how it ended.</summary>
+[MessagePackObject]
+public sealed record TaskAttempt(
+    [property: Key(0)] int Number,
+    [property: Key(1)] DeviceId Device,
+    [property: Key(2)] long StartedAtMs,
+    [property: Key(3)] long EndedAtMs,
+    [property: Key(4)] AttemptOutcome Outcome,
+    [property: Key(5)] FabricError? Error);
+
+/// <summary>One task as the job's history tells it; <paramref name="Log"/> holds each attempt.</summary>
 [MessagePackObject]
 public sealed record TaskState(
     [property: Key(0)] string Name,
@@ -22,7 +49,25 @@ public sealed record TaskState(
     [property: Key(5)] int Completions,
     [property: Key(6)] int Recomputations,
     [property: Key(7)] double Seconds,
-    [property: Key(8)] FabricError? LastError);
+    [property: Key(8)] FabricError? LastError,
+    [property: Key(9)] ImmutableArray<TaskAttempt> Log = default)
+{
+    /// <summary>Ends attempt <paramref name="number"/> if it still runs.</summary>
+    public TaskState End(int number, long atMs, AttemptOutcome outcome, FabricError? error = null) =>
+        Log.IsDefaultOrEmpty ? this : this with
+        {
+            Log = [.. Log.Select(a => a.Number == number && a.Outcome == AttemptOutcome.Running
+                ? a with { EndedAtMs = atMs, Outcome = outcome, Error = error } : a)],
+        };
+
+    /// <summary>Ends every attempt that still runs.</summary>
+    public TaskState EndAll(long atMs, AttemptOutcome outcome) =>
+        Log.IsDefaultOrEmpty || Log.All(a => a.Outcome != AttemptOutcome.Running) ? this
+            : this with { Log = [.. Log.Select(a => a.Outcome == AttemptOutcome.Running ? a with { EndedAtMs = atMs, Outcome = outcome } : a)] };
+
+    public TaskState Begin(int number, DeviceId device, long atMs) =>
+        this with { Log = (Log.IsDefault ? [] : Log).Add(new TaskAttempt(number, device, atMs, 0, AttemptOutcome.Running, null)) };
+}
 
 /// <summary>
 /// A job's state: pure, rebuilt by <see cref="Apply"/> from its events (and saved as a snapshot so recovery does not
@@ -59,17 +104,39 @@ public sealed record JobState(
                 SubmittedAtMs = s.AtMs,
                 Tasks = [.. JobPlan.Of(s.Spec).Stages.SelectMany((stage, i) => stage.Select(t => new TaskState(t.Name, i, TaskStatus.Waiting, 0, [], 0, 0, 0, null)))],
             },
-            RunStarted r => this with { Runs = Runs + 1, RunNodes = RunNodes.Add(r.Node) },
-            TaskPlaced p => Update(p.Task, t => t with { Status = TaskStatus.Placed, Attempts = t.Attempts + 1, Placements = t.Placements.Add(p.Device) }),
-            TaskCompleted c => Update(c.Task, t => t with { Status = TaskStatus.Completed, Completions = t.Completions + 1, Seconds = c.Seconds }),
-            TaskRecomputed c => Update(c.Task, t => t with { Status = TaskStatus.Completed, Recomputations = t.Recomputations + 1, Seconds = c.Seconds }),
-            TaskFailed f => Update(f.Task, t => t with { Status = f.WillRetry ? TaskStatus.Waiting : TaskStatus.Failed, LastError = f.Error }),
+            RunStarted r => EndAll(r.AtMs, AttemptOutcome.RunLost) with { Runs = Runs + 1, RunNodes = RunNodes.Add(r.Node) },
+            RunStopped r => EndAll(r.AtMs, AttemptOutcome.HandedOff),
+            TaskPlaced p => Update(p.Task, t => t.Begin(p.Attempt, p.Device, p.AtMs) with
+            {
+                Status = TaskStatus.Placed, Attempts = t.Attempts + 1, Placements = t.Placements.Add(p.Device),
+            }),
+            TaskCompleted c => Update(c.Task, t => t.End(c.Attempt, c.AtMs, AttemptOutcome.Completed) with
+            {
+                Status = TaskStatus.Completed, Completions = t.Completions + 1, Seconds = c.Seconds,
+            }),
+            TaskRecomputed c => Update(c.Task, t => t.End(c.Attempt, c.AtMs, AttemptOutcome.Completed) with
+            {
+                Status = TaskStatus.Completed, Recomputations = t.Recomputations + 1, Seconds = c.Seconds,
+            }),
+            TaskFailed f => Update(f.Task, t => t.End(f.Attempt, f.AtMs, f.Error.Code == ErrorCode.ENODEV ? AttemptOutcome.NodeLost : AttemptOutcome.Failed, f.Error) with
+            {
+                Status = f.WillRetry ? TaskStatus.Waiting : TaskStatus.Failed, LastError = f.Error,
+            }),
             BuffersLost => this,
             JobEvents.Completed c => this with { Status = JobStatus.Completed, Outputs = c.Outputs, FinishedAtMs = c.AtMs },
-            JobEvents.Failed f => this with { Status = JobStatus.Failed, Error = f.Error, FinishedAtMs = f.AtMs },
+            JobEvents.Failed f => EndAll(f.AtMs, AttemptOutcome.Abandoned) with { Status = JobStatus.Failed, Error = f.Error, FinishedAtMs = f.AtMs },
             _ => this,
         };
         return next with { Events = Events + 1 };
+    }
+
+    /// <summary>Ends every running attempt of every task (a run that ended without their outcomes).</summary>
+    private JobState EndAll(long atMs, AttemptOutcome outcome)
+    {
+        var tasks = Tasks;
+        for (var i = 0; i < tasks.Count; i++)
+            if (tasks[i].Status == TaskStatus.Placed) tasks = tasks.SetItem(i, tasks[i].EndAll(atMs, outcome));
+        return this with { Tasks = tasks };
     }
 
     private JobState Update(string task, Func<TaskState, TaskState> change)

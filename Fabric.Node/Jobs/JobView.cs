@@ -19,7 +19,15 @@ public sealed record JobView(
     long Events)
 {
     public sealed record TaskView(string Name, int Stage, string Status, int Attempts, ImmutableArray<string> Placements,
-        int Completions, int Recomputations, double Seconds, string? LastError);
+        int Completions, int Recomputations, double Seconds, string? LastError, ImmutableArray<AttemptView> AttemptLog = default);
+
+    /// <summary>
+    /// One attempt: its node and device, start and end, and outcome — Running, Completed, Failed (with its error),
+    /// NodeLost (its device's node was lost), RunLost (the job's node was lost), HandedOff (the job moved on
+    /// purpose), Abandoned (the job failed meanwhile).
+    /// </summary>
+    public sealed record AttemptView(int Number, string Node, string Device, DateTimeOffset StartedAt, DateTimeOffset? EndedAt, string Outcome,
+        string? Error);
 
     public sealed record OutputView(string Name, long Bytes);
 
@@ -33,7 +41,10 @@ public sealed record JobView(
         state.Tasks.Count,
         state.CompletedTasks,
         [.. state.Tasks.Select(t => new TaskView(t.Name, t.Stage, t.Status.ToString(), t.Attempts, [.. t.Placements.Select(p => p.ToString())],
-            t.Completions, t.Recomputations, t.Seconds, t.LastError?.ToString()))],
+            t.Completions, t.Recomputations, t.Seconds, t.LastError?.ToString(),
+            [.. (t.Log.IsDefault ? [] : t.Log).Select(a => new AttemptView(a.Number, a.Device.Node, a.Device.ToString(),
+                DateTimeOffset.FromUnixTimeMilliseconds(a.StartedAtMs), a.EndedAtMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(a.EndedAtMs) : null,
+                a.Outcome.ToString(), a.Error?.ToString()))]))],
         [.. state.Outputs.Select(o => new OutputView(o.Name, o.Size))],
         state.SubmittedAtMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(state.SubmittedAtMs) : null,
         state.FinishedAtMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(state.FinishedAtMs) : null,
