@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster.Hosting;
 using Akka.Hosting;
+using Akka.Remote;
 using Akka.Remote.Hosting;
 using Fabric.Core;
 using Fabric.Core.Client;
@@ -10,10 +11,13 @@ using Fabric.Devices.DataPlane;
 using Fabric.Node.Bench;
 using Fabric.Node.Cluster;
 using Fabric.Node.Gateway;
+using Fabric.Node.Hosting;
 using Fabric.Node.Jobs;
 using Akka.Cluster.Sharding;
 using Fabric.Node.Persistence;
+using System.Net.Sockets;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -40,30 +44,116 @@ public static class NodeHost
             await Console.Error.WriteLineAsync($"fabric node {options.Name}: {e.Message}");
             return 3;
         }
-        await using var dataPlane = FabricDataPlane.Start(options.Host, options.DataPort, options.AdvertisedHost);
+        FabricDataPlane dataPlane;
+        try
+        {
+            dataPlane = FabricDataPlane.Start(options.Host, options.DataPort, options.AdvertisedHost);
+        }
+        catch (SocketException e)
+        {
+            return CannotListen(options, Console.Error, "--data-port", "the data plane", options.Host, options.DataPort, Reason(e));
+        }
+        await using var ownedDataPlane = dataPlane;
+
+        // From here until the host has started, what Akka and the host print is held: a port that cannot be had is said
+        // in one line (CannotListen) instead of their three reports of it with stack traces.
+        var console = StartupConsole.Hold();
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(c => c.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
-        builder.WebHost.UseUrls(options.HttpPort > 0 ? $"http://{options.HttpBind}:{options.HttpPort}" : "http://127.0.0.1:0");
+        // Without a gateway Kestrel still runs (it is the host's server): on a free loopback port, with no routes.
+        builder.WebHost.UseUrls(options.NoGateway ? "http://127.0.0.1:0" : $"http://{options.HttpBind}:{options.HttpPort}");
         builder.Services.AddAkka(FabricClientSystem.ClusterSystemName, (akka, _) => Configure(akka, options, dataPlane));
         builder.Services.AddSingleton<JobsReadiness>();
 
-        var app = builder.Build();
-        if (options.HttpPort > 0) HttpGateway.Map(app, options);
-        await app.StartAsync(cancel);
+        await using var app = builder.Build();
+        if (!options.NoGateway) HttpGateway.Map(app, options);
+        try
+        {
+            await app.StartAsync(cancel);
+        }
+        catch (Exception e) when (BindFailure(e) is var (akka, reason))
+        {
+            console.Drop();
+            return akka
+                ? CannotListen(options, console.Error, "--port", "the Akka endpoint", options.Host, options.Port, reason)
+                : CannotListen(options, console.Error, "--http-port", "the HTTP gateway", options.HttpBind, options.HttpPort, reason);
+        }
+        finally
+        {
+            console.Release(); // after a Drop, nothing: the process is about to end
+        }
+
+        var system = app.Services.GetRequiredService<ActorSystem>();
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        // The address the endpoint really has (its port chosen by the system for --port 0). With no seeds this node
+        // founds the cluster: it joins itself, at that address, which no configuration written beforehand could name.
+        var self = cluster.SelfAddress;
+        if (options.Seeds.Count == 0) cluster.Join(self);
+        var gateway = options.NoGateway ? null : app.Urls.First(); // with the port Kestrel bound
+        var endpoints = new NodeEndpoints(options.Name, Environment.ProcessId, self.ToString(), self.Host!, self.Port!.Value,
+            gateway, gateway is null ? null : new Uri(gateway).Port, dataPlane.Endpoint, dataPlane.Port);
         _ = app.Services.GetRequiredService<JobsReadiness>()
             .WatchAsync(app.Services.GetRequiredService<ActorRegistry>().Get<JobRegionKey>(), app.Lifetime.ApplicationStopping);
-        output.WriteLine($"fabric node {options.Name}: akka.tcp://{FabricClientSystem.ClusterSystemName}@{options.AdvertisedHost}:{options.Port}, " +
-                         $"{options.Devices} devices of {options.DeviceMemory >> 20} MiB, data plane {dataPlane.Endpoint}, " +
-                         (options.HttpPort > 0 ? $"gateway http://{options.HttpBind}:{options.HttpPort}, " : "no gateway, ") +
+        output.WriteLine($"fabric node {options.Name}: {endpoints.Address}, " +
+                         $"{options.Devices} devices of {options.DeviceMemory >> 20} MiB, data plane {endpoints.DataEndpoint}, " +
+                         (endpoints.Gateway is { } url ? $"gateway {url}, " : "no gateway, ") +
                          $"data {Path.GetFullPath(options.DataPath)}, journal {persistence}, " +
                          (options.Seeds.Count > 0 ? $"seeds {string.Join(",", options.Seeds)}" : "founding a new cluster"));
         output.Flush();
+        if (options.ReadyFile is { } readyFile)
+            cluster.RegisterOnMemberUp(() =>
+            {
+                try { endpoints.Write(readyFile); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    Console.Error.WriteLine($"fabric node {options.Name}: cannot write --ready-file {readyFile}: {e.Message}");
+                }
+            });
         if (Environment.GetEnvironmentVariable(ExitWithVariable) is { } pid && int.TryParse(pid, out var parent))
             _ = StopWhenGoneAsync(parent, app.Lifetime, cancel);
-        await app.WaitForShutdownAsync(cancel);
+        try
+        {
+            await app.WaitForShutdownAsync(cancel);
+        }
+        finally
+        {
+            if (options.ReadyFile is { } written && NodeEndpoints.TryRead(written)?.Pid == Environment.ProcessId)
+                File.Delete(written);
+        }
         return 0;
     }
+
+    /// <summary>
+    /// The start of a node ends here when one of its ports cannot be had (another process holds it): one line that names
+    /// the port and the flag that chose it, exit code 1.
+    /// </summary>
+    private static int CannotListen(NodeOptions options, TextWriter error, string flag, string what, string host, int port, string reason)
+    {
+        error.WriteLine($"fabric node {options.Name}: {CannotListenOn(flag, host, port)} for {what}: {reason}");
+        error.Flush();
+        return 1;
+    }
+
+    /// <summary>The words naming a port the node could not have, e.g. <c>cannot listen on 127.0.0.1:4053 (--port)</c>.</summary>
+    public static string CannotListenOn(string flag, string host, int port) => $"cannot listen on {host}:{port} ({flag})";
+
+    /// <summary>
+    /// Whether the host did not start because a port could not be had, and whose: Kestrel's (the gateway's, thrown as
+    /// is) or Akka.Remote's (its endpoint's, inside the ActorSystem's start failure).
+    /// </summary>
+    private static (bool Akka, string Reason)? BindFailure(Exception e)
+    {
+        if (e is IOException { InnerException: AddressInUseException }) return (false, InUse);
+        if (e is SocketException kestrel) return (false, Reason(kestrel));
+        for (var inner = e.InnerException; inner is not null; inner = inner.InnerException)
+            if (inner is RemoteTransportException { InnerException: SocketException akka }) return (true, Reason(akka));
+        return null;
+    }
+
+    private const string InUse = "address already in use";
+
+    private static string Reason(SocketException e) => e.SocketErrorCode == SocketError.AddressAlreadyInUse ? InUse : e.Message;
 
     /// <summary>
     /// Set by a process that starts nodes for itself (<see cref="Hosting.LocalCluster"/>: the demo, chaos, benchmarks) to
@@ -90,12 +180,12 @@ public static class NodeHost
     /// <summary>The node's ActorSystem: remoting, clustering with the tuned failure detector, the Fabric serializer, its actors.</summary>
     public static AkkaConfigurationBuilder Configure(AkkaConfigurationBuilder akka, NodeOptions options, FabricDataPlane dataPlane)
     {
+        // No seeds: the node joins itself once started (RunAsync), at the address it was given or, for port 0, chose.
         var seeds = options.Seeds.Select(s =>
         {
             var (host, port) = NodeOptions.ParseEndpoint(s, "--seeds");
             return $"akka.tcp://{FabricClientSystem.ClusterSystemName}@{host}:{port}";
         }).ToArray();
-        if (seeds.Length == 0) seeds = [$"akka.tcp://{FabricClientSystem.ClusterSystemName}@{options.AdvertisedHost}:{options.Port}"];
 
         return akka
             .AddHocon(ClusterTuning.Hocon, HoconAddMode.Prepend)

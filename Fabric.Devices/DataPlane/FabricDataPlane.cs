@@ -29,6 +29,9 @@ public sealed class FabricDataPlane : IAsyncDisposable
     /// <summary><c>host:port</c> other nodes reach this node's exports at.</summary>
     public string Endpoint { get; }
 
+    /// <summary>The port the endpoint listens on (the one the system chose, when started with port 0).</summary>
+    public int Port => _server.Port;
+
     internal ExportTable Exports { get; private init; } = new();
     internal DataPlaneClient Client { get; } = new();
 

@@ -24,7 +24,7 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
     private readonly ConcurrentDictionary<string, bool> _submitted = new();
     private readonly Dictionary<string, Task<ImmutableDictionary<string, byte[]>>> _references = [];
     private readonly List<Violation> _violations = [];
-    private readonly List<(ChaosFault Fault, long AtMs, double AtSeconds, double DownSeconds, double HealedSeconds, string Job, double Progress)> _struck = [];
+    private readonly List<(ChaosFault Fault, IReadOnlyList<string> Addresses, long AtMs, double AtSeconds, double DownSeconds, double HealedSeconds, string Job, double Progress)> _struck = [];
     private LocalCluster? _cluster;
     private int _nextGateway;
 
@@ -86,14 +86,15 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
 
     private readonly ConcurrentDictionary<string, GatewayClient> _gateways = new();
 
-    /// <summary>The gateway of a running node, round robin (one HTTP client per node, kept for the run).</summary>
+    /// <summary>The gateway of a running node, round robin (one HTTP client per gateway, kept for the run).</summary>
     private GatewayClient Gateway()
     {
-        var running = _cluster!.Running.ToList();
+        var running = _cluster!.Running.Where(n => n.IsReady).ToList();
         if (running.Count == 0) throw new InvalidOperationException("no node is running");
         var node = running[Interlocked.Increment(ref _nextGateway) % running.Count];
         // A job request answers within its own bounds (5 s for reads, 30 s for a submission) or says why: wait that long.
-        return _gateways.GetOrAdd(node.Name, _ => new GatewayClient(node.Gateway, TimeSpan.FromSeconds(40)));
+        // A node started again has a gateway on a new port: one client per gateway.
+        return _gateways.GetOrAdd(node.Gateway, url => new GatewayClient(url, TimeSpan.FromSeconds(40)));
     }
 
     /// <summary>Submits under the job's own id, retrying on another node while the answer is lost (a retry starts nothing twice).</summary>
@@ -110,6 +111,7 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
         var target = _plan.Wave(fault.Wave).First();
         var progress = await AwaitProgressAsync(target.Id, fault.AtProgress, cancel);
         var victims = fault.Victims.Select(name => _cluster![name]).ToList();
+        var addresses = victims.Select(v => v.Address).ToList(); // a restart may move a victim to a new address
         var what = fault.Kind == FaultKind.Kill ? "SIGKILL" : "SIGSTOP";
         var faultClock = Stopwatch.StartNew();
         foreach (var victim in victims)
@@ -128,7 +130,7 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
             if (fault.Kind == FaultKind.Kill)
             {
                 view.Event($"restarting {victim.Name} after {down:0.0} s down");
-                victim.Start();
+                await StartAgainAsync(victim, cancel);
             }
             else
             {
@@ -139,7 +141,7 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
         await HealAsync(victims, cancel);
         var healed = faultClock.Elapsed.TotalSeconds;
         view.Event($"cluster whole again {healed:0.0} s after fault {fault.Number}");
-        _struck.Add((fault, atMs, atSeconds, down, healed, target.Id, progress));
+        _struck.Add((fault, addresses, atMs, atSeconds, down, healed, target.Id, progress));
     }
 
     /// <summary>
@@ -154,19 +156,37 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
             patience.CancelAfter(TimeSpan.FromSeconds(45));
             try
             {
-                if (node.ExitCode is not null) node.Start();
+                if (node.ExitCode is not null) view.Event((await _cluster.StartAgainAsync(node, patience.Token)).Describe());
                 await _cluster.AwaitUpAsync(node, patience.Token);
             }
             catch (Exception e) when (victims.Contains(node) && !cancel.IsCancellationRequested && e is OperationCanceledException or InvalidOperationException or TimeoutException)
             {
-                var why = e is OperationCanceledException ? "not Up with every node within 45 s" : e.Message.Split('\n')[0];
-                view.Event($"{node.Name} did not rejoin ({why}): killing and starting it again");
+                view.Event($"{node.Name} did not rejoin ({Why(e)}): killing and starting it again");
                 node.Kill();
-                node.Start();
+                view.Event((await _cluster.StartAgainAsync(node, cancel)).Describe());
                 await _cluster.AwaitUpAsync(node, cancel);
             }
         }
     }
+
+    /// <summary>Starts a killed victim again (at its old address if that port is free) and says where it came back.</summary>
+    private async Task StartAgainAsync(LocalNode victim, CancellationToken cancel)
+    {
+        using var patience = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        patience.CancelAfter(TimeSpan.FromSeconds(45));
+        try
+        {
+            view.Event((await _cluster!.StartAgainAsync(victim, patience.Token)).Describe());
+        }
+        catch (Exception e) when (!cancel.IsCancellationRequested && e is OperationCanceledException or InvalidOperationException or TimeoutException)
+        {
+            view.Event($"{victim.Name} did not come back ({Why(e)}): killing and starting it again");
+            victim.Kill();
+            view.Event((await _cluster!.StartAgainAsync(victim, cancel)).Describe());
+        }
+    }
+
+    private static string Why(Exception e) => e is OperationCanceledException ? "not Up within 45 s" : e.Message.Split('\n')[0];
 
     /// <summary>Waits until job <paramref name="jobId"/> has completed the given share of its tasks (or has ended) → the share.</summary>
     private async Task<double> AwaitProgressAsync(string jobId, double share, CancellationToken cancel)
@@ -346,8 +366,7 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
         var faults = _struck.Select(s =>
         {
             var victims = s.Fault.Victims;
-            var addresses = victims.Select(v => _cluster![v].Address).ToList();
-            var outcome = ChaosRecovery.Of(victims, addresses, s.AtMs, _histories);
+            var outcome = ChaosRecovery.Of(victims, [.. s.Addresses], s.AtMs, _histories);
             return new FaultRecord(s.Fault.Number, s.Fault.Kind.ToString().ToLowerInvariant(), [.. victims], s.Job, Math.Round(s.Progress, 2),
                 Math.Round(s.AtSeconds, 1), Math.Round(s.DownSeconds, 1), Math.Round(s.HealedSeconds, 1), outcome.Role, outcome.InterruptedTasks,
                 outcome.RecoverySeconds is { } r ? Math.Round(r, 3) : null, outcome.RecoveredBy);

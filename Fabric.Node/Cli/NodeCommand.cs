@@ -10,11 +10,13 @@ public static class NodeCommand
     private static readonly Option<string> Name = new("--name") { Description = "Node name, unique in the cluster; devices are named <name>/devN. Default n1. Env FABRIC_NAME." };
     private static readonly Option<string> Host = new("--host") { Description = "Address the Akka endpoint binds to. Default 127.0.0.1. Env FABRIC_HOST." };
     private static readonly Option<string> PublicHost = new("--public-host") { Description = "Address other nodes and clients use to reach this node (e.g. a container's host name). Default: --host. Env FABRIC_PUBLIC_HOST." };
-    private static readonly Option<int> Port = new("--port") { Description = "Akka endpoint port. Default 4053. Env FABRIC_PORT." };
+    private static readonly Option<int> Port = new("--port") { Description = "Akka endpoint port; 0 lets the system choose a free one (the node prints it, and writes it to --ready-file). Default 4053. Env FABRIC_PORT." };
     private static readonly Option<string> Seeds = new("--seeds") { Description = "Seed nodes, comma-separated host:port. Default: none (this node founds a cluster). Env FABRIC_SEEDS." };
     private static readonly Option<int> DataPort = new("--data-port") { Description = "TCP port of the data plane that moves P2P buffer bytes between nodes; 0 picks a free one (other nodes learn it from the cluster). Default 0. Env FABRIC_DATA_PORT." };
     private static readonly Option<string> HttpBind = new("--http-bind") { Description = "Address of the HTTP gateway. Default 127.0.0.1 (loopback only). Env FABRIC_HTTP_BIND." };
-    private static readonly Option<int> HttpPort = new("--http-port") { Description = "HTTP gateway port; 0 turns it off. Default 5080. Env FABRIC_HTTP_PORT." };
+    private static readonly Option<int> HttpPort = new("--http-port") { Description = "HTTP gateway port; 0 lets the system choose a free one. Default 5080. Env FABRIC_HTTP_PORT." };
+    private static readonly Option<bool> NoGateway = new("--no-gateway") { Description = "Runs the node without its HTTP gateway. Env FABRIC_NO_GATEWAY=1." };
+    private static readonly Option<string> ReadyFile = new("--ready-file") { Description = "A file the node writes once it is Up in the cluster: JSON of what it bound (name, pid, address, host, port, gateway, httpPort, dataEndpoint, dataPort), written atomically and removed when the node stops. With port 0 this is how a starter learns the ports. Env FABRIC_READY_FILE." };
     private static readonly Option<string> DataDir = new("--data-dir") { Description = "Directory for the node's files (the SQLite journal). Default .fabric/<name>. Env FABRIC_DATA_DIR." };
     private static readonly Option<int> Devices = new("--devices") { Description = "Number of emulated devices. Default 2. Env FABRIC_DEVICES." };
     private static readonly Option<string> DeviceMemory = new("--device-memory") { Description = "Memory per device, e.g. 256MiB or 1GiB. Default 256MiB. Env FABRIC_DEVICE_MEMORY." };
@@ -31,7 +33,7 @@ public static class NodeCommand
             "Example of a 3-node cluster on one machine: fabric node --name n1 --port 4053 --http-port 5080; " +
             "fabric node --name n2 --port 4054 --http-port 5081 --seeds 127.0.0.1:4053; " +
             "fabric node --name n3 --port 4055 --http-port 5082 --seeds 127.0.0.1:4053.");
-        foreach (var option in new Option[] { Config, Name, Host, PublicHost, Port, Seeds, DataPort, HttpBind, HttpPort, DataDir, Devices, DeviceMemory, Queues, IommuGroups, Sqlite, Postgres })
+        foreach (var option in new Option[] { Config, Name, Host, PublicHost, Port, Seeds, DataPort, HttpBind, HttpPort, NoGateway, ReadyFile, DataDir, Devices, DeviceMemory, Queues, IommuGroups, Sqlite, Postgres })
             command.Options.Add(option);
         command.SetAction(async (parse, cancel) =>
         {
@@ -63,6 +65,8 @@ public static class NodeCommand
         if (Given(parse, DataPort)) options = options with { DataPort = parse.GetValue(DataPort) };
         if (Given(parse, HttpBind)) options = options with { HttpBind = parse.GetValue(HttpBind)! };
         if (Given(parse, HttpPort)) options = options with { HttpPort = parse.GetValue(HttpPort) };
+        if (Given(parse, NoGateway)) options = options with { NoGateway = parse.GetValue(NoGateway) };
+        if (Given(parse, ReadyFile)) options = options with { ReadyFile = parse.GetValue(ReadyFile) };
         if (Given(parse, DataDir)) options = options with { DataDirectory = parse.GetValue(DataDir) };
         if (Given(parse, Devices)) options = options with { Devices = parse.GetValue(Devices) };
         if (Given(parse, DeviceMemory)) options = options with { DeviceMemory = NodeOptions.ParseSize(parse.GetValue(DeviceMemory)!) };

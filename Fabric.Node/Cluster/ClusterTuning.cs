@@ -70,6 +70,9 @@ public static class ClusterTuning
           remote {
             retry-gate-closed-for = 1s
             dot-netty.tcp.maximum-frame-size = 4 MiB
+            # Akka's default (on except on Windows) becomes SO_REUSEPORT on Linux in .NET: a second node told the port of a
+            # running one would listen on it too, and the kernel would share its connections between them. Off, it fails.
+            dot-netty.tcp.tcp-reuse-addr = off
             watch-failure-detector {
               heartbeat-interval = 500ms
               acceptable-heartbeat-pause = 2s

@@ -22,7 +22,7 @@ public sealed record NodeOptions
     /// <summary>The address other nodes and clients use to reach this one (defaults to <see cref="Host"/>).</summary>
     public string? PublicHost { get; init; }
 
-    /// <summary>The Akka endpoint's TCP port.</summary>
+    /// <summary>The Akka endpoint's TCP port; 0 lets the system choose a free one (the node reports which).</summary>
     public int Port { get; init; } = 4053;
 
     /// <summary>Seed nodes as <c>host:port</c>; none means this node founds a cluster of its own.</summary>
@@ -35,8 +35,17 @@ public sealed record NodeOptions
     /// <summary>The address the HTTP gateway binds to: loopback unless told otherwise.</summary>
     public string HttpBind { get; init; } = "127.0.0.1";
 
-    /// <summary>The HTTP gateway's port; 0 turns the gateway off.</summary>
+    /// <summary>The HTTP gateway's port; 0 lets the system choose a free one (the node reports which).</summary>
     public int HttpPort { get; init; } = 5080;
+
+    /// <summary>Runs the node without its HTTP gateway.</summary>
+    public bool NoGateway { get; init; }
+
+    /// <summary>
+    /// A file the node writes once it is Up in the cluster: its <see cref="Hosting.NodeEndpoints"/> as JSON (the ports
+    /// it actually bound), written atomically; removed when the node stops. None when null.
+    /// </summary>
+    public string? ReadyFile { get; init; }
 
     /// <summary>Where the node keeps its files (the SQLite journal among them); default <c>.fabric/&lt;name&gt;</c>.</summary>
     public string? DataDirectory { get; init; }
@@ -89,6 +98,7 @@ public sealed record NodeOptions
         if (Port is < 0 or > 65535) throw new ArgumentException($"--port must be 0..65535, not {Port}");
         if (HttpPort is < 0 or > 65535) throw new ArgumentException($"--http-port must be 0..65535, not {HttpPort}");
         if (DataPort is < 0 or > 65535) throw new ArgumentException($"--data-port must be 0..65535, not {DataPort}");
+        if (ReadyFile is { } ready && string.IsNullOrWhiteSpace(ready)) throw new ArgumentException("--ready-file must name a file");
         if (Devices is < 1 or > 64) throw new ArgumentException($"--devices must be 1..64, not {Devices}");
         foreach (var seed in Seeds) ParseEndpoint(seed, "--seeds");
         _ = DeviceProfiles();
@@ -158,6 +168,8 @@ public sealed record NodeOptions
         if (env("FABRIC_HTTP_BIND") is { } bind) o = o with { HttpBind = bind };
         if (env("FABRIC_DATA_PORT") is { } dataPort) o = o with { DataPort = Int(dataPort, "FABRIC_DATA_PORT") };
         if (env("FABRIC_HTTP_PORT") is { } http) o = o with { HttpPort = Int(http, "FABRIC_HTTP_PORT") };
+        if (env("FABRIC_NO_GATEWAY") is { } noGateway) o = o with { NoGateway = Bool(noGateway, "FABRIC_NO_GATEWAY") };
+        if (env("FABRIC_READY_FILE") is { } ready) o = o with { ReadyFile = ready };
         if (env("FABRIC_DATA_DIR") is { } data) o = o with { DataDirectory = data };
         if (env("FABRIC_DEVICES") is { } devices) o = o with { Devices = Int(devices, "FABRIC_DEVICES") };
         if (env("FABRIC_DEVICE_MEMORY") is { } memory) o = o with { DeviceMemory = ParseSize(memory) };
@@ -170,6 +182,13 @@ public sealed record NodeOptions
 
     public static IReadOnlyList<string> List(string text) =>
         [.. text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+
+    private static bool Bool(string text, string what) => text.Trim().ToLowerInvariant() switch
+    {
+        "1" or "true" or "on" or "yes" => true,
+        "0" or "false" or "off" or "no" or "" => false,
+        _ => throw new ArgumentException($"{what}: '{text}' is not on or off"),
+    };
 
     private static int Int(string text, string what) =>
         int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : throw new ArgumentException($"{what}: '{text}' is not a whole number");

@@ -89,9 +89,9 @@ public static class ClusterDemo
             devices.All(d => d.OpenContexts == 0 && d.Exports == 0 && d.Imports == 0 && d.Waiters == 0 && d.QueueDepth == 0),
             string.Join(", ", devices.Select(d => $"{d.Id}: {d.OpenContexts} contexts, {d.Exports} exports, {d.Imports} imports, {d.Waiters} waits")));
 
-        DemoText.Step(console, 8, $"Restart {victim.Name}: a new incarnation at the same address rejoins the cluster");
+        DemoText.Step(console, 8, $"Restart {victim.Name}: a new incarnation at its old address rejoins the cluster (a new member at a new one, if another process took its port)");
         var restart = Stopwatch.StartNew();
-        await cluster.RestartAsync(victim, cancel);
+        Say((await cluster.RestartAsync(victim, cancel)).Describe());
         var back = await watch.NodesAsync(cancel);
         checks.Check($"{victim.Name} is back", back.Nodes.Count(n => n.Status == "Up" && n.Reachable) == 3,
             $"Up again after {restart.Elapsed.TotalSeconds:0.0} s; members: {string.Join(", ", back.Nodes.Select(n => $"{n.Node} {n.Status}"))}");

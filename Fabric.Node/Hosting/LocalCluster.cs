@@ -3,9 +3,10 @@ using System.Diagnostics;
 namespace Fabric.Node.Hosting;
 
 /// <summary>
-/// A cluster of <c>fabric node</c> processes on 127.0.0.1, for the demo, chaos runs and benchmarks: every node lists
-/// every other as a seed (so any of them, restarted, finds the cluster again), all share one SQLite journal file, and
-/// everything lives under one directory that is deleted at the end (unless kept).
+/// A cluster of <c>fabric node</c> processes on 127.0.0.1, for the demo, chaos runs and benchmarks. Every node binds
+/// the ports the system gives it and reports them (<see cref="NodeEndpoints"/>): the first founds the cluster, the
+/// others are given its address as seed; a node started again is given the nodes Up at the time. All share one SQLite
+/// journal file, and everything lives under one directory that is deleted at the end (unless kept).
 /// </summary>
 public sealed class LocalCluster : IAsyncDisposable
 {
@@ -36,10 +37,7 @@ public sealed class LocalCluster : IAsyncDisposable
         _options = options;
         Root = root;
         DatabasePath = Path.Combine(root, "fabric.db");
-        var free = FreePorts(options.Nodes * 2);
-        var ports = Enumerable.Range(0, options.Nodes).Select(i => (Akka: free[2 * i], Http: free[2 * i + 1])).ToList();
-        var seeds = ports.Select(p => $"127.0.0.1:{p.Akka}").ToList();
-        Nodes = [.. ports.Select((p, i) => new LocalNode($"{options.NamePrefix}{i + 1}", p.Akka, p.Http, seeds, root, DatabasePath, options))];
+        Nodes = [.. Enumerable.Range(1, options.Nodes).Select(i => new LocalNode($"{options.NamePrefix}{i}", root, DatabasePath, options))];
     }
 
     public string Root { get; }
@@ -57,10 +55,14 @@ public sealed class LocalCluster : IAsyncDisposable
         var cluster = new LocalCluster(options, root);
         try
         {
-            foreach (var node in cluster.Nodes)
+            var first = cluster.Nodes[0];
+            progress($"starting node {first.Name}, which founds the cluster");
+            progress((await first.StartAsync([], cancel)).Describe());
+            var others = cluster.Nodes.Skip(1).ToList();
+            if (others.Count > 0)
             {
-                progress($"starting node {node.Name} on {node.Endpoint} (gateway {node.Gateway})");
-                node.Start();
+                progress($"starting {string.Join(", ", others.Select(n => n.Name))} with {first.Name} at {first.Endpoint} as seed");
+                foreach (var outcome in await Task.WhenAll(others.Select(n => n.StartAsync([first.Endpoint], cancel)))) progress(outcome.Describe());
             }
             foreach (var node in cluster.Nodes) await cluster.AwaitUpAsync(node, cancel);
             return cluster;
@@ -73,11 +75,19 @@ public sealed class LocalCluster : IAsyncDisposable
     }
 
     /// <summary>Starts a killed node again and returns once every running node (it too) sees every running node Up.</summary>
-    public async Task RestartAsync(LocalNode node, CancellationToken cancel)
+    public async Task<StartOutcome> RestartAsync(LocalNode node, CancellationToken cancel)
     {
-        node.Start();
+        var outcome = await StartAgainAsync(node, cancel);
         foreach (var member in Running.OrderBy(n => n != node)) await AwaitUpAsync(member, cancel);
+        return outcome;
     }
+
+    /// <summary>
+    /// Starts a killed (or downed) node again, with the nodes Up now as seeds, and returns once it is Up: at its old
+    /// address if that port is still free, else at a new one (<see cref="StartOutcome"/> says which).
+    /// </summary>
+    public Task<StartOutcome> StartAgainAsync(LocalNode node, CancellationToken cancel) =>
+        node.StartAsync([.. Nodes.Where(n => n != node && n.IsReady).Select(n => n.Endpoint)], cancel);
 
     /// <summary>Waits until <paramref name="node"/> is Up, counts as many Up members as there are running nodes, and its job region answers.</summary>
     public async Task AwaitUpAsync(LocalNode node, CancellationToken cancel)
@@ -123,21 +133,6 @@ public sealed class LocalCluster : IAsyncDisposable
             catch (DirectoryNotFoundException) { return; }
             catch (IOException) { await Task.Delay(200); }
             catch (UnauthorizedAccessException) { await Task.Delay(200); }
-        }
-    }
-
-    /// <summary><paramref name="count"/> distinct ports free a moment ago on 127.0.0.1 (all held open together while chosen).</summary>
-    private static int[] FreePorts(int count)
-    {
-        var listeners = Enumerable.Range(0, count).Select(_ => new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0)).ToList();
-        try
-        {
-            foreach (var listener in listeners) listener.Start();
-            return [.. listeners.Select(l => ((System.Net.IPEndPoint)l.LocalEndpoint).Port)];
-        }
-        finally
-        {
-            foreach (var listener in listeners) listener.Stop();
         }
     }
 }

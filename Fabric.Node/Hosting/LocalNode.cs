@@ -1,42 +1,53 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using Fabric.Core.Client;
 using Fabric.Node.Cli;
 
 namespace Fabric.Node.Hosting;
 
 /// <summary>
-/// One <c>fabric node</c> process of a <see cref="LocalCluster"/> on 127.0.0.1. Its ports stay the same across
-/// restarts, so a restarted node is a new incarnation at the same address (as a rebooted machine would be). Its output
-/// goes to <see cref="LogPath"/>.
+/// One <c>fabric node</c> process of a <see cref="LocalCluster"/> on 127.0.0.1. It binds whatever ports the system gives
+/// it (port 0) and says which in its ready file; nobody guesses a free port for it beforehand, which another process
+/// could take in between. A restart asks for the node's old Akka port, to come back as a new incarnation at the same
+/// address (as a rebooted machine would); when another process holds that port by then, the node starts on a new one
+/// and joins as a new member. Its output goes to <see cref="LogPath"/>.
 /// </summary>
 public sealed class LocalNode
 {
     private readonly LocalCluster.Options _options;
     private readonly string _database;
-    private readonly IReadOnlyList<string> _seeds;
     private Process? _process;
+    private volatile bool _portTaken;
 
-    internal LocalNode(string name, int port, int httpPort, IReadOnlyList<string> seeds, string root, string database, LocalCluster.Options options)
+    internal LocalNode(string name, string root, string database, LocalCluster.Options options)
     {
         Name = name;
-        Port = port;
-        HttpPort = httpPort;
-        _seeds = seeds;
         _database = database;
         _options = options;
         DataDirectory = Path.Combine(root, name);
         LogPath = Path.Combine(root, "logs", $"{name}.log");
+        ReadyPath = Path.Combine(root, "ready", $"{name}.json");
     }
 
     public string Name { get; }
-    public int Port { get; }
-    public int HttpPort { get; }
     public string DataDirectory { get; }
     public string LogPath { get; }
-    public string Endpoint => $"127.0.0.1:{Port}";
-    public string Gateway => $"http://127.0.0.1:{HttpPort}";
-    public string Address => $"akka.tcp://{FabricClientSystem.ClusterSystemName}@{Endpoint}";
+
+    /// <summary>The node's <c>--ready-file</c>.</summary>
+    public string ReadyPath { get; }
+
+    /// <summary>What the node bound, as its latest process reported once Up (it stays after a kill); null before.</summary>
+    public NodeEndpoints? Endpoints { get; private set; }
+
+    /// <summary>Whether the running process has reported itself Up (a process just started again has not yet).</summary>
+    public bool IsReady => IsRunning && Endpoints is { } e && e.Pid == ProcessId;
+
+    public int Port => Known.Port;
+    public int HttpPort => Known.HttpPort ?? throw new InvalidOperationException($"node {Name} has no gateway");
+    public string Endpoint => Known.Endpoint;
+    public string Gateway => Known.Gateway ?? throw new InvalidOperationException($"node {Name} has no gateway");
+    public string Address => Known.Address;
+
+    private NodeEndpoints Known => Endpoints ?? throw new InvalidOperationException($"node {Name} has not been started yet");
 
     /// <summary>How many times the process was started (1 for the first start).</summary>
     public int Starts { get; private set; }
@@ -52,48 +63,94 @@ public sealed class LocalNode
         }
     }
     public bool IsFrozen { get; private set; }
-    public int? ProcessId => _process is { HasExited: false } p ? p.Id : null;
+    public int? ProcessId
+    {
+        get
+        {
+            try { return _process is { HasExited: false } p ? p.Id : null; }
+            catch (InvalidOperationException) { return null; }
+        }
+    }
 
-    /// <summary>Starts the node's process (again, after <see cref="Kill"/>).</summary>
-    public void Start()
+    /// <summary>
+    /// Starts the node's process (again, after <see cref="Kill"/>) with <paramref name="seeds"/> (none: it founds a
+    /// cluster) and returns once it is Up, with the address it has: the old one when it had one and that port was free.
+    /// </summary>
+    public async Task<StartOutcome> StartAsync(IReadOnlyList<string> seeds, CancellationToken cancel)
     {
         if (HasProcess) throw new InvalidOperationException($"node {Name} is already running (pid {_process!.Id})");
+        var before = Endpoints;
+        if (await LaunchAsync(before?.Port ?? 0, seeds, cancel) is { } same) return new StartOutcome(Name, before, same, PortTaken: false);
+        // The old port is held by another process: a new port, so a new member of the cluster.
+        var moved = await LaunchAsync(0, seeds, cancel) ?? throw new InvalidOperationException($"node {Name} could not listen on a port of the system's choosing");
+        return new StartOutcome(Name, before, moved, PortTaken: true);
+    }
+
+    /// <summary>Runs the process on <paramref name="port"/> until it is Up → what it bound; null if the port was taken.</summary>
+    private async Task<NodeEndpoints?> LaunchAsync(int port, IReadOnlyList<string> seeds, CancellationToken cancel)
+    {
         Directory.CreateDirectory(Path.GetDirectoryName(LogPath)!);
-        // A first start may found the cluster (the first node lists itself first); a restart only joins the others, so
-        // that a restarted first node never forms a cluster of its own when the others answer late.
-        var seeds = Starts == 0 ? _seeds : [.. _seeds.Where(seed => seed != Endpoint)];
+        Directory.CreateDirectory(Path.GetDirectoryName(ReadyPath)!);
+        File.Delete(ReadyPath);
         var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         start.ArgumentList.Add(typeof(LocalNode).Assembly.Location);
         foreach (var arg in new[]
                  {
-                     "node", "--name", Name, "--port", Port.ToString(), "--seeds", string.Join(',', seeds), "--http-port", HttpPort.ToString(),
+                     "node", "--name", Name, "--port", port.ToString(), "--http-port", "0", "--data-port", "0", "--ready-file", ReadyPath,
                      "--devices", _options.DevicesPerNode.ToString(), "--device-memory", _options.DeviceMemory, "--data-dir", DataDirectory,
                      "--sqlite", _database,
                  })
             start.ArgumentList.Add(arg);
+        if (seeds.Count > 0)
+        {
+            start.ArgumentList.Add("--seeds");
+            start.ArgumentList.Add(string.Join(',', seeds));
+        }
         // Several node processes share this machine: workstation GC keeps each one's footprint small.
         start.Environment["DOTNET_gcServer"] = "0";
         start.Environment[NodeHost.ExitWithVariable] = Environment.ProcessId.ToString();
         var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start the process of node {Name}");
         Starts++;
         IsFrozen = false;
+        _portTaken = false;
+        var taken = NodeHost.CannotListenOn("--port", "127.0.0.1", port);
         var log = TextWriter.Synchronized(new StreamWriter(LogPath, append: true) { AutoFlush = true });
-        log.WriteLine($"==== {DateTimeOffset.Now:O} start #{Starts} of {Name}, pid {process.Id}");
+        log.WriteLine($"==== {DateTimeOffset.Now:O} start #{Starts} of {Name}, pid {process.Id}, port {(port == 0 ? "chosen by the system" : port)}");
         var onError = _options.OnNodeError;
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) log.WriteLine(e.Data); };
         process.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is null) return;
             log.WriteLine(e.Data);
-            onError?.Invoke(Name, e.Data);
+            if (port != 0 && e.Data.Contains(taken, StringComparison.Ordinal)) _portTaken = true;
+            else onError?.Invoke(Name, e.Data);
         };
         process.Exited += (_, _) => log.Dispose();
         process.EnableRaisingEvents = true;
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var before = _process;
+        var previous = _process;
         _process = process;
-        before?.Dispose();
+        previous?.Dispose();
+
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            if (NodeEndpoints.TryRead(ReadyPath) is { } ready && ready.Pid == process.Id)
+            {
+                Endpoints = ready;
+                return ready;
+            }
+            if (process.HasExited)
+            {
+                await process.WaitForExitAsync(CancellationToken.None); // its output read to the end
+                if (_portTaken) return null;
+                throw new InvalidOperationException($"node {Name} exited with code {process.ExitCode} while starting; its log ({LogPath}) ends:\n{Tail()}");
+            }
+            if (clock.Elapsed > _options.StartTimeout)
+                throw new TimeoutException($"node {Name} was not Up within {_options.StartTimeout.TotalSeconds:0} s of its start; its log ({LogPath}) ends:\n{Tail()}");
+            await Task.Delay(100, cancel);
+        }
     }
 
     /// <summary>SIGKILL: the node dies at once, with no goodbye to the cluster (as a machine losing power).</summary>
@@ -136,10 +193,10 @@ public sealed class LocalNode
     /// <summary>Exit code once the process has ended on its own (e.g. the cluster downed it), else null.</summary>
     public int? ExitCode => _process is { HasExited: true } p ? p.ExitCode : null;
 
-    /// <summary>The node's own view, or null while its gateway does not answer.</summary>
+    /// <summary>The node's own view, or null while its gateway does not answer (or its process is not Up yet).</summary>
     public async Task<Gateway.HttpGateway.Health?> HealthAsync(CancellationToken cancel)
     {
-        if (!IsRunning) return null;
+        if (!IsReady) return null;
         using var gateway = new GatewayClient(Gateway, TimeSpan.FromSeconds(2));
         try { return await gateway.HealthAsync(cancel); }
         catch (GatewayException) { return null; }
@@ -171,4 +228,19 @@ public sealed class LocalNode
 
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static extern int NativeSignal(int pid, int signal);
+}
+
+/// <summary>How a start of a <see cref="LocalNode"/> went: where it was before (null for its first start) and is now.</summary>
+/// <param name="PortTaken">It asked for its old port, another process held it, and it started on a new one.</param>
+public sealed record StartOutcome(string Name, NodeEndpoints? Before, NodeEndpoints After, bool PortTaken)
+{
+    /// <summary>Back at the address it had: a new incarnation of the same member.</summary>
+    public bool SameAddress => Before is { } b && b.Address == After.Address;
+
+    /// <summary>One line saying which happened.</summary>
+    public string Describe() =>
+        Before is null ? $"{Name} is Up at {After.Endpoint} (gateway {After.Gateway ?? "none"}, data plane {After.DataEndpoint}; ports chosen by the system)"
+        : SameAddress ? $"{Name} restarted at its old address {After.Endpoint}: a new incarnation of the same member"
+        : PortTaken ? $"{Name}'s old port {Before.Port} was taken by another process: it restarted at {After.Endpoint} and joined as a new member"
+        : $"{Name} restarted at {After.Endpoint} (it was at {Before.Endpoint}) and joined as a new member";
 }

@@ -23,16 +23,10 @@ public class ClusterFixture : IAsyncLifetime
 
     public virtual async Task InitializeAsync()
     {
-        for (var i = 1; i <= Size; i++)
-        {
-            var name = $"n{i}";
-            var port = FabricProcess.FreePort();
-            var http = FabricProcess.FreePort();
-            var seeds = Members.Count == 0 ? $"127.0.0.1:{port}" : Members[0].Endpoint;
-            var process = FabricProcess.Start(name, ["node", "--name", name, "--port", port.ToString(), "--http-port", http.ToString(),
-                "--seeds", seeds, "--data-dir", Path.Combine(DataRoot, name), "--devices", "2", "--device-memory", "64MiB", .. JournalArguments()]);
-            Members.Add(new Member(name, port, http, process));
-        }
+        // Every node binds ports of the system's choosing and says which in its ready file: n1 founds the cluster, the
+        // others get its address as seed.
+        Members.Add(await StartAsync("n1", seed: null));
+        Members.AddRange(await Task.WhenAll(Enumerable.Range(2, Size - 1).Select(i => StartAsync($"n{i}", Members[0].Endpoint))));
         var clock = Stopwatch.StartNew();
         foreach (var member in Members)
         {
@@ -50,6 +44,19 @@ public class ClusterFixture : IAsyncLifetime
                 await Task.Delay(200);
             }
         }
+    }
+
+    private readonly List<FabricProcess> _processes = [];
+
+    private async Task<Member> StartAsync(string name, string? seed)
+    {
+        var ready = Path.Combine(DataRoot, "ready", $"{name}.json");
+        var process = FabricProcess.Start(name, ["node", "--name", name, "--port", "0", "--http-port", "0", "--ready-file", ready,
+            .. seed is null ? Array.Empty<string>() : ["--seeds", seed],
+            "--data-dir", Path.Combine(DataRoot, name), "--devices", "2", "--device-memory", "64MiB", .. JournalArguments()]);
+        lock (_processes) _processes.Add(process);
+        var endpoints = await process.WaitForReadyAsync(ready, FormationTimeout);
+        return new Member(name, endpoints.Port, endpoints.HttpPort!.Value, process);
     }
 
     public Member this[string name] => Members.Single(m => m.Name == name);
@@ -100,7 +107,7 @@ public class ClusterFixture : IAsyncLifetime
 
     public virtual Task DisposeAsync()
     {
-        foreach (var member in Members) member.Process.Dispose();
+        foreach (var process in _processes) process.Dispose();
         try { Directory.Delete(DataRoot, recursive: true); }
         catch (IOException) { }
         return Task.CompletedTask;

@@ -1,7 +1,6 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
+using Fabric.Node.Hosting;
 
 namespace Fabric.Tests.Cluster;
 
@@ -81,6 +80,22 @@ public sealed class FabricProcess : IDisposable
             throw new TimeoutException($"{Label} did not print '{text}' within {timeout.TotalSeconds:0} s (exited: {_process.HasExited}). Output:\n{Output}");
     }
 
+    /// <summary>
+    /// Waits until this process (a <c>fabric node … --ready-file</c>) has written <paramref name="readyFile"/> → the
+    /// endpoints it bound; fails with the output so far if it exits or is not Up in time.
+    /// </summary>
+    public async Task<NodeEndpoints> WaitForReadyAsync(string readyFile, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            if (NodeEndpoints.TryRead(readyFile) is { } ready && ready.Pid == Id) return ready;
+            if (_process.HasExited) throw new InvalidOperationException($"{Label} exited with code {_process.ExitCode} before it was Up. Output:\n{Output}");
+            if (clock.Elapsed > timeout) throw new TimeoutException($"{Label} did not write {readyFile} within {timeout.TotalSeconds:0} s. Output:\n{Output}");
+            await Task.Delay(100);
+        }
+    }
+
     /// <summary>Waits for the process to end; returns its exit code.</summary>
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
     {
@@ -102,20 +117,5 @@ public sealed class FabricProcess : IDisposable
         try { Kill(); }
         catch (InvalidOperationException) { }
         _process.Dispose();
-    }
-
-    private static readonly HashSet<int> Handed = [];
-
-    /// <summary>A TCP port that was free a moment ago on 127.0.0.1, and not handed out before by this process.</summary>
-    public static int FreePort()
-    {
-        while (true)
-        {
-            using var listener = new TcpListener(IPAddress.Loopback, 0);
-            listener.Start();
-            var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-            lock (Handed)
-                if (Handed.Add(port)) return port;
-        }
     }
 }

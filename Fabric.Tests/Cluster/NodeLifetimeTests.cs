@@ -14,7 +14,7 @@ public sealed class NodeLifetimeTests(ITestOutputHelper output)
         using var owner = Process.Start(new ProcessStartInfo("sleep", "600") { UseShellExecute = false })!;
         var data = Path.Combine(Path.GetTempPath(), $"fabric-lifetime-{Guid.NewGuid():N}");
         using var node = FabricProcess.Start("n1", new Dictionary<string, string> { [NodeHost.ExitWithVariable] = owner.Id.ToString() },
-            "node", "--name", "n1", "--port", FabricProcess.FreePort().ToString(), "--http-port", "0", "--devices", "1",
+            "node", "--name", "n1", "--port", "0", "--http-port", "0", "--devices", "1",
             "--device-memory", "16MiB", "--data-dir", data, "--sqlite", Path.Combine(data, "fabric.db"));
         try
         {
