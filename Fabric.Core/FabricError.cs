@@ -12,6 +12,8 @@ public enum ErrorCode
     ENOENT = 2,
     /// <summary>Command aborted: device reset, export revoked, exporter lost.</summary>
     EIO = 5,
+    /// <summary>Too big to carry: a request larger than one message may be (a job whose inline data exceeds the cluster's frame size).</summary>
+    E2BIG = 7,
     /// <summary>Device memory exhausted.</summary>
     ENOMEM = 12,
     /// <summary>Permission denied.</summary>

@@ -73,8 +73,9 @@ public static class HttpGateway
                 }
                 catch (FabricException e) when (e.Code != ErrorCode.ETIMEDOUT)
                 {
-                    // A spec the cluster cannot take (400), or an id another job holds (409): nothing was started.
-                    return Results.Json(new Problem(e.Code.ToString(), e.Error.Message), Json, statusCode: e.Code == ErrorCode.EEXIST ? 409 : 400);
+                    // A spec the cluster cannot take (400; 413 when too big for a message), or an id another job holds (409): nothing was started.
+                    return Results.Json(new Problem(e.Code.ToString(), e.Error.Message), Json,
+                        statusCode: e.Code switch { ErrorCode.EEXIST => 409, ErrorCode.E2BIG => 413, _ => 400 });
                 }
             });
         });

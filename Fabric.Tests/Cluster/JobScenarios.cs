@@ -145,6 +145,35 @@ public abstract class JobRunsAcrossNodes<TFixture>(TFixture cluster, ITestOutput
     }
 
     [Fact]
+    public async Task Inline_data_over_the_cluster_message_limit_is_refused_at_once_naming_the_limit_and_leaves_no_job()
+    {
+        using var gateway = new GatewayClient(Cluster["n1"].Gateway);
+        var before = await gateway.JobsAsync(CancellationToken.None);
+        static string Job(string name, int bytes) => JobJson.Write(new JobBuilder(name)
+            .Input("x", Enumerable.Range(0, bytes).Select(i => (byte)(i * 7)).ToArray()).Output("y", bytes)
+            .Task("copy", t => t.Copy("y", "x")).Build());
+
+        var clock = Stopwatch.StartNew();
+        var tooBig = await Assert.ThrowsAsync<GatewayException>(() => gateway.SubmitAsync(Job("too-big", 5 << 20), CancellationToken.None, jobId: "too-big-1"));
+        var refusedAfter = clock.Elapsed;
+        var fits = await gateway.SubmitAsync(Job("fits", 3 << 20), CancellationToken.None);
+        var view = await AwaitJobAsync(fits, v => v.Status is "Completed" or "Failed", TimeSpan.FromSeconds(60), "n2", "n3");
+        var after = await gateway.JobsAsync(CancellationToken.None);
+
+        Output.WriteLine($"refused after {refusedAfter.TotalSeconds:0.00} s: {tooBig.Message}");
+        Assert.StartsWith("E2BIG: job 'too-big': the inline data of input 'x' is 5,242,880 bytes", tooBig.Message);
+        Assert.Contains($"the limit is {(4 << 20) - (256 << 10):N0} bytes", tooBig.Message);
+        Assert.False(tooBig.Transient);
+        Assert.True(refusedAfter < TimeSpan.FromSeconds(10), $"refused only after {refusedAfter.TotalSeconds:0.0} s");
+        Assert.Equal("Completed", view.Status);
+        Assert.Equal(3 << 20, (await gateway.OutputAsync(fits, "y", CancellationToken.None)).Length);
+        Assert.Equal(before.Select(j => j.JobId).Append(fits).Order(), after.Select(j => j.JobId).Order());
+        Assert.DoesNotContain(after, j => j.Status == "Unknown");
+        var ghost = await Assert.ThrowsAsync<GatewayException>(() => gateway.JobAsync("too-big-1", CancellationToken.None));
+        Assert.StartsWith("ENOENT", ghost.Message);
+    }
+
+    [Fact]
     public async Task A_submission_under_a_chosen_id_starts_the_job_once_however_often_it_is_sent()
     {
         using var gateway = new GatewayClient(Cluster["n2"].Gateway);
