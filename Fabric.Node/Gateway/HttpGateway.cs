@@ -49,6 +49,29 @@ public static class HttpGateway
         app.MapGet("/devices/local", async (ActorRegistry actors) =>
             Results.Json((await actors.Get<DeviceManagerKey>().Ask<DeviceRequests.DeviceList>(new DeviceManager.ListLocalDevices(), AskTimeout)).Devices, Json));
         MapJobs(app);
+        // Once it listens, the registry publishes where: clients that follow a job learn every gateway from /nodes.
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            if (AdvertisedUrl(app.Urls, options.AdvertisedHost) is { } url)
+                app.Services.GetRequiredService<ActorRegistry>().Get<NodeRegistryKey>().Tell(new NodeRegistry.UseGateway(url));
+        });
+    }
+
+    /// <summary>
+    /// The URL others reach the gateway at: the first address it listens on, a wildcard host (0.0.0.0, [::], +, *)
+    /// replaced by the node's advertised host. Null when it listens nowhere.
+    /// </summary>
+    public static string? AdvertisedUrl(IEnumerable<string> listening, string advertisedHost)
+    {
+        foreach (var address in listening)
+        {
+            var wildcard = address.Replace("://+:", "://0.0.0.0:").Replace("://*:", "://0.0.0.0:");
+            if (!Uri.TryCreate(wildcard, UriKind.Absolute, out var uri)) continue;
+            var host = uri.Host is "0.0.0.0" or "[::]" or "::" ? advertisedHost : uri.Host;
+            if (host.Contains(':') && !host.StartsWith('[')) host = $"[{host}]";
+            return $"{uri.Scheme}://{host}:{uri.Port}";
+        }
+        return null;
     }
 
     /// <summary>
