@@ -4,6 +4,7 @@ using Akka.Hosting;
 using Akka.Remote.Hosting;
 using Fabric.Core;
 using Fabric.Core.Client;
+using Fabric.Core.Protocol;
 using Fabric.Core.Serialization;
 using Fabric.Devices;
 using Fabric.Devices.DataPlane;
@@ -51,6 +52,12 @@ public static class NodeHost
         var app = builder.Build();
         if (options.HttpPort > 0) HttpGateway.Map(app, options);
         await app.StartAsync(cancel);
+        if (await DeviceFailureAsync(app, options, cancel) is { } failure)
+        {
+            await Console.Error.WriteLineAsync($"fabric node {options.Name}: {failure}");
+            await app.StopAsync(CancellationToken.None);
+            return 1;
+        }
         _ = app.Services.GetRequiredService<JobsReadiness>()
             .WatchAsync(app.Services.GetRequiredService<ActorRegistry>().Get<JobRegionKey>(), app.Lifetime.ApplicationStopping);
         output.WriteLine($"fabric node {options.Name}: akka.tcp://{FabricClientSystem.ClusterSystemName}@{options.AdvertisedHost}:{options.Port}, " +
@@ -63,6 +70,27 @@ public static class NodeHost
             _ = StopWhenGoneAsync(parent, app.Lifetime, cancel);
         await app.WaitForShutdownAsync(cancel);
         return 0;
+    }
+
+    /// <summary>
+    /// Why the node's devices are not all running, in one sentence (a device that could not be created: its memory refused,
+    /// say), or null when they are. A node short of its devices must not look healthy: it stops instead.
+    /// </summary>
+    private static async Task<string?> DeviceFailureAsync(WebApplication app, NodeOptions options, CancellationToken cancel)
+    {
+        var manager = app.Services.GetRequiredService<ActorRegistry>().Get<DeviceManagerKey>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            var devices = (await manager.Ask<DeviceRequests.DeviceList>(new DeviceManager.ListLocalDevices(), TimeSpan.FromSeconds(10), cancel)).Devices;
+            var failed = devices.Where(d => d.Status != DeviceStatus.Operational).ToList();
+            if (failed.Count > 0)
+                return $"device {failed[0].Id} could not be created" + (failed.Count > 1 ? $" (nor {failed.Count - 1} other of its {options.Devices} devices)" : "") +
+                       $": {failed[0].Failure ?? failed[0].Status.ToString()}";
+            if (devices.Length == options.Devices) return null;
+            if (clock.Elapsed > TimeSpan.FromSeconds(10)) return $"only {devices.Length} of its {options.Devices} devices answered within 10 s";
+            await Task.Delay(200, cancel);
+        }
     }
 
     /// <summary>
