@@ -209,20 +209,29 @@ public static class JobCommands
     {
         var gateway = Gateways.Option();
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        var status = new Option<string>("--status") { Description = "Only the jobs of this status: running, completed or failed." };
         var command = new Command("jobs", "Lists every job with its status and progress.");
         command.Options.Add(gateway);
         command.Options.Add(json);
-        command.SetAction((parse, cancel) => Gateways.RunAsync("jobs", parse.GetValue(gateway), async gateways =>
+        command.Options.Add(status);
+        command.SetAction(async (parse, cancel) =>
         {
-            var jobs = await gateways.AskAsync((c, t) => c.JobsAsync(t), TimeSpan.Zero, cancel);
-            if (parse.GetValue(json)) { Console.Out.WriteLine(JsonSerializer.Serialize(jobs, HttpGateway.Json)); return 0; }
-            var table = new Table().AddColumns("job", "name", "status", "tasks", "runs", "submitted", "finished");
-            foreach (var j in jobs)
-                table.AddRow(Markup.Escape(j.JobId), Markup.Escape(j.Name), j.Status, $"{j.CompletedTasks}/{j.Tasks}", j.Runs.ToString(),
-                    j.SubmittedAt?.ToString("u") ?? "", j.FinishedAt?.ToString("u") ?? "");
-            InspectCommands.WideConsole().Write(table);
-            return 0;
-        }));
+            var only = parse.GetValue(status);
+            if (only is not null && (!Enum.TryParse<JobStatus>(only, ignoreCase: true, out var wanted) || wanted == JobStatus.Unknown))
+                return await Usage("jobs", $"--status: '{only}' is not a job status (running, completed, failed)");
+            return await Gateways.RunAsync("jobs", parse.GetValue(gateway), async gateways =>
+            {
+                var jobs = (await gateways.AskAsync((c, t) => c.JobsAsync(t), TimeSpan.Zero, cancel))
+                    .Where(j => only is null || string.Equals(j.Status, only, StringComparison.OrdinalIgnoreCase)).ToArray();
+                if (parse.GetValue(json)) { Console.Out.WriteLine(JsonSerializer.Serialize(jobs, HttpGateway.Json)); return 0; }
+                var table = new Table().AddColumns("job", "name", "status", "tasks", "runs", "submitted", "finished");
+                foreach (var j in jobs)
+                    table.AddRow(Markup.Escape(j.JobId), Markup.Escape(j.Name), j.Status, $"{j.CompletedTasks}/{j.Tasks}", j.Runs.ToString(),
+                        j.SubmittedAt?.ToString("u") ?? "", j.FinishedAt?.ToString("u") ?? "");
+                InspectCommands.WideConsole().Write(table);
+                return 0;
+            });
+        });
         return command;
     }
 

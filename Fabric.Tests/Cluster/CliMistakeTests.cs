@@ -48,6 +48,15 @@ public sealed class CliMistakeTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task Jobs_of_a_status_that_does_not_exist_is_a_usage_error()
+    {
+        var (exit, errors) = await RunAsync("jobs", "--status", "sleeping");
+
+        Assert.Equal(2, exit);
+        AssertOneSentence(errors, "fabric jobs:", "'sleeping'", "running, completed, failed");
+    }
+
+    [Fact]
     public async Task Check_of_an_endpoint_that_is_not_host_and_port_is_a_usage_error()
     {
         var (exit, errors) = await RunAsync("check", "--connect", "nonsense");

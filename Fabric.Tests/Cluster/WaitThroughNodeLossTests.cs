@@ -48,6 +48,13 @@ public sealed class WaitThroughNodeLossTests(ClusterFixture cluster, ITestOutput
         Assert.Equal(0, uncheckedExit);
         Assert.Contains("outputs not checked (--no-verify)", unchecked_.Output);
         Assert.DoesNotContain("checking", unchecked_.Output);
+
+        using var completed = FabricProcess.Start("fabric jobs --status completed", "jobs", "--status", "completed", "--gateway", Cluster["n3"].Gateway);
+        await completed.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        using var running = FabricProcess.Start("fabric jobs --status running", "jobs", "--status", "Running", "--gateway", Cluster["n3"].Gateway);
+        await running.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        Assert.Contains(jobId!, completed.Output);
+        Assert.DoesNotContain(jobId!, running.Output);
     }
 
     [Fact]
