@@ -39,6 +39,8 @@ public enum ErrorCode
     EADDRINUSE = 98,
     /// <summary>A wait timed out (a device watchdog or a client deadline).</summary>
     ETIMEDOUT = 110,
+    /// <summary>Cancelled on request (a job whose user cancelled it).</summary>
+    ECANCELED = 125,
 }
 
 /// <summary>

@@ -45,6 +45,14 @@ public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null) : ID
         throw await ProblemAsync(response, cancel);
     }
 
+    /// <summary>Cancels a running job → the job, Cancelled; an ended or unknown job → <see cref="GatewayException"/> (not transient).</summary>
+    public async Task<JobView> CancelAsync(string id, CancellationToken cancel)
+    {
+        using var response = await SendAsync(() => _http.DeleteAsync($"jobs/{Uri.EscapeDataString(id)}", cancel));
+        if (response.IsSuccessStatusCode) return (await response.Content.ReadFromJsonAsync<JobView>(HttpGateway.Json, cancel))!;
+        throw await ProblemAsync(response, cancel);
+    }
+
     public async Task<string> SpecAsync(string id, CancellationToken cancel)
     {
         using var response = await SendAsync(() => _http.GetAsync($"jobs/{Uri.EscapeDataString(id)}/spec", cancel));

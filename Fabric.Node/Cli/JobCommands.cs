@@ -135,7 +135,7 @@ public static class JobCommands
             while (true)
             {
                 show(view);
-                if (view.Status is nameof(JobStatus.Completed) or nameof(JobStatus.Failed) || Left() == TimeSpan.Zero) return;
+                if (HasEnded(view) || Left() == TimeSpan.Zero) return;
                 await Task.Delay(200, cancel);
                 if (clock.Elapsed - learnedAt > TimeSpan.FromSeconds(10))
                 {
@@ -173,7 +173,7 @@ public static class JobCommands
                         console.MarkupLine($"stage {stage + 1}: {tasks} task(s) done at {clock.Elapsed.TotalSeconds:0.0} s");
             });
         }
-        if (view.Status is not (nameof(JobStatus.Completed) or nameof(JobStatus.Failed)))
+        if (!HasEnded(view))
         {
             await Console.Error.WriteLineAsync($"fabric {command}: ETIMEDOUT: job {jobId} is still {view.Status} after {clock.Elapsed.TotalSeconds:0} s of waiting " +
                                                $"({view.CompletedTasks}/{view.Tasks} tasks); it goes on: wait again with fabric job {jobId} --wait");
@@ -181,7 +181,8 @@ public static class JobCommands
         }
         if (view.Status != nameof(JobStatus.Completed))
         {
-            console.MarkupLine($"[red]job {Markup.Escape(jobId)} failed:[/] {Markup.Escape(view.Error ?? "")}");
+            var how = view.Status == nameof(JobStatus.Cancelled) ? "was cancelled" : "failed";
+            console.MarkupLine($"[red]job {Markup.Escape(jobId)} {how}:[/] {Markup.Escape(view.Error ?? "")}");
             return 1;
         }
         var recomputed = view.TaskDetails.Sum(t => t.Recomputations);
@@ -205,11 +206,13 @@ public static class JobCommands
         return failures == 0 ? 0 : 1;
     }
 
+    private static bool HasEnded(JobView view) => view.Status is nameof(JobStatus.Completed) or nameof(JobStatus.Failed) or nameof(JobStatus.Cancelled);
+
     public static Command Jobs()
     {
         var gateway = Gateways.Option();
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
-        var status = new Option<string>("--status") { Description = "Only the jobs of this status: running, completed or failed." };
+        var status = new Option<string>("--status") { Description = "Only the jobs of this status: running, completed, failed or cancelled." };
         var command = new Command("jobs", "Lists every job with its status and progress.");
         command.Options.Add(gateway);
         command.Options.Add(json);
@@ -218,7 +221,7 @@ public static class JobCommands
         {
             var only = parse.GetValue(status);
             if (only is not null && (!Enum.TryParse<JobStatus>(only, ignoreCase: true, out var wanted) || wanted == JobStatus.Unknown))
-                return await Usage("jobs", $"--status: '{only}' is not a job status (running, completed, failed)");
+                return await Usage("jobs", $"--status: '{only}' is not a job status (running, completed, failed, cancelled)");
             return await Gateways.RunAsync("jobs", parse.GetValue(gateway), async gateways =>
             {
                 var jobs = (await gateways.AskAsync((c, t) => c.JobsAsync(t), TimeSpan.Zero, cancel))
@@ -246,12 +249,17 @@ public static class JobCommands
             Description = "Wait for the job to end as fabric submit --wait does (progress, through node loss, then its outputs checked " +
                           "against the host reference); the same output and exit codes.",
         };
+        var cancelJob = new Option<bool>("--cancel")
+        {
+            Description = "Cancel the running job: its tasks stop, the device memory they held is released, and the job ends Cancelled " +
+                          "(persisted: it stays cancelled). An ended job is refused.",
+        };
         var noVerify = NoVerifyOption();
         var timeout = TimeoutOption();
         var gateway = Gateways.Option();
-        var command = new Command("job", "Shows one job: its tasks, where each was placed, attempts, recomputations and timings; or fetches an output; or waits for it.");
+        var command = new Command("job", "Shows one job: its tasks, where each was placed, attempts, recomputations and timings; or fetches an output; or waits for it; or cancels it.");
         command.Arguments.Add(id);
-        foreach (var option in new Option[] { output, outFile, json, wait, noVerify, timeout, gateway }) command.Options.Add(option);
+        foreach (var option in new Option[] { output, outFile, json, wait, cancelJob, noVerify, timeout, gateway }) command.Options.Add(option);
         command.SetAction(async (parse, cancel) =>
         {
             var jobId = parse.GetValue(id)!;
@@ -260,6 +268,13 @@ public static class JobCommands
                 return await Usage("job", $"--timeout: '{parse.GetValue(timeout)}' is not a duration (examples: 90s, 10m, 2h)");
             return await Gateways.RunAsync("job", parse.GetValue(gateway), async gateways =>
             {
+                if (parse.GetValue(cancelJob))
+                {
+                    // A Cancel sent again after a lost answer finds the job cancelled and answers the same.
+                    var cancelled = await gateways.AskAsync((c, t) => c.CancelAsync(jobId, t), TimeSpan.FromSeconds(30), cancel);
+                    Console.Out.WriteLine($"job {jobId} cancelled with {cancelled.CompletedTasks}/{cancelled.Tasks} tasks completed");
+                    return 0;
+                }
                 if (parse.GetValue(wait)) return await WaitAsync("job", gateways, jobId, null, !parse.GetValue(noVerify), patience, cancel);
                 if (parse.GetValue(output) is { } name)
                 {

@@ -76,7 +76,8 @@ public static class HttpGateway
 
     /// <summary>
     /// <c>POST /jobs[?id=chosen-id]</c> (a job spec as JSON → 202 with the job id, or 400 with the code and sentence),
-    /// <c>GET /jobs</c>, <c>GET /jobs/{id}</c>, <c>GET /jobs/{id}/outputs/{name}</c> (the bytes).
+    /// <c>GET /jobs</c>, <c>GET /jobs/{id}</c>, <c>DELETE /jobs/{id}</c> (cancels it), <c>GET /jobs/{id}/spec</c>,
+    /// <c>GET /jobs/{id}/outputs/{name}</c> (the bytes).
     /// </summary>
     private static void MapJobs(WebApplication app)
     {
@@ -110,6 +111,18 @@ public static class HttpGateway
             return state.Status == JobStatus.Unknown
                 ? Results.Json(new Problem(nameof(ErrorCode.ENOENT), $"there is no job {id}"), Json, statusCode: 404)
                 : Results.Json(JobView.Of(state), Json);
+        }));
+        // Cancels a running job: 200 with the job, Cancelled; 404 for an unknown job, 409 for one that has ended.
+        app.MapDelete("/jobs/{id}", (string id, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>
+        {
+            try
+            {
+                return Results.Json(JobView.Of(await Jobs(actors).CancelAsync(id, cancel)), Json);
+            }
+            catch (FabricException e) when (e.Code is ErrorCode.ENOENT or ErrorCode.EINVAL)
+            {
+                return Results.Json(new Problem(e.Code.ToString(), e.Error.Message), Json, statusCode: e.Code == ErrorCode.ENOENT ? 404 : 409);
+            }
         }));
         app.MapGet("/jobs/{id}/spec", async (string id, ActorRegistry actors, CancellationToken cancel) =>
         {

@@ -93,6 +93,9 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
 
     public Task<JobState> GetAsync(string jobId, CancellationToken cancel) => Ask<JobState>(new JobEntity.Get(jobId), cancel);
 
+    /// <summary>Cancels a running job → its state, Cancelled; an ended job → EINVAL, an unknown one → ENOENT (<see cref="JobEntity.Cancel"/>).</summary>
+    public Task<JobState> CancelAsync(string jobId, CancellationToken cancel) => Ask<JobState>(new JobEntity.Cancel(jobId), cancel, SubmitTimeout);
+
     /// <summary>An output of a completed job, fetched in chunks that fit a message.</summary>
     public async Task<byte[]> GetOutputAsync(string jobId, string name, CancellationToken cancel)
     {
