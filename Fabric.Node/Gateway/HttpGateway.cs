@@ -124,13 +124,13 @@ public static class HttpGateway
                 return Results.Json(new Problem(e.Code.ToString(), e.Error.Message), Json, statusCode: e.Code == ErrorCode.ENOENT ? 404 : 409);
             }
         }));
-        app.MapGet("/jobs/{id}/spec", async (string id, ActorRegistry actors, CancellationToken cancel) =>
+        app.MapGet("/jobs/{id}/spec", (string id, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>
         {
             var state = await Jobs(actors).GetAsync(id, cancel);
             return state.Spec is null
                 ? Results.Json(new Problem(nameof(ErrorCode.ENOENT), $"there is no job {id}"), Json, statusCode: 404)
                 : Results.Text(JobJson.Write(state.Spec), "application/json");
-        });
+        }));
         app.MapGet("/jobs/{id}/outputs/{name}", (string id, string name, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>
         {
             try
