@@ -12,6 +12,8 @@ public enum ErrorCode
     ENOENT = 2,
     /// <summary>Command aborted: device reset, export revoked, exporter lost.</summary>
     EIO = 5,
+    /// <summary>Too big to carry: a request larger than one message may be (a job whose inline data exceeds the cluster's frame size).</summary>
+    E2BIG = 7,
     /// <summary>Device memory exhausted.</summary>
     ENOMEM = 12,
     /// <summary>Permission denied.</summary>
@@ -37,6 +39,8 @@ public enum ErrorCode
     EADDRINUSE = 98,
     /// <summary>A wait timed out (a device watchdog or a client deadline).</summary>
     ETIMEDOUT = 110,
+    /// <summary>Cancelled on request (a job whose user cancelled it).</summary>
+    ECANCELED = 125,
 }
 
 /// <summary>

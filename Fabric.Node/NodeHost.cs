@@ -5,6 +5,7 @@ using Akka.Remote;
 using Akka.Remote.Hosting;
 using Fabric.Core;
 using Fabric.Core.Client;
+using Fabric.Core.Protocol;
 using Fabric.Core.Serialization;
 using Fabric.Devices;
 using Fabric.Devices.DataPlane;
@@ -93,6 +94,12 @@ public static class NodeHost
         var gateway = options.NoGateway ? null : app.Urls.First(); // with the port Kestrel bound
         var endpoints = new NodeEndpoints(options.Name, Environment.ProcessId, self.ToString(), self.Host!, self.Port!.Value,
             gateway, gateway is null ? null : new Uri(gateway).Port, dataPlane.Endpoint, dataPlane.Port);
+        if (await DeviceFailureAsync(app, options, cancel) is { } failure)
+        {
+            await Console.Error.WriteLineAsync($"fabric node {options.Name}: {failure}");
+            await app.StopAsync(CancellationToken.None);
+            return 1;
+        }
         _ = app.Services.GetRequiredService<JobsReadiness>()
             .WatchAsync(app.Services.GetRequiredService<ActorRegistry>().Get<JobRegionKey>(), app.Lifetime.ApplicationStopping);
         output.WriteLine($"fabric node {options.Name}: {endpoints.Address}, " +
@@ -154,6 +161,27 @@ public static class NodeHost
     private const string InUse = "address already in use";
 
     private static string Reason(SocketException e) => e.SocketErrorCode == SocketError.AddressAlreadyInUse ? InUse : e.Message;
+
+    /// <summary>
+    /// Why the node's devices are not all running, in one sentence (a device that could not be created: its memory refused,
+    /// say), or null when they are. A node short of its devices must not look healthy: it stops instead.
+    /// </summary>
+    private static async Task<string?> DeviceFailureAsync(WebApplication app, NodeOptions options, CancellationToken cancel)
+    {
+        var manager = app.Services.GetRequiredService<ActorRegistry>().Get<DeviceManagerKey>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            var devices = (await manager.Ask<DeviceRequests.DeviceList>(new DeviceManager.ListLocalDevices(), TimeSpan.FromSeconds(10), cancel)).Devices;
+            var failed = devices.Where(d => d.Status != DeviceStatus.Operational).ToList();
+            if (failed.Count > 0)
+                return $"device {failed[0].Id} could not be created" + (failed.Count > 1 ? $" (nor {failed.Count - 1} other of its {options.Devices} devices)" : "") +
+                       $": {failed[0].Failure ?? failed[0].Status.ToString()}";
+            if (devices.Length == options.Devices) return null;
+            if (clock.Elapsed > TimeSpan.FromSeconds(10)) return $"only {devices.Length} of its {options.Devices} devices answered within 10 s";
+            await Task.Delay(200, cancel);
+        }
+    }
 
     /// <summary>
     /// Set by a process that starts nodes for itself (<see cref="Hosting.LocalCluster"/>: the demo, chaos, benchmarks) to

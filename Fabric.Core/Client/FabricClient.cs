@@ -53,22 +53,49 @@ public sealed class FabricClient : IAsyncDisposable
     /// <summary>
     /// Connects to the node listening at <paramref name="endpoint"/> (<c>host:port</c> of its Akka endpoint) from a
     /// remoting-enabled <paramref name="system"/> (see <see cref="FabricClientSystem"/>). Every device of the cluster
-    /// is then reachable through it. No node there → ENODEV.
+    /// is then reachable through it. A node answers only to the host it advertises (an IP address, by default): a host
+    /// name is tried as given, then as each of its IPv4 addresses, and the first that answers is used. Not host:port →
+    /// EINVAL; no node there → ENODEV.
     /// </summary>
     public static async Task<FabricClient> ConnectAsync(ActorSystem system, string endpoint, FabricClientOptions? options = null,
         CancellationToken cancel = default)
     {
         options ??= new FabricClientOptions();
-        var path = $"akka.tcp://{FabricClientSystem.ClusterSystemName}@{endpoint}/user/devices";
-        try
+        var colon = endpoint.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(endpoint[(colon + 1)..], out var port) || port is < 1 or > 65535)
+            throw new FabricException(FabricError.Invalid($"'{endpoint}' is not host:port of a Fabric node's Akka endpoint (e.g. 127.0.0.1:4053)"));
+        var host = endpoint[..colon];
+        var hosts = new List<string> { host };
+        if (!System.Net.IPAddress.TryParse(host.Trim('[', ']'), out _))
         {
-            var manager = await system.ActorSelection(path).ResolveOne(options.RequestTimeout, cancel);
-            return new FabricClient(system, manager, options);
+            try
+            {
+                var addresses = await System.Net.Dns.GetHostAddressesAsync(host, System.Net.Sockets.AddressFamily.InterNetwork, cancel);
+                hosts.AddRange(addresses.Select(a => a.ToString()).Distinct());
+            }
+            catch (System.Net.Sockets.SocketException e)
+            {
+                throw new FabricException(new FabricError(ErrorCode.ENODEV, $"no Fabric node answers at {endpoint}: the host name {host} does not resolve ({e.Message})"));
+            }
         }
-        catch (ActorNotFoundException)
-        {
-            throw new FabricException(new FabricError(ErrorCode.ENODEV, $"no Fabric node answers at {endpoint} ({path})"));
-        }
+        var paths = hosts.Select(h => $"akka.tcp://{FabricClientSystem.ClusterSystemName}@{h}:{port}/user/devices").ToList();
+        // One at a time (two associations at once to one node were seen to leave the second unanswered): with several,
+        // first briefly each, then each with the full timeout.
+        var rounds = paths.Count == 1 ? [options.RequestTimeout] : new[] { TimeSpan.FromSeconds(2), options.RequestTimeout };
+        foreach (var timeout in rounds)
+            foreach (var path in paths)
+            {
+                try
+                {
+                    var manager = await system.ActorSelection(path).ResolveOne(timeout, cancel);
+                    if (!manager.IsNobody()) return new FabricClient(system, manager, options);
+                }
+                catch (ActorNotFoundException) { }
+            }
+        throw new FabricException(new FabricError(ErrorCode.ENODEV, hosts.Count == 1
+            ? $"no Fabric node answers at {endpoint} ({paths[0]})"
+            : $"no Fabric node answers at {endpoint}, tried as {string.Join(", ", hosts.Select(h => $"{h}:{port}"))}; a node answers only to the host it " +
+              "advertises (its --public-host, else its --host)"));
     }
 
     public FabricClientOptions Options { get; }

@@ -29,6 +29,12 @@ public static class CheckCommand
         command.SetAction(async (parse, cancel) =>
         {
             long size;
+            try { NodeOptions.ParseEndpoint(parse.GetValue(connect)!, "--connect"); }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine($"fabric check: {e.Message} (e.g. 127.0.0.1:4053)");
+                return 2;
+            }
             try { size = NodeOptions.ParseSize(parse.GetValue(bytes)!); }
             catch (ArgumentException e)
             {

@@ -9,9 +9,12 @@ namespace Fabric.Node.Cli;
 /// <summary>Reads a node's HTTP gateway for the CLI; failures become one clear sentence.</summary>
 public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null) : IDisposable
 {
-    private readonly HttpClient _http = new() { BaseAddress = new Uri(baseUrl.TrimEnd('/') + "/"), Timeout = timeout ?? TimeSpan.FromSeconds(60) };
+    private readonly HttpClient _http = new() { BaseAddress = new Uri(Gateways.Check(baseUrl) + "/"), Timeout = timeout ?? TimeSpan.FromSeconds(60) };
 
     public const string DefaultUrl = "http://127.0.0.1:5080";
+
+    /// <summary>The gateway's URL, without a trailing slash.</summary>
+    public string BaseUrl => _http.BaseAddress!.ToString().TrimEnd('/');
 
     public Task<DeviceInfo[]> DevicesAsync(CancellationToken cancel) => GetAsync<DeviceInfo[]>("devices", cancel);
     public Task<DeviceInfo[]> LocalDevicesAsync(CancellationToken cancel) => GetAsync<DeviceInfo[]>("devices/local", cancel);
@@ -42,6 +45,14 @@ public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null) : ID
         throw await ProblemAsync(response, cancel);
     }
 
+    /// <summary>Cancels a running job → the job, Cancelled; an ended or unknown job → <see cref="GatewayException"/> (not transient).</summary>
+    public async Task<JobView> CancelAsync(string id, CancellationToken cancel)
+    {
+        using var response = await SendAsync(() => _http.DeleteAsync($"jobs/{Uri.EscapeDataString(id)}", cancel));
+        if (response.IsSuccessStatusCode) return (await response.Content.ReadFromJsonAsync<JobView>(HttpGateway.Json, cancel))!;
+        throw await ProblemAsync(response, cancel);
+    }
+
     public async Task<string> SpecAsync(string id, CancellationToken cancel)
     {
         using var response = await SendAsync(() => _http.GetAsync($"jobs/{Uri.EscapeDataString(id)}/spec", cancel));
@@ -54,11 +65,11 @@ public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null) : ID
         try
         {
             var problem = await response.Content.ReadFromJsonAsync<HttpGateway.Problem>(HttpGateway.Json, cancel);
-            return new GatewayException($"{problem!.Code}: {problem.Message}", Transient(response));
+            return new GatewayException($"{problem!.Code}: {problem.Message}", Transient(response), answered: true);
         }
         catch (System.Text.Json.JsonException)
         {
-            return new GatewayException($"the gateway answered {(int)response.StatusCode} {response.ReasonPhrase}", Transient(response));
+            return new GatewayException($"the gateway answered {(int)response.StatusCode} {response.ReasonPhrase}", Transient(response), answered: true);
         }
     }
 
@@ -122,8 +133,10 @@ public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null) : ID
 /// <summary>
 /// A gateway request that failed, in one sentence. <see cref="Transient"/>: the gateway could not be reached, did not
 /// answer in time, or answered 5xx — asking again may work; false for a refusal (4xx: an invalid spec, a taken id).
+/// <see cref="Answered"/>: the gateway answered (with an error), so a node is there.
 /// </summary>
-public sealed class GatewayException(string message, bool transient = true) : Exception(message)
+public sealed class GatewayException(string message, bool transient = true, bool answered = false) : Exception(message)
 {
     public bool Transient { get; } = transient;
+    public bool Answered { get; } = answered;
 }

@@ -10,44 +10,42 @@ namespace Fabric.Node.Cli;
 /// <summary><c>fabric devices</c> and <c>fabric nodes</c>: the cluster as a node's gateway sees it, opening nothing.</summary>
 public static class InspectCommands
 {
-    private static Option<string> GatewayOption() => new("--gateway")
-    {
-        Description = $"Any node's HTTP gateway. Default: $FABRIC_GATEWAY, else {GatewayClient.DefaultUrl}.",
-    };
-
     private static Option<bool> JsonOption() => new("--json") { Description = "Print JSON instead of a table." };
 
     public static Command Devices()
     {
-        var gateway = GatewayOption();
+        var gateway = Gateways.Option();
         var json = JsonOption();
         var command = new Command("devices", "Lists every device of the cluster with memory, contexts, exports, queue depth, utilization and error counters — without opening any.");
         command.Options.Add(gateway);
         command.Options.Add(json);
-        command.SetAction((parse, cancel) => WithGateway(parse.GetValue(gateway), async client =>
+        command.SetAction((parse, cancel) => Gateways.RunAsync("devices", parse.GetValue(gateway), async gateways =>
         {
-            var devices = await client.DevicesAsync(cancel);
+            var devices = await gateways.AskAsync((c, t) => c.DevicesAsync(t), TimeSpan.Zero, cancel);
             if (parse.GetValue(json)) System.Console.Out.WriteLine(JsonSerializer.Serialize(devices, HttpGateway.Json));
             else WriteDevices(WideConsole(), devices);
+            return 0;
         }));
         return command;
     }
 
     public static Command Nodes()
     {
-        var gateway = GatewayOption();
+        var gateway = Gateways.Option();
         var json = JsonOption();
         var command = new Command("nodes", "Lists the cluster's members as one node sees them: name, address, status, reachability, devices.");
         command.Options.Add(gateway);
         command.Options.Add(json);
-        command.SetAction((parse, cancel) => WithGateway(parse.GetValue(gateway), async client =>
+        command.SetAction((parse, cancel) => Gateways.RunAsync("nodes", parse.GetValue(gateway), async gateways =>
         {
-            var nodes = await client.NodesAsync(cancel);
-            if (parse.GetValue(json)) { System.Console.Out.WriteLine(JsonSerializer.Serialize(nodes, HttpGateway.Json)); return; }
-            var table = new Table().AddColumns("node", "address", "status", "reachable", "devices");
+            var nodes = await gateways.AskAsync((c, t) => c.NodesAsync(t), TimeSpan.Zero, cancel);
+            if (parse.GetValue(json)) { System.Console.Out.WriteLine(JsonSerializer.Serialize(nodes, HttpGateway.Json)); return 0; }
+            var table = new Table().AddColumns("node", "address", "gateway", "status", "reachable", "devices");
             foreach (var n in nodes.Nodes)
-                table.AddRow(Markup.Escape(n.Node == nodes.Self ? $"{n.Node} (this)" : n.Node), Markup.Escape(n.Address), n.Status, n.Reachable ? "yes" : "[red]no[/]", n.Devices.ToString());
+                table.AddRow(Markup.Escape(n.Node == nodes.Self ? $"{n.Node} (this)" : n.Node), Markup.Escape(n.Address), Markup.Escape(n.Gateway ?? ""),
+                    n.Status, n.Reachable ? "yes" : "[red]no[/]", n.Devices.ToString());
             WideConsole().Write(table);
+            return 0;
         }));
         return command;
     }
@@ -85,20 +83,5 @@ public static class InspectCommands
         var console = AnsiConsole.Console;
         if (System.Console.IsOutputRedirected) console.Profile.Width = 160;
         return console;
-    }
-
-    private static async Task<int> WithGateway(string? url, Func<GatewayClient, Task> use)
-    {
-        using var client = new GatewayClient(url ?? Environment.GetEnvironmentVariable("FABRIC_GATEWAY") ?? GatewayClient.DefaultUrl);
-        try
-        {
-            await use(client);
-            return 0;
-        }
-        catch (GatewayException e)
-        {
-            await System.Console.Error.WriteLineAsync($"fabric: {e.Message}");
-            return 1;
-        }
     }
 }

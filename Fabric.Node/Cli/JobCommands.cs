@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
 using System.Text.Json;
 using Fabric.Core;
 using Fabric.Core.Jobs;
@@ -11,99 +13,219 @@ namespace Fabric.Node.Cli;
 /// <summary><c>fabric submit</c>, <c>fabric jobs</c>, <c>fabric job</c>: jobs through any node's gateway.</summary>
 public static class JobCommands
 {
-    private static Option<string> GatewayOption() => new("--gateway")
+    /// <summary>How long a submission keeps trying the gateways while they fail transiently (a node just lost).</summary>
+    private static readonly TimeSpan SubmitPatience = TimeSpan.FromSeconds(60);
+
+    private static Option<bool> NoVerifyOption() => new("--no-verify")
     {
-        Description = $"Any node's HTTP gateway. Default: $FABRIC_GATEWAY, else {GatewayClient.DefaultUrl}.",
+        Description = "With --wait: do not check the outputs against the host reference (the check recomputes the whole job on this machine).",
     };
 
-    private static GatewayClient Gateway(string? url) =>
-        new(url ?? Environment.GetEnvironmentVariable("FABRIC_GATEWAY") ?? GatewayClient.DefaultUrl);
+    private static Option<string> TimeoutOption() => new("--timeout")
+    {
+        Description = "With --wait: give up waiting after this long (e.g. 90s, 10m, 2h; the job goes on). Default 1h.",
+        DefaultValueFactory = _ => "1h",
+    };
 
     public static Command Submit()
     {
         var file = new Argument<FileInfo>("job.json") { Description = "The job spec (see Fabric.Core/Jobs/README.md)." };
-        var wait = new Option<bool>("--wait") { Description = "Show the job's progress per stage until it ends, then check its outputs against the host reference." };
-        var gateway = GatewayOption();
-        var command = new Command("submit", "Submits a job (a DAG of tasks) to the cluster and prints its id. Invalid specs are refused with a code and a sentence naming the task; nothing is stored.");
+        var wait = new Option<bool>("--wait")
+        {
+            Description = "Show the job's progress per stage until it ends, through the loss of nodes (moving to another gateway when " +
+                          "the one it uses goes), then check its outputs against the host reference.",
+        };
+        var noVerify = NoVerifyOption();
+        var timeout = TimeoutOption();
+        var id = new Option<string>("--id")
+        {
+            Description = "The job's id (1 to 64 letters, digits, '.', '_' or '-'). Submitting the same spec under it again starts nothing " +
+                          "twice; another spec under it is refused (EEXIST). Default: a new id, yyyyMMdd-HHmmss-xxxxxx.",
+        };
+        var gateway = Gateways.Option();
+        var command = new Command("submit",
+            "Submits a job (a DAG of tasks) to the cluster and prints its id. Invalid specs are refused with a code and a sentence naming " +
+            "the task; nothing is stored. Exit 0 when submitted (with --wait: completed, and its outputs verified), 1 when refused or " +
+            "failed, 2 for a usage error.");
         command.Arguments.Add(file);
-        command.Options.Add(wait);
-        command.Options.Add(gateway);
+        foreach (var option in new Option[] { wait, noVerify, timeout, id, gateway }) command.Options.Add(option);
         command.SetAction(async (parse, cancel) =>
         {
             var path = parse.GetValue(file)!;
-            if (!path.Exists)
+            if (Directory.Exists(path.FullName))
+                return await Usage("submit", $"{path.FullName} is a directory, not a job spec file");
+            if (!path.Exists) return await Usage("submit", $"{path.FullName} does not exist");
+            if (!TryDuration(parse.GetValue(timeout)!, out var patience))
+                return await Usage("submit", $"--timeout: '{parse.GetValue(timeout)}' is not a duration (examples: 90s, 10m, 2h)");
+            string json;
+            try { json = await File.ReadAllTextAsync(path.FullName, cancel); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                await Console.Error.WriteLineAsync($"fabric submit: {path.FullName} does not exist");
-                return 2;
-            }
-            using var client = Gateway(parse.GetValue(gateway));
-            try
-            {
-                var json = await File.ReadAllTextAsync(path.FullName, cancel);
-                var jobId = await client.SubmitAsync(json, cancel);
-                Console.Out.WriteLine(jobId);
-                if (!parse.GetValue(wait)) return 0;
-                return await WaitAsync(client, jobId, JobJson.Parse(json), cancel);
-            }
-            catch (Exception e) when (e is GatewayException or FabricException)
-            {
-                await Console.Error.WriteLineAsync($"fabric submit: {e.Message}");
+                await Console.Error.WriteLineAsync($"fabric submit: cannot read {path.FullName}: {e.Message}");
                 return 1;
             }
+            JobSpec spec;
+            try { spec = JobJson.Parse(json); }
+            catch (FabricException e)
+            {
+                await Console.Error.WriteLineAsync($"fabric submit: {path.FullName}: {e.Message}");
+                return 1;
+            }
+            // An id of our own, so that a submission sent again (its answer lost with a node) starts nothing twice.
+            var jobId = parse.GetValue(id) ?? $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..6]}";
+            return await Gateways.RunAsync("submit", parse.GetValue(gateway), async gateways =>
+            {
+                // Each gateway once; while one answers 5xx (a node just lost, its shards moving), again for a while.
+                try { await gateways.AskAsync((c, t) => c.SubmitAsync(json, t, jobId), TimeSpan.Zero, cancel); }
+                catch (GatewayException e) when (e.Transient && e.Answered)
+                {
+                    await gateways.AskAsync((c, t) => c.SubmitAsync(json, t, jobId), SubmitPatience, cancel);
+                }
+                Console.Out.WriteLine(jobId);
+                if (!parse.GetValue(wait)) return 0;
+                return await WaitAsync("submit", gateways, jobId, spec, !parse.GetValue(noVerify), patience, cancel);
+            });
         });
         return command;
     }
 
-    /// <summary>A progress bar per stage until the job ends; then every output is compared with the host reference.</summary>
-    public static async Task<int> WaitAsync(GatewayClient client, string jobId, JobSpec spec, CancellationToken cancel)
+    private static async Task<int> Usage(string command, string message)
     {
-        JobView view = await client.JobAsync(jobId, cancel);
-        await AnsiConsole.Progress()
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
-            .StartAsync(async progress =>
-            {
-                var bars = view.TaskDetails.GroupBy(t => t.Stage).OrderBy(g => g.Key)
-                    .ToDictionary(g => g.Key, g => progress.AddTask($"stage {g.Key + 1} ({g.Count()} tasks)", maxValue: g.Count()));
-                while (true)
-                {
-                    foreach (var (stage, bar) in bars)
-                        bar.Value = view.TaskDetails.Count(t => t.Stage == stage && t.Completions > 0);
-                    progress.Refresh();
-                    if (view.Status is nameof(JobStatus.Completed) or nameof(JobStatus.Failed)) break;
-                    await Task.Delay(200, cancel);
-                    view = await client.JobAsync(jobId, cancel);
-                }
-            });
-        if (view.Status != nameof(JobStatus.Completed))
+        await Console.Error.WriteLineAsync($"fabric {command}: {message}");
+        return 2;
+    }
+
+    /// <summary>A duration such as <c>90s</c>, <c>10m</c>, <c>2h</c>, <c>1d</c> or plain seconds; positive.</summary>
+    public static bool TryDuration(string text, out TimeSpan duration)
+    {
+        var t = text.Trim();
+        var (number, unit) = t.Length > 0 && char.IsLetter(t[^1]) ? (t[..^1], char.ToLowerInvariant(t[^1])) : (t, 's');
+        var ok = double.TryParse(number, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var value) && value > 0;
+        duration = !ok ? default : unit switch
         {
-            AnsiConsole.MarkupLine($"[red]job {jobId} failed:[/] {Markup.Escape(view.Error ?? "")}");
+            's' => TimeSpan.FromSeconds(value),
+            'm' => TimeSpan.FromMinutes(value),
+            'h' => TimeSpan.FromHours(value),
+            'd' => TimeSpan.FromDays(value),
+            _ => default,
+        };
+        return duration > TimeSpan.Zero;
+    }
+
+    /// <summary>
+    /// A progress bar per stage until the job ends; then every output is compared with the host reference (unless
+    /// <paramref name="verify"/> is false). Asks through any of <paramref name="gateways"/>, learning the cluster's others,
+    /// so the loss of the node it asks does not end the wait; gives up after <paramref name="timeout"/>. Exit code: 0 when
+    /// the job completed (and its outputs match), 1 otherwise.
+    /// </summary>
+    public static async Task<int> WaitAsync(string command, GatewaySet gateways, string jobId, JobSpec? spec, bool verify, TimeSpan timeout, CancellationToken cancel)
+    {
+        var console = AnsiConsole.Console;
+        if (!console.Profile.Capabilities.Interactive) console.Profile.Width = 1000; // piped: lines as long as they are
+        gateways.Note = message => console.MarkupLine($"[grey]{Markup.Escape(message)}[/]");
+        var clock = Stopwatch.StartNew();
+        TimeSpan Left() => timeout - clock.Elapsed > TimeSpan.Zero ? timeout - clock.Elapsed : TimeSpan.Zero;
+        await gateways.LearnAsync(cancel);
+        var learnedAt = clock.Elapsed;
+        var view = await gateways.AskAsync((c, t) => c.JobAsync(jobId, t), Left(), cancel);
+
+        // Shows each answer until the job ends or the time is up; a while without any gateway answering is the end too.
+        async Task Follow(Action<JobView> show)
+        {
+            while (true)
+            {
+                show(view);
+                if (HasEnded(view) || Left() == TimeSpan.Zero) return;
+                await Task.Delay(200, cancel);
+                if (clock.Elapsed - learnedAt > TimeSpan.FromSeconds(10))
+                {
+                    await gateways.LearnAsync(cancel);
+                    learnedAt = clock.Elapsed;
+                }
+                try { view = await gateways.AskAsync((c, t) => c.JobAsync(jobId, t), Left(), cancel); }
+                catch (GatewayException) when (Left() == TimeSpan.Zero) { return; }
+            }
+        }
+
+        var stages = view.TaskDetails.GroupBy(t => t.Stage).OrderBy(g => g.Key).Select(g => (Stage: g.Key, Tasks: g.Count())).ToList();
+        int Done(JobView v, int stage) => v.TaskDetails.Count(t => t.Stage == stage && t.Completions > 0);
+        if (console.Profile.Capabilities.Interactive)
+            await console.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+                .StartAsync(async progress =>
+                {
+                    var bars = stages.ToDictionary(s => s.Stage, s => progress.AddTask($"stage {s.Stage + 1} ({s.Tasks} tasks)", maxValue: s.Tasks));
+                    await Follow(v =>
+                    {
+                        foreach (var (stage, bar) in bars) bar.Value = Done(v, stage);
+                        progress.Refresh();
+                    });
+                });
+        else
+        {
+            // Piped or in a file: no bars, a line as each stage completes.
+            var reported = new HashSet<int>();
+            console.MarkupLine($"job {Markup.Escape(jobId)}: {view.Tasks} tasks in {stages.Count} stage(s), {view.Status}");
+            await Follow(v =>
+            {
+                foreach (var (stage, tasks) in stages)
+                    if (Done(v, stage) == tasks && reported.Add(stage))
+                        console.MarkupLine($"stage {stage + 1}: {tasks} task(s) done at {clock.Elapsed.TotalSeconds:0.0} s");
+            });
+        }
+        if (!HasEnded(view))
+        {
+            await Console.Error.WriteLineAsync($"fabric {command}: ETIMEDOUT: job {jobId} is still {view.Status} after {clock.Elapsed.TotalSeconds:0} s of waiting " +
+                                               $"({view.CompletedTasks}/{view.Tasks} tasks); it goes on: wait again with fabric job {jobId} --wait");
             return 1;
         }
-        var failures = 0;
-        foreach (var (output, bytes, ok) in await JobVerifier.VerifyAsync(client, jobId, spec, cancel))
+        if (view.Status != nameof(JobStatus.Completed))
         {
-            if (!ok) failures++;
-            AnsiConsole.MarkupLine($"  {(ok ? "[green]✓[/]" : "[red]✗[/]")} {Markup.Escape(output)}: {bytes:N0} bytes {(ok ? "match" : "DIFFER from")} the host reference");
+            var how = view.Status == nameof(JobStatus.Cancelled) ? "was cancelled" : "failed";
+            console.MarkupLine($"[red]job {Markup.Escape(jobId)} {how}:[/] {Markup.Escape(view.Error ?? "")}");
+            return 1;
         }
         var recomputed = view.TaskDetails.Sum(t => t.Recomputations);
-        AnsiConsole.MarkupLine($"job {jobId}: {view.CompletedTasks}/{view.Tasks} tasks, {view.Runs} run(s), {recomputed} recomputation(s)" +
-                               (failures == 0 ? " — [green]result verified[/]" : $" — [red]{failures} output(s) wrong[/]"));
+        var summary = $"job {Markup.Escape(jobId)}: {view.CompletedTasks}/{view.Tasks} tasks, {view.Runs} run(s), {recomputed} recomputation(s)";
+        if (!verify)
+        {
+            console.MarkupLine($"{summary} — completed; outputs not checked (--no-verify)");
+            return 0;
+        }
+        spec ??= JobJson.Parse(await gateways.AskAsync((c, t) => c.SpecAsync(jobId, t), Left(), cancel));
+        var outputs = spec.Buffers.Count(b => b.Output);
+        console.MarkupLine($"checking {outputs} output(s): {Markup.Escape(JobVerifier.Method)} (skip with --no-verify)");
+        var checking = Stopwatch.StartNew();
+        var checks = await JobVerifier.VerifyAsync((output, t) => gateways.AskAsync((c, tt) => c.OutputAsync(jobId, output, tt), Left(), t), spec, cancel);
+        foreach (var check in checks)
+            console.MarkupLine($"  {(check.Matches ? "[green]✓[/]" : "[red]✗[/]")} {Markup.Escape(check.Output)}: {check.Bytes:N0} bytes " +
+                               (check.Matches ? "match the host reference" : $"DIFFER from the host reference: {Markup.Escape(check.Difference!)}"));
+        var failures = checks.Count(c => !c.Matches);
+        console.MarkupLine($"{summary} — " + (failures == 0 ? "[green]result verified[/]" : $"[red]{failures} output(s) wrong[/]") +
+                           $" (host check {checking.Elapsed.TotalSeconds:0.0} s)");
         return failures == 0 ? 0 : 1;
     }
 
+    private static bool HasEnded(JobView view) => view.Status is nameof(JobStatus.Completed) or nameof(JobStatus.Failed) or nameof(JobStatus.Cancelled);
+
     public static Command Jobs()
     {
-        var gateway = GatewayOption();
+        var gateway = Gateways.Option();
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        var status = new Option<string>("--status") { Description = "Only the jobs of this status: running, completed, failed or cancelled." };
         var command = new Command("jobs", "Lists every job with its status and progress.");
         command.Options.Add(gateway);
         command.Options.Add(json);
+        command.Options.Add(status);
         command.SetAction(async (parse, cancel) =>
         {
-            using var client = Gateway(parse.GetValue(gateway));
-            try
+            var only = parse.GetValue(status);
+            if (only is not null && (!Enum.TryParse<JobStatus>(only, ignoreCase: true, out var wanted) || wanted == JobStatus.Unknown))
+                return await Usage("jobs", $"--status: '{only}' is not a job status (running, completed, failed, cancelled)");
+            return await Gateways.RunAsync("jobs", parse.GetValue(gateway), async gateways =>
             {
-                var jobs = await client.JobsAsync(cancel);
+                var jobs = (await gateways.AskAsync((c, t) => c.JobsAsync(t), TimeSpan.Zero, cancel))
+                    .Where(j => only is null || string.Equals(j.Status, only, StringComparison.OrdinalIgnoreCase)).ToArray();
                 if (parse.GetValue(json)) { Console.Out.WriteLine(JsonSerializer.Serialize(jobs, HttpGateway.Json)); return 0; }
                 var table = new Table().AddColumns("job", "name", "status", "tasks", "runs", "submitted", "finished");
                 foreach (var j in jobs)
@@ -111,12 +233,7 @@ public static class JobCommands
                         j.SubmittedAt?.ToString("u") ?? "", j.FinishedAt?.ToString("u") ?? "");
                 InspectCommands.WideConsole().Write(table);
                 return 0;
-            }
-            catch (GatewayException e)
-            {
-                await Console.Error.WriteLineAsync($"fabric jobs: {e.Message}");
-                return 1;
-            }
+            });
         });
         return command;
     }
@@ -127,29 +244,47 @@ public static class JobCommands
         var output = new Option<string>("--output") { Description = "Fetch this output buffer of the completed job." };
         var outFile = new Option<FileInfo>("--out") { Description = "Where to write the fetched output (with --output)." };
         var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
-        var gateway = GatewayOption();
-        var command = new Command("job", "Shows one job: its tasks, where each was placed, attempts, recomputations and timings; or fetches an output.");
+        var wait = new Option<bool>("--wait")
+        {
+            Description = "Wait for the job to end as fabric submit --wait does (progress, through node loss, then its outputs checked " +
+                          "against the host reference); the same output and exit codes.",
+        };
+        var cancelJob = new Option<bool>("--cancel")
+        {
+            Description = "Cancel the running job: its tasks stop, the device memory they held is released, and the job ends Cancelled " +
+                          "(persisted: it stays cancelled). An ended job is refused.",
+        };
+        var noVerify = NoVerifyOption();
+        var timeout = TimeoutOption();
+        var gateway = Gateways.Option();
+        var command = new Command("job", "Shows one job: its tasks, where each was placed, attempts, recomputations and timings; or fetches an output; or waits for it; or cancels it.");
         command.Arguments.Add(id);
-        foreach (var option in new Option[] { output, outFile, json, gateway }) command.Options.Add(option);
+        foreach (var option in new Option[] { output, outFile, json, wait, cancelJob, noVerify, timeout, gateway }) command.Options.Add(option);
         command.SetAction(async (parse, cancel) =>
         {
-            using var client = Gateway(parse.GetValue(gateway));
             var jobId = parse.GetValue(id)!;
-            try
+            if (parse.GetValue(output) is not null && parse.GetValue(outFile) is null) return await Usage("job", "--output needs --out FILE");
+            if (!TryDuration(parse.GetValue(timeout)!, out var patience))
+                return await Usage("job", $"--timeout: '{parse.GetValue(timeout)}' is not a duration (examples: 90s, 10m, 2h)");
+            return await Gateways.RunAsync("job", parse.GetValue(gateway), async gateways =>
             {
+                if (parse.GetValue(cancelJob))
+                {
+                    // A Cancel sent again after a lost answer finds the job cancelled and answers the same.
+                    var cancelled = await gateways.AskAsync((c, t) => c.CancelAsync(jobId, t), TimeSpan.FromSeconds(30), cancel);
+                    Console.Out.WriteLine($"job {jobId} cancelled with {cancelled.CompletedTasks}/{cancelled.Tasks} tasks completed");
+                    return 0;
+                }
+                if (parse.GetValue(wait)) return await WaitAsync("job", gateways, jobId, null, !parse.GetValue(noVerify), patience, cancel);
                 if (parse.GetValue(output) is { } name)
                 {
-                    if (parse.GetValue(outFile) is not { } file)
-                    {
-                        await Console.Error.WriteLineAsync("fabric job: --output needs --out FILE");
-                        return 2;
-                    }
-                    var bytes = await client.OutputAsync(jobId, name, cancel);
+                    var file = parse.GetValue(outFile)!;
+                    var bytes = await gateways.AskAsync((c, t) => c.OutputAsync(jobId, name, t), TimeSpan.Zero, cancel);
                     await File.WriteAllBytesAsync(file.FullName, bytes, cancel);
                     Console.Out.WriteLine($"wrote {bytes.Length:N0} bytes of {name} to {file.FullName}");
                     return 0;
                 }
-                var view = await client.JobAsync(jobId, cancel);
+                var view = await gateways.AskAsync((c, t) => c.JobAsync(jobId, t), TimeSpan.Zero, cancel);
                 if (parse.GetValue(json)) { Console.Out.WriteLine(JsonSerializer.Serialize(view, HttpGateway.Json)); return 0; }
                 var console = InspectCommands.WideConsole();
                 console.MarkupLine($"job [bold]{Markup.Escape(view.JobId)}[/] ({Markup.Escape(view.Name)}): {view.Status}, {view.CompletedTasks}/{view.Tasks} tasks, " +
@@ -162,12 +297,7 @@ public static class JobCommands
                 console.Write(table);
                 foreach (var o in view.Outputs) console.MarkupLine($"output {Markup.Escape(o.Name)}: {o.Bytes:N0} bytes");
                 return 0;
-            }
-            catch (GatewayException e)
-            {
-                await Console.Error.WriteLineAsync($"fabric job: {e.Message}");
-                return 1;
-            }
+            });
         });
         return command;
     }

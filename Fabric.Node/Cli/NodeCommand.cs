@@ -8,7 +8,7 @@ public static class NodeCommand
 {
     private static readonly Option<string> Config = new("--config") { Description = "A JSON file of node options (keys as below, camelCase: name, port, seeds, deviceMemory, …). Flags and FABRIC_* environment variables override it." };
     private static readonly Option<string> Name = new("--name") { Description = "Node name, unique in the cluster; devices are named <name>/devN. Default n1. Env FABRIC_NAME." };
-    private static readonly Option<string> Host = new("--host") { Description = "Address the Akka endpoint binds to. Default 127.0.0.1. Env FABRIC_HOST." };
+    private static readonly Option<string> Host = new("--host") { Description = "Address the Akka endpoint binds to. Default 127.0.0.1. 0.0.0.0 (every interface) needs --public-host. Env FABRIC_HOST." };
     private static readonly Option<string> PublicHost = new("--public-host") { Description = "Address other nodes and clients use to reach this node (e.g. a container's host name). Default: --host. Env FABRIC_PUBLIC_HOST." };
     private static readonly Option<int> Port = new("--port") { Description = "Akka endpoint port; 0 lets the system choose a free one (the node prints it, and writes it to --ready-file). Default 4053. Env FABRIC_PORT." };
     private static readonly Option<string> Seeds = new("--seeds") { Description = "Seed nodes, comma-separated host:port. Default: none (this node founds a cluster). Env FABRIC_SEEDS." };

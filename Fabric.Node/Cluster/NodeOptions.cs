@@ -95,6 +95,11 @@ public sealed record NodeOptions
     {
         if (string.IsNullOrWhiteSpace(Name) || Name.Contains('/') || Name.Contains(' '))
             throw new ArgumentException($"--name must be a non-empty word without '/' or spaces, not '{Name}'");
+        if (IsWildcard(AdvertisedHost))
+            throw new ArgumentException(PublicHost is null
+                ? $"--host {Host} listens on every interface, but other nodes and clients need one address to reach this node: pass --public-host " +
+                  "(this machine's address or DNS name, as the others reach it)"
+                : $"--public-host {PublicHost} is not an address others can reach this node at: give this machine's address or DNS name");
         if (Port is < 0 or > 65535) throw new ArgumentException($"--port must be 0..65535, not {Port}");
         if (HttpPort is < 0 or > 65535) throw new ArgumentException($"--http-port must be 0..65535, not {HttpPort}");
         if (DataPort is < 0 or > 65535) throw new ArgumentException($"--data-port must be 0..65535, not {DataPort}");
@@ -105,6 +110,9 @@ public sealed record NodeOptions
         Persistence().Validate();
         return this;
     }
+
+    /// <summary>An address that means "every interface" when bound to, and nothing when connected to.</summary>
+    private static bool IsWildcard(string host) => host.Trim('[', ']') is "0.0.0.0" or "::" or "*" or "+" or "";
 
     /// <summary>Parses <c>host:port</c>; throws <see cref="ArgumentException"/> naming <paramref name="what"/>.</summary>
     public static (string Host, int Port) ParseEndpoint(string text, string what)

@@ -20,13 +20,23 @@ public static class NodeRegistry
     public static Props Props(string node, IActorRef manager, TimeSpan publishEvery) =>
         Akka.Actor.Props.Create(() => new NodeRegistryActor(node, manager, publishEvery));
 
-    /// <summary>Between registries: one node's devices as of now. No reply.</summary>
+    /// <summary>
+    /// Between registries: one node's devices as of now, and the URL of its HTTP gateway (null: it has none, or runs a
+    /// build from before gateways were published). No reply.
+    /// </summary>
     [MessagePackObject]
     [Manifest("NodeRegistry.NodeSnapshot")]
     public sealed record NodeSnapshot(
         [property: Key(0)] string Node,
         [property: Key(1)] IActorRef Manager,
-        [property: Key(2)] ImmutableArray<DeviceInfo> Devices) : IFabricMessage;
+        [property: Key(2)] ImmutableArray<DeviceInfo> Devices,
+        [property: Key(3)] string? Gateway = null) : IFabricMessage;
+
+    /// <summary>
+    /// From the node's own HTTP gateway once it listens: the URL others reach it at. Published with the node's devices, so
+    /// that a client following a job through one gateway learns the others from <c>GET /nodes</c>. No reply.
+    /// </summary>
+    public sealed record UseGateway(string Url);
 
     /// <summary>
     /// Published on this node's event stream when the registry stops counting a node (unreachable, or removed): its name
@@ -46,7 +56,10 @@ public static class NodeRegistry
     [Manifest("NodeRegistry.NodeList")]
     public sealed record NodeList([property: Key(0)] string Self, [property: Key(1)] ImmutableArray<NodeStatus> Nodes) : IFabricMessage;
 
-    /// <summary>A member as this node sees it; <paramref name="Node"/> is empty until it has published.</summary>
+    /// <summary>
+    /// A member as this node sees it; <paramref name="Node"/> is empty until it has published, <paramref name="Gateway"/>
+    /// null while its HTTP gateway is unknown (or it has none).
+    /// </summary>
     [MessagePackObject]
     [Manifest("NodeRegistry.NodeStatus")]
     public sealed record NodeStatus(
@@ -54,5 +67,6 @@ public static class NodeRegistry
         [property: Key(1)] string Address,
         [property: Key(2)] string Status,
         [property: Key(3)] bool Reachable,
-        [property: Key(4)] int Devices) : IFabricMessage;
+        [property: Key(4)] int Devices,
+        [property: Key(5)] string? Gateway = null) : IFabricMessage;
 }

@@ -26,6 +26,7 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
     private readonly HashSet<string> _departed = [];
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private NodeSnapshot? _own;
+    private string? _gateway;
 
     private sealed record Publish;
 
@@ -36,6 +37,7 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
 
         Receive<Publish>(_ => _manager.Tell(new DeviceManager.ListLocalDevices()));
         Receive<DeviceRequests.DeviceList>(OnOwnDevices);
+        Receive<UseGateway>(m => _gateway = m.Url); // published with the next snapshot
         Receive<NodeSnapshot>(OnSnapshot);
         Receive<DeviceRequests.ListDevices>(_ => Sender.Tell(new DeviceRequests.DeviceList([.. AllDevices()])));
         Receive<GetNodes>(_ => Sender.Tell(Nodes()));
@@ -100,7 +102,7 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
 
     private void OnOwnDevices(DeviceRequests.DeviceList list)
     {
-        _own = new NodeSnapshot(_node, _manager, list.Devices);
+        _own = new NodeSnapshot(_node, _manager, list.Devices, _gateway);
         foreach (var address in _members.Keys.Where(a => a != _cluster.SelfAddress && !Unavailable(a)))
             RegistryAt(address).Tell(_own);
     }
@@ -167,7 +169,7 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
         {
             var snapshot = m.Address == self ? _own : _snapshots.GetValueOrDefault(m.Address);
             return new NodeStatus(snapshot?.Node ?? "", m.Address.ToString(), m.Status.ToString(), !Unavailable(m.Address),
-                snapshot?.Devices.Length ?? 0);
+                snapshot?.Devices.Length ?? 0, m.Address == self ? _gateway : snapshot?.Gateway);
         });
         return new NodeList(_node, [.. rows.OrderBy(r => r.Node, StringComparer.Ordinal)]);
     }

@@ -75,10 +75,11 @@ public static class ClusterDemo
             $"{view.Status}: {view.CompletedTasks}/{view.Tasks} tasks, {again} placed more than once, {recomputed} recomputed from their lineage, {view.Runs} run(s)" +
             (view.Error is null ? "" : $" — {view.Error}"));
 
-        DemoText.Step(console, 6, "Check the result against the host (the same job computed here, in plain scalar code)");
+        DemoText.Step(console, 6, "Check the result against the host (the same job computed here, every element compared)");
         if (view.Status == nameof(JobStatus.Completed))
-            foreach (var (output, bytes, ok) in await JobVerifier.VerifyAsync(watch, jobId, spec, cancel, await expected))
-                checks.Check($"output {output}", ok, $"{bytes:N0} bytes {(ok ? "equal" : "DIFFER from")} the host reference");
+            foreach (var check in await JobVerifier.VerifyAsync(watch, jobId, spec, cancel, await expected))
+                checks.Check($"output {check.Output}", check.Matches,
+                    $"{check.Bytes:N0} bytes {(check.Matches ? "equal the host reference" : $"DIFFER from the host reference: {check.Difference}")}");
 
         DemoText.Step(console, 7, "Check that nothing leaked: every surviving device back at zero");
         var devices = await SettledAsync(cluster, cancel);

@@ -49,11 +49,35 @@ public static class HttpGateway
         app.MapGet("/devices/local", async (ActorRegistry actors) =>
             Results.Json((await actors.Get<DeviceManagerKey>().Ask<DeviceRequests.DeviceList>(new DeviceManager.ListLocalDevices(), AskTimeout)).Devices, Json));
         MapJobs(app);
+        // Once it listens, the registry publishes where: clients that follow a job learn every gateway from /nodes.
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            if (AdvertisedUrl(app.Urls, options.AdvertisedHost) is { } url)
+                app.Services.GetRequiredService<ActorRegistry>().Get<NodeRegistryKey>().Tell(new NodeRegistry.UseGateway(url));
+        });
+    }
+
+    /// <summary>
+    /// The URL others reach the gateway at: the first address it listens on, a wildcard host (0.0.0.0, [::], +, *)
+    /// replaced by the node's advertised host. Null when it listens nowhere.
+    /// </summary>
+    public static string? AdvertisedUrl(IEnumerable<string> listening, string advertisedHost)
+    {
+        foreach (var address in listening)
+        {
+            var wildcard = address.Replace("://+:", "://0.0.0.0:").Replace("://*:", "://0.0.0.0:");
+            if (!Uri.TryCreate(wildcard, UriKind.Absolute, out var uri)) continue;
+            var host = uri.Host is "0.0.0.0" or "[::]" or "::" ? advertisedHost : uri.Host;
+            if (host.Contains(':') && !host.StartsWith('[')) host = $"[{host}]";
+            return $"{uri.Scheme}://{host}:{uri.Port}";
+        }
+        return null;
     }
 
     /// <summary>
     /// <c>POST /jobs[?id=chosen-id]</c> (a job spec as JSON → 202 with the job id, or 400 with the code and sentence),
-    /// <c>GET /jobs</c>, <c>GET /jobs/{id}</c>, <c>GET /jobs/{id}/outputs/{name}</c> (the bytes).
+    /// <c>GET /jobs</c>, <c>GET /jobs/{id}</c>, <c>DELETE /jobs/{id}</c> (cancels it), <c>GET /jobs/{id}/spec</c>,
+    /// <c>GET /jobs/{id}/outputs/{name}</c> (the bytes).
     /// </summary>
     private static void MapJobs(WebApplication app)
     {
@@ -73,8 +97,9 @@ public static class HttpGateway
                 }
                 catch (FabricException e) when (e.Code != ErrorCode.ETIMEDOUT)
                 {
-                    // A spec the cluster cannot take (400), or an id another job holds (409): nothing was started.
-                    return Results.Json(new Problem(e.Code.ToString(), e.Error.Message), Json, statusCode: e.Code == ErrorCode.EEXIST ? 409 : 400);
+                    // A spec the cluster cannot take (400; 413 when too big for a message), or an id another job holds (409): nothing was started.
+                    return Results.Json(new Problem(e.Code.ToString(), e.Error.Message), Json,
+                        statusCode: e.Code switch { ErrorCode.EEXIST => 409, ErrorCode.E2BIG => 413, _ => 400 });
                 }
             });
         });
@@ -87,13 +112,25 @@ public static class HttpGateway
                 ? Results.Json(new Problem(nameof(ErrorCode.ENOENT), $"there is no job {id}"), Json, statusCode: 404)
                 : Results.Json(JobView.Of(state), Json);
         }));
-        app.MapGet("/jobs/{id}/spec", async (string id, ActorRegistry actors, CancellationToken cancel) =>
+        // Cancels a running job: 200 with the job, Cancelled; 404 for an unknown job, 409 for one that has ended.
+        app.MapDelete("/jobs/{id}", (string id, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>
+        {
+            try
+            {
+                return Results.Json(JobView.Of(await Jobs(actors).CancelAsync(id, cancel)), Json);
+            }
+            catch (FabricException e) when (e.Code is ErrorCode.ENOENT or ErrorCode.EINVAL)
+            {
+                return Results.Json(new Problem(e.Code.ToString(), e.Error.Message), Json, statusCode: e.Code == ErrorCode.ENOENT ? 404 : 409);
+            }
+        }));
+        app.MapGet("/jobs/{id}/spec", (string id, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>
         {
             var state = await Jobs(actors).GetAsync(id, cancel);
             return state.Spec is null
                 ? Results.Json(new Problem(nameof(ErrorCode.ENOENT), $"there is no job {id}"), Json, statusCode: 404)
                 : Results.Text(JobJson.Write(state.Spec), "application/json");
-        });
+        }));
         app.MapGet("/jobs/{id}/outputs/{name}", (string id, string name, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>
         {
             try

@@ -22,6 +22,18 @@ internal static class JobDecisions
             ? new JobEntity.Accepted(state.JobId)
             : new FabricError(ErrorCode.EEXIST, $"job id {state.JobId} is taken by job '{state.Spec?.Name}'; submit '{spec.Name}' under another id");
 
+    /// <summary>
+    /// The answer to a Cancel in a state that does not change: a job never submitted (ENOENT), one that has ended (EINVAL),
+    /// one already cancelled (its summary again). Null for a running job: the entity cancels it.
+    /// </summary>
+    public static IFabricMessage? CancelAnswer(JobState state) => state.Status switch
+    {
+        JobStatus.Running => null,
+        JobStatus.Unknown => new FabricError(ErrorCode.ENOENT, $"there is no job {state.JobId}"),
+        JobStatus.Cancelled => Summary(state),
+        _ => FabricError.Invalid($"job {state.JobId} has already {state.Status}; only a running job can be cancelled"),
+    };
+
     /// <summary>The answer to Get: the state without output bytes (they can be large, and replies cross nodes: GetOutput reads them in chunks).</summary>
     public static JobState Summary(JobState state) => state with { Outputs = [.. state.Outputs.Select(o => o with { Data = [] })] };
 

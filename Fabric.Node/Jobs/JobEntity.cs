@@ -44,6 +44,15 @@ public static class JobEntity
     [Manifest("JobEntity.GetOutput")]
     public sealed record GetOutput([property: Key(0)] string JobId, [property: Key(1)] string Name, [property: Key(2)] long Offset, [property: Key(3)] int Length) : IJobMessage;
 
+    /// <summary>
+    /// Cancels a running job → its <see cref="JobState"/> (without output bytes) once <see cref="JobEvents.Cancelled"/> is
+    /// persisted; its run stops, and closing the run's contexts releases the device memory it held. A cancelled job
+    /// asked again answers the same; an ended one EINVAL, an unknown one ENOENT.
+    /// </summary>
+    [MessagePackObject]
+    [Manifest("JobEntity.Cancel")]
+    public sealed record Cancel([property: Key(0)] string JobId) : IJobMessage;
+
     [MessagePackObject]
     [Manifest("JobEntity.OutputChunk")]
     public sealed record OutputChunk([property: Key(0)] byte[] Data, [property: Key(1)] long Total) : IFabricMessage;

@@ -16,11 +16,11 @@ namespace Fabric.Node.Jobs;
 /// The actor behind <see cref="JobEntity"/>: one method per state, switched with Become.
 /// <code>
 ///                 ┌─────────────── Recovering ────────────────┐   replays the journal; Akka holds requests
-///      no history │                     │ Running             │ Completed | Failed
+///      no history │                     │ Running             │ Completed | Failed | Cancelled
 ///                 ▼                     ▼                     ▼
 ///                New ──Start──────▶  Running ──run ended──▶  Ended
-///                 │    Submitted     RunStarted:              │
-///                 │                  a run                    │
+///                 │    Submitted     RunStarted:   or Cancel: │
+///                 │                  a run         Cancelled  │
 ///  Get, GetOutput │                                           │ no request for 20 s
 ///       Passivate ▼                                           │ Passivate
 ///              Stopping ◀─────────────────────────────────────┘
@@ -31,7 +31,7 @@ namespace Fabric.Node.Jobs;
 /// Each entry into Running starts a run: after a recovery, a new one that recomputes the buffers lost with the job's
 /// old node. In any state the shard may hand it off (its node leaves): HandOff stops the run, and HandingOff answers
 /// reads until the writes in flight are done, then stops; a running job, remembered by the shard, recovers elsewhere
-/// after this incarnation's last write. Persist holds every request until its event is written (Akka's own stash).
+/// after this incarnation's last write. Persist (of Submitted, RunStarted, the outcome or Cancelled) holds every request until it is written (Akka's own stash).
 /// Stopping has the one stash of this actor's own, bounded by <see cref="StashLimit"/>. No children (its run is a
 /// task, the run's client session a top-level actor), so no supervisor strategy.
 /// </summary>
@@ -113,6 +113,11 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
             Sender.Tell(JobDecisions.Output(_state, m));
             Become(Stopping);
         });
+        Command<JobEntity.Cancel>(_ =>
+        {
+            Sender.Tell(JobDecisions.CancelAnswer(_state)!);
+            Become(Stopping);
+        });
         Housekeeping();
     }
 
@@ -152,6 +157,19 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
                 Become(Ended);
             });
         });
+        Command<JobEntity.Cancel>(_ =>
+        {
+            var replyTo = Sender;
+            EndRun(); // its contexts close once the run has stopped: the device memory they held is released
+            Persist(new Cancelled(Now()), e =>
+            {
+                _state = _state.Apply(e);
+                SaveSnapshot(_state);
+                _log.Info("job {0} cancelled after {1} runs", _state.JobId, _state.Runs);
+                replyTo.Tell(JobDecisions.Summary(_state));
+                Become(Ended);
+            });
+        });
         Command<ClusterEvent.UnreachableMember>(m =>
             _run?.Client.NodeUnreachable(m.Member.Address, "the cluster's failure detector lost it; its tasks run again elsewhere"));
         Command<NodeRegistry.NodeLost>(m => _run?.Client.NodeUnreachable(m.Address, "the cluster lost it; its tasks run again elsewhere", m.Node));
@@ -172,7 +190,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     });
 
     /// <summary>
-    /// Completed or Failed: it answers from its state, and needs no news of nodes. It stops (passivates) once nobody has
+    /// Completed, Failed or Cancelled: it answers from its state, and needs no news of nodes. It stops (passivates) once nobody has
     /// asked about it for the idle time; so it leaves the shard's remembered entities, and a shard that moves after a
     /// node loss restarts only the jobs still running. Asked again later, it recovers from its final snapshot.
     /// </summary>
@@ -184,6 +202,11 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
         Command<JobEntity.Start>(m => Sender.Tell(JobDecisions.StartAgain(_state, m.Spec)));
         Command<JobEntity.Get>(_ => Sender.Tell(JobDecisions.Summary(_state)));
         Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(_state, m)));
+        Command<JobEntity.Cancel>(_ => Sender.Tell(JobDecisions.CancelAnswer(_state)!));
+        // What a cancelled run still reported on its way out: nothing to record any more.
+        Command<RunEvent>(_ => { });
+        Command<TaskSucceeded>(_ => { });
+        Command<RunFinished>(_ => { });
         Command<ReceiveTimeout>(_ => Become(Stopping));
         Housekeeping();
     }
@@ -209,6 +232,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
         });
         Command<JobEntity.Get>(_ => Sender.Tell(JobDecisions.Summary(_state)));
         Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(_state, m)));
+        Command<JobEntity.Cancel>(_ => Sender.Tell(JobDecisions.CancelAnswer(_state)!));
         Command<Rest>(_ =>
         {
             foreach (var held in Stash.ClearStash()) Context.Parent.Tell(held.Message, held.Sender);

@@ -60,6 +60,11 @@ public static class JobEvents
     [MessagePackObject]
     [Manifest("JobEvents.Failed")]
     public sealed record Failed([property: Key(0)] FabricError Error, [property: Key(1)] long AtMs) : IJobEvent;
+
+    /// <summary>The job was cancelled while it ran (<see cref="JobEntity.Cancel"/>): its run stopped, nothing more runs.</summary>
+    [MessagePackObject]
+    [Manifest("JobEvents.Cancelled")]
+    public sealed record Cancelled([property: Key(0)] long AtMs) : IJobEvent;
 }
 
 /// <summary>One result buffer of a finished job (in a summary: its size, without the bytes).</summary>

@@ -7,7 +7,7 @@ using static Fabric.Node.Jobs.JobEvents;
 
 namespace Fabric.Node.Jobs;
 
-public enum JobStatus { Unknown = 0, Running = 1, Completed = 2, Failed = 3 }
+public enum JobStatus { Unknown = 0, Running = 1, Completed = 2, Failed = 3, Cancelled = 4 }
 
 public enum TaskStatus { Waiting = 0, Placed = 1, Completed = 2, Failed = 3 }
 
@@ -24,7 +24,7 @@ public enum AttemptOutcome
     RunLost = 4,
     /// <summary>The job's entity handed off to another node (its node left) and stopped the run.</summary>
     HandedOff = 5,
-    /// <summary>The job ended (failed) while it ran.</summary>
+    /// <summary>The job ended (failed or cancelled) while it ran.</summary>
     Abandoned = 6,
 }
 
@@ -90,7 +90,7 @@ public sealed record JobState(
 {
     public static JobState Empty(string jobId) => new(jobId, null, JobStatus.Unknown, [], [], null, 0, 0, 0, 0, []);
 
-    [IgnoreMember] public bool IsFinished => Status is JobStatus.Completed or JobStatus.Failed;
+    [IgnoreMember] public bool IsFinished => Status is JobStatus.Completed or JobStatus.Failed or JobStatus.Cancelled;
     [IgnoreMember] public int CompletedTasks => Tasks.Count(t => t.Completions > 0);
 
     public JobState Apply(IJobEvent e)
@@ -125,6 +125,12 @@ public sealed record JobState(
             BuffersLost => this,
             JobEvents.Completed c => this with { Status = JobStatus.Completed, Outputs = c.Outputs, FinishedAtMs = c.AtMs },
             JobEvents.Failed f => EndAll(f.AtMs, AttemptOutcome.Abandoned) with { Status = JobStatus.Failed, Error = f.Error, FinishedAtMs = f.AtMs },
+            JobEvents.Cancelled c => EndAll(c.AtMs, AttemptOutcome.Abandoned) with
+            {
+                Status = JobStatus.Cancelled,
+                Error = new FabricError(ErrorCode.ECANCELED, $"job {JobId} was cancelled with {CompletedTasks} of its {Tasks.Count} tasks completed"),
+                FinishedAtMs = c.AtMs,
+            },
             _ => this,
         };
         return next with { Events = Events + 1 };

@@ -33,10 +33,43 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
         if (devices.IsDefaultOrEmpty) throw new FabricException(new FabricError(ErrorCode.ENODEV, "the cluster has no devices to run a job on"));
         if (JobValidator.Validate(spec, devices.Max(d => d.MemoryTotal)) is { } error) throw new FabricException(error);
         if (Unplaceable(spec, devices) is { } unplaceable) throw new FabricException(unplaceable);
+        if (TooBig(spec) is { } tooBig) throw new FabricException(tooBig);
         jobId ??= $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..6]}";
-        await Ask<JobIndex.ContextAck>(new JobIndex.Add(new JobIndex.JobListing(jobId, spec.Name, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())), cancel, SubmitTimeout);
+        // The entity first: a Start that fails leaves nothing listed. A listing that fails after it is made good by the
+        // retry the caller makes under the same id (both steps are idempotent).
         await Ask<JobEntity.Accepted>(new JobEntity.Start(jobId, spec), cancel, SubmitTimeout);
+        await Ask<JobIndex.ContextAck>(new JobIndex.Add(new JobIndex.JobListing(jobId, spec.Name, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())), cancel, SubmitTimeout);
         return jobId;
+    }
+
+    /// <summary>
+    /// Room left in a message for what travels with a job's spec: the Start envelope, and in the answers to Get the state
+    /// of every task.
+    /// </summary>
+    public const long MessageHeadroom = 256 << 10;
+
+    /// <summary>
+    /// The largest spec a job may have, in bytes as serialized: Akka.Remote's frame size less <see cref="MessageHeadroom"/>.
+    /// A job's spec crosses nodes in one message (the Start to its entity, the answers to Get); a larger one would be
+    /// dropped by the transport, and the submission would only time out.
+    /// </summary>
+    public long SpecLimit => FrameSize - MessageHeadroom;
+
+    private long FrameSize => system.Settings.Config.GetByteSize("akka.remote.dot-netty.tcp.maximum-frame-size", 128_000) ?? 128_000;
+
+    /// <summary>A spec over <see cref="SpecLimit"/> → E2BIG naming its largest inline input and the limit.</summary>
+    private FabricError? TooBig(JobSpec spec)
+    {
+        var size = system.Serialization.FindSerializerFor(spec).ToBinary(spec).LongLength;
+        if (size <= SpecLimit) return null;
+        var inline = spec.Buffers.Where(b => b.Init is { Kind: InitKind.Inline }).OrderByDescending(b => b.Init!.Data?.Length ?? 0).ToList();
+        var limit = $"the limit is {SpecLimit:N0} bytes (akka.remote.dot-netty.tcp.maximum-frame-size, {FrameSize:N0} bytes, less {MessageHeadroom:N0} " +
+                    "for what travels with the spec)";
+        return new FabricError(ErrorCode.E2BIG, inline.Count == 0
+            ? $"job '{spec.Name}': its spec is {size:N0} bytes as a message, and a job's spec crosses nodes in one message; {limit}"
+            : $"job '{spec.Name}': the inline data of input '{inline[0].Name}' is {inline[0].Init!.Data?.Length ?? 0:N0} bytes " +
+              $"({inline.Sum(b => (long)(b.Init!.Data?.Length ?? 0)):N0} in {inline.Count} inline input(s); the spec {size:N0} bytes as a message), and a job's spec " +
+              $"crosses nodes in one message; {limit}. Give large inputs as randomFloats or ramp");
     }
 
     /// <summary>A job's journal is <c>job-&lt;id&gt;</c>; this id would share the job index's.</summary>
@@ -60,6 +93,9 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
 
     public Task<JobState> GetAsync(string jobId, CancellationToken cancel) => Ask<JobState>(new JobEntity.Get(jobId), cancel);
 
+    /// <summary>Cancels a running job → its state, Cancelled; an ended job → EINVAL, an unknown one → ENOENT (<see cref="JobEntity.Cancel"/>).</summary>
+    public Task<JobState> CancelAsync(string jobId, CancellationToken cancel) => Ask<JobState>(new JobEntity.Cancel(jobId), cancel, SubmitTimeout);
+
     /// <summary>An output of a completed job, fetched in chunks that fit a message.</summary>
     public async Task<byte[]> GetOutputAsync(string jobId, string name, CancellationToken cancel)
     {
@@ -81,7 +117,8 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
     {
         var listing = await Ask<JobIndex.Listing>(new JobIndex.List(), cancel);
         var states = await Task.WhenAll(listing.Jobs.Select(j => GetAsync(j.JobId, cancel)));
-        return [.. states];
+        // A listing whose job never started (a submission that failed after listing it, before listings followed starts).
+        return [.. states.Where(s => s.Status != JobStatus.Unknown)];
     }
 
     private async Task<T> Ask<T>(object message, CancellationToken cancel, TimeSpan? timeout = null)

@@ -12,6 +12,7 @@ public sealed class FabricProcess : IDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();
+    private readonly StringBuilder _errors = new();
     private readonly List<(string Text, TaskCompletionSource Seen)> _expected = [];
 
     private FabricProcess(Process process, string label)
@@ -24,9 +25,16 @@ public sealed class FabricProcess : IDisposable
     public int Id => _process.Id;
     public bool HasExited => _process.HasExited;
 
+    /// <summary>Everything printed, standard output and standard error interleaved.</summary>
     public string Output
     {
         get { lock (_output) return _output.ToString(); }
+    }
+
+    /// <summary>What was printed on standard error only.</summary>
+    public string Errors
+    {
+        get { lock (_output) return _errors.ToString(); }
     }
 
     public static FabricProcess Start(string label, params string[] arguments) => Start(label, new Dictionary<string, string>(), arguments);
@@ -48,19 +56,20 @@ public sealed class FabricProcess : IDisposable
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         var fabric = new FabricProcess(process, label);
         process.OutputDataReceived += (_, e) => fabric.OnLine(e.Data);
-        process.ErrorDataReceived += (_, e) => fabric.OnLine(e.Data);
+        process.ErrorDataReceived += (_, e) => fabric.OnLine(e.Data, error: true);
         process.Start();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return fabric;
     }
 
-    private void OnLine(string? line)
+    private void OnLine(string? line, bool error = false)
     {
         if (line is null) return;
         lock (_output)
         {
             _output.AppendLine(line);
+            if (error) _errors.AppendLine(line);
             foreach (var (text, seen) in _expected)
                 if (line.Contains(text, StringComparison.Ordinal)) seen.TrySetResult();
         }

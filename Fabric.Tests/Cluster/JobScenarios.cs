@@ -145,6 +145,70 @@ public abstract class JobRunsAcrossNodes<TFixture>(TFixture cluster, ITestOutput
     }
 
     [Fact]
+    public async Task Inline_data_over_the_cluster_message_limit_is_refused_at_once_naming_the_limit_and_leaves_no_job()
+    {
+        using var gateway = new GatewayClient(Cluster["n1"].Gateway);
+        var before = await gateway.JobsAsync(CancellationToken.None);
+        static string Job(string name, int bytes) => JobJson.Write(new JobBuilder(name)
+            .Input("x", Enumerable.Range(0, bytes).Select(i => (byte)(i * 7)).ToArray()).Output("y", bytes)
+            .Task("copy", t => t.Copy("y", "x")).Build());
+
+        var clock = Stopwatch.StartNew();
+        var tooBig = await Assert.ThrowsAsync<GatewayException>(() => gateway.SubmitAsync(Job("too-big", 5 << 20), CancellationToken.None, jobId: "too-big-1"));
+        var refusedAfter = clock.Elapsed;
+        var fits = await gateway.SubmitAsync(Job("fits", 3 << 20), CancellationToken.None);
+        var view = await AwaitJobAsync(fits, v => v.Status is "Completed" or "Failed", TimeSpan.FromSeconds(60), "n2", "n3");
+        var after = await gateway.JobsAsync(CancellationToken.None);
+
+        Output.WriteLine($"refused after {refusedAfter.TotalSeconds:0.00} s: {tooBig.Message}");
+        Assert.StartsWith("E2BIG: job 'too-big': the inline data of input 'x' is 5,242,880 bytes", tooBig.Message);
+        Assert.Contains($"the limit is {(4 << 20) - (256 << 10):N0} bytes", tooBig.Message);
+        Assert.False(tooBig.Transient);
+        Assert.True(refusedAfter < TimeSpan.FromSeconds(10), $"refused only after {refusedAfter.TotalSeconds:0.0} s");
+        Assert.Equal("Completed", view.Status);
+        Assert.Equal(3 << 20, (await gateway.OutputAsync(fits, "y", CancellationToken.None)).Length);
+        Assert.Equal(before.Select(j => j.JobId).Append(fits).Order(), after.Select(j => j.JobId).Order());
+        Assert.DoesNotContain(after, j => j.Status == "Unknown");
+        var ghost = await Assert.ThrowsAsync<GatewayException>(() => gateway.JobAsync("too-big-1", CancellationToken.None));
+        Assert.StartsWith("ENOENT", ghost.Message);
+    }
+
+    [Fact]
+    public async Task Fabric_job_cancel_stops_a_running_job_releases_its_device_memory_and_persists_Cancelled()
+    {
+        var jobId = await SubmitAsync(WideJob("to-cancel", width: 6, n: 640), "n1");
+        await AwaitJobAsync(jobId, v => v.TaskDetails.Any(t => t.Status == "Placed"), TimeSpan.FromSeconds(60), "n2");
+
+        using var cancel = FabricProcess.Start("fabric job --cancel", "job", jobId, "--cancel", "--gateway", Cluster["n2"].Gateway);
+        var exit = await cancel.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        using var wait = FabricProcess.Start("fabric job --wait", "job", jobId, "--wait", "--gateway", Cluster["n3"].Gateway);
+        var waitExit = await wait.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        await Cluster.AwaitDevicesAsync(ds => ds.All(d => d.MemoryUsed == 0 && d.OpenContexts == 0), TimeSpan.FromSeconds(30));
+        using var gateway = new GatewayClient(Cluster["n3"].Gateway);
+        var view = await gateway.JobAsync(jobId, CancellationToken.None);
+        var again = await gateway.CancelAsync(jobId, CancellationToken.None);
+        var done = await SubmitAsync(WideJob("done", width: 4, n: 16), "n1");
+        await AwaitJobAsync(done, v => v.Status == "Completed", TimeSpan.FromSeconds(60), "n1");
+        var ended = await Assert.ThrowsAsync<GatewayException>(() => gateway.CancelAsync(done, CancellationToken.None));
+        var unknown = await Assert.ThrowsAsync<GatewayException>(() => gateway.CancelAsync("no-such-job", CancellationToken.None));
+
+        Output.WriteLine($"{cancel.Output}\n{wait.Output}");
+        Assert.Equal(0, exit);
+        Assert.Contains($"job {jobId} cancelled with ", cancel.Output);
+        Assert.Equal(1, waitExit);
+        Assert.Contains($"job {jobId} was cancelled: ECANCELED", wait.Output);
+        Assert.Equal("Cancelled", view.Status);
+        Assert.True(view.CompletedTasks < view.Tasks, $"all {view.Tasks} tasks had completed before the cancel");
+        Assert.Equal("Cancelled", again.Status);
+        Assert.Equal(view.Events, again.Events);
+        Assert.Equal(view.Events, await Cluster.JournalEventsAsync($"job-{jobId}")); // Cancelled is the last event, persisted
+        Assert.StartsWith("EINVAL: job", ended.Message);
+        Assert.Contains("has already Completed", ended.Message);
+        Assert.StartsWith("ENOENT", unknown.Message);
+        Assert.False(ended.Transient || unknown.Transient);
+    }
+
+    [Fact]
     public async Task A_submission_under_a_chosen_id_starts_the_job_once_however_often_it_is_sent()
     {
         using var gateway = new GatewayClient(Cluster["n2"].Gateway);

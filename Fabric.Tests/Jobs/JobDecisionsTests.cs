@@ -33,6 +33,23 @@ public sealed class JobDecisionsTests
     }
 
     [Fact]
+    public void A_cancel_stops_a_running_job_is_answered_again_once_cancelled_and_is_refused_otherwise()
+    {
+        var running = Submitted(JobSamples.Diamond());
+        var cancelled = running.Apply(new Cancelled(3));
+        var completed = CompletedWith(("d", new byte[4]));
+        var failed = running.Apply(new JobEvents.Failed(new FabricError(ErrorCode.ENOMEM, "no room"), 3));
+
+        Assert.Null(JobDecisions.CancelAnswer(running));
+        Assert.Equal((JobStatus.Cancelled, true, 3L), (cancelled.Status, cancelled.IsFinished, cancelled.FinishedAtMs));
+        Assert.Equal(new FabricError(ErrorCode.ECANCELED, $"job j1 was cancelled with 0 of its {running.Tasks.Count} tasks completed"), cancelled.Error);
+        Assert.Equal(JobStatus.Cancelled, Assert.IsType<JobState>(JobDecisions.CancelAnswer(cancelled)).Status);
+        Assert.Equal(new FabricError(ErrorCode.ENOENT, "there is no job j1"), JobDecisions.CancelAnswer(JobState.Empty("j1")));
+        Assert.Equal(FabricError.Invalid("job j1 has already Completed; only a running job can be cancelled"), JobDecisions.CancelAnswer(completed));
+        Assert.Equal(FabricError.Invalid("job j1 has already Failed; only a running job can be cancelled"), JobDecisions.CancelAnswer(failed));
+    }
+
+    [Fact]
     public void A_summary_keeps_each_output_with_its_size_and_without_its_bytes()
     {
         var state = CompletedWith(("d", new byte[64]), ("e", new byte[8]));

@@ -157,6 +157,45 @@ public sealed class JobEntityTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task A_cancelled_job_stops_its_run_releases_its_device_memory_and_is_still_cancelled_after_recovery()
+    {
+        // A chain of 512² matmuls: one task after the other, long enough to be cancelled while it runs.
+        const uint n = 512;
+        var job = new JobBuilder("chain").RandomInput("a", n * n, seed: 1).RandomInput("b", n * n, seed: 2);
+        for (var i = 0; i < 12; i++)
+        {
+            var (from, to) = (i == 0 ? "a" : $"m{i - 1}", i == 11 ? "out" : $"m{i}");
+            if (i == 11) job.Output(to, n * n * 4); else job.Buffer(to, n * n * 4);
+            job.Task($"mul{i}", t => t.MatMul(to, from, "b", n, n, n));
+        }
+        var spec = job.Build();
+        var first = Sys.ActorOf(JobEntity.Props("stop-me", _devices, Options));
+        await first.Ask<JobEntity.Accepted>(new JobEntity.Start("stop-me", spec), Wait);
+        await AwaitJobAsync(first, "stop-me", s => s.Tasks.Any(t => t.Status == Fabric.Node.Jobs.TaskStatus.Placed));
+
+        var cancelled = Assert.IsType<JobState>(await first.Ask<object>(new JobEntity.Cancel("stop-me"), Wait));
+        var again = Assert.IsType<JobState>(await first.Ask<object>(new JobEntity.Cancel("stop-me"), Wait));
+        await AwaitAssertAsync(async () =>
+        {
+            var devices = (await _devices.Ask<DeviceRequests.DeviceList>(new DeviceManager.ListLocalDevices(), Wait)).Devices;
+            Assert.All(devices, d => Assert.Equal((0L, 0), (d.MemoryUsed, d.OpenContexts)));
+        }, Wait, TimeSpan.FromMilliseconds(100));
+        Watch(first);
+        Sys.Stop(first);
+        await ExpectTerminatedAsync(first);
+        var second = Sys.ActorOf(JobEntity.Props("stop-me", _devices, Options));
+        var recovered = await second.Ask<JobState>(new JobEntity.Get("stop-me"), Wait);
+        var output = Assert.IsType<FabricError>(await second.Ask<object>(new JobEntity.GetOutput("stop-me", "out", 0, 16), Wait));
+
+        Assert.Equal(JobStatus.Cancelled, cancelled.Status);
+        Assert.Equal(ErrorCode.ECANCELED, cancelled.Error?.Code);
+        Assert.True(cancelled.CompletedTasks < spec.Tasks.Length, "every task had completed before the cancel");
+        Assert.Equal(cancelled.Events, again.Events); // the second Cancel changed nothing
+        Assert.Equal((JobStatus.Cancelled, 1), (recovered.Status, recovered.Runs)); // recovered, and no new run started
+        Assert.Equal("job stop-me is Cancelled: its outputs exist once it has completed", output.Message);
+    }
+
+    [Fact]
     public async Task A_free_id_that_is_stopping_holds_up_to_the_limit_of_Starts_for_its_next_start_and_refuses_more()
     {
         var shard = CreateTestProbe();

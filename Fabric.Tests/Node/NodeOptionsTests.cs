@@ -51,6 +51,8 @@ public sealed class NodeOptionsTests
     [InlineData("node --device-memory lots", "lots")]
     [InlineData("node --name a/b", "--name")]
     [InlineData("node --devices 0", "--devices")]
+    [InlineData("node --host 0.0.0.0", "pass --public-host")]
+    [InlineData("node --host 0.0.0.0 --public-host ::", "--public-host ::")]
     public void Bad_values_are_refused_with_a_sentence_naming_them(string line, string named)
     {
         var error = Assert.Throws<ArgumentException>(() => Read(line));

@@ -18,7 +18,7 @@ namespace Fabric.Tests.Serialization;
 /// Akka.Persistence.Sql with the Fabric serializer exactly as a node writes its own. Two jobs under the persistence ids
 /// their entities use — <c>job-golden-1</c>, completed after a retried task, a lost buffer and a second run (snapshot
 /// after event 8), and <c>job-golden-2</c>, failed (snapshot after its last event, as the entity takes one) — and the
-/// job index (<c>job-index</c>, written by the real <see cref="JobIndex"/> actor). Every job event type appears.
+/// job index (<c>job-index</c>, written by the real <see cref="JobIndex"/> actor). Every job event type of that build appears (JobEvents.Cancelled came later: its round trip is in MessageRoundTripTests).
 /// <para>
 /// The file is evidence of what an earlier build wrote: <see cref="GoldenJournalTests"/> must keep reading it.
 /// Regenerate it only to add what it holds, never to make those tests pass:

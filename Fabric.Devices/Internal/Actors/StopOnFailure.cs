@@ -14,6 +14,10 @@ internal sealed class StopOnFailure(ILoggingAdapter log, string parent, Action<I
 {
     protected override Directive Handle(IActorRef child, Exception exception)
     {
+        // A child that could not be created: the reason is what its constructor threw, not Akka's wrappers around it.
+        while (exception is ActorInitializationException or TypeLoadException or System.Reflection.TargetInvocationException &&
+               exception.InnerException is { } cause)
+            exception = cause;
         log.Warning("{0}: {1} failed ({2}: {3}); it is stopped, not restarted, and everything it held is released",
             parent, child.Path.Name, exception.GetType().Name, exception.Message);
         failed?.Invoke(child, exception);

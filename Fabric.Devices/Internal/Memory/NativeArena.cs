@@ -19,7 +19,15 @@ internal sealed unsafe class NativeArena : IDisposable
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(size);
         if ((ulong)size > nuint.MaxValue)
             throw new ArgumentOutOfRangeException(nameof(size), size, "the arena does not fit in this process's address space");
-        _base = (nint)NativeMemory.AlignedAlloc((nuint)size, Alignment);
+        try
+        {
+            _base = (nint)NativeMemory.AlignedAlloc((nuint)size, Alignment);
+        }
+        catch (OutOfMemoryException e)
+        {
+            throw new OutOfMemoryException($"the operating system refused to reserve {size:N0} bytes ({size / (double)(1L << 30):0.##} GiB) of address space " +
+                                           "for device memory; give the devices less memory", e);
+        }
         Size = size;
     }
 
