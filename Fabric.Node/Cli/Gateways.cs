@@ -93,6 +93,9 @@ public sealed class GatewaySet : IDisposable
         return true;
     }
 
+    /// <summary>How long a read (a listing, a job, an output) keeps trying: it outlasts a node loss (~10 s) and its jobs moving.</summary>
+    public static readonly TimeSpan ReadPatience = TimeSpan.FromSeconds(20);
+
     /// <summary>
     /// Runs <paramref name="request"/> against the gateways until one answers: each at least once, and again while
     /// <paramref name="patience"/> lasts. When none answered → the last failure, as a <see cref="GatewayException"/>.

@@ -21,7 +21,7 @@ public static class InspectCommands
         command.Options.Add(json);
         command.SetAction((parse, cancel) => Gateways.RunAsync("devices", parse.GetValue(gateway), async gateways =>
         {
-            var devices = await gateways.AskAsync((c, t) => c.DevicesAsync(t), TimeSpan.Zero, cancel);
+            var devices = await gateways.AskAsync((c, t) => c.DevicesAsync(t), GatewaySet.ReadPatience, cancel);
             if (parse.GetValue(json)) System.Console.Out.WriteLine(JsonSerializer.Serialize(devices, HttpGateway.Json));
             else WriteDevices(WideConsole(), devices);
             return 0;
@@ -38,7 +38,7 @@ public static class InspectCommands
         command.Options.Add(json);
         command.SetAction((parse, cancel) => Gateways.RunAsync("nodes", parse.GetValue(gateway), async gateways =>
         {
-            var nodes = await gateways.AskAsync((c, t) => c.NodesAsync(t), TimeSpan.Zero, cancel);
+            var nodes = await gateways.AskAsync((c, t) => c.NodesAsync(t), GatewaySet.ReadPatience, cancel);
             if (parse.GetValue(json)) { System.Console.Out.WriteLine(JsonSerializer.Serialize(nodes, HttpGateway.Json)); return 0; }
             var table = new Table().AddColumns("node", "address", "gateway", "status", "reachable", "devices");
             foreach (var n in nodes.Nodes)

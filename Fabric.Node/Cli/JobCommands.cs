@@ -224,7 +224,7 @@ public static class JobCommands
                 return await Usage("jobs", $"--status: '{only}' is not a job status (running, completed, failed, cancelled)");
             return await Gateways.RunAsync("jobs", parse.GetValue(gateway), async gateways =>
             {
-                var jobs = (await gateways.AskAsync((c, t) => c.JobsAsync(t), TimeSpan.Zero, cancel))
+                var jobs = (await gateways.AskAsync((c, t) => c.JobsAsync(t), GatewaySet.ReadPatience, cancel))
                     .Where(j => only is null || string.Equals(j.Status, only, StringComparison.OrdinalIgnoreCase)).ToArray();
                 if (parse.GetValue(json)) { Console.Out.WriteLine(JsonSerializer.Serialize(jobs, HttpGateway.Json)); return 0; }
                 var table = new Table().AddColumns("job", "name", "status", "tasks", "runs", "submitted", "finished");
@@ -279,12 +279,12 @@ public static class JobCommands
                 if (parse.GetValue(output) is { } name)
                 {
                     var file = parse.GetValue(outFile)!;
-                    var bytes = await gateways.AskAsync((c, t) => c.OutputAsync(jobId, name, t), TimeSpan.Zero, cancel);
+                    var bytes = await gateways.AskAsync((c, t) => c.OutputAsync(jobId, name, t), GatewaySet.ReadPatience, cancel);
                     await File.WriteAllBytesAsync(file.FullName, bytes, cancel);
                     Console.Out.WriteLine($"wrote {bytes.Length:N0} bytes of {name} to {file.FullName}");
                     return 0;
                 }
-                var view = await gateways.AskAsync((c, t) => c.JobAsync(jobId, t), TimeSpan.Zero, cancel);
+                var view = await gateways.AskAsync((c, t) => c.JobAsync(jobId, t), GatewaySet.ReadPatience, cancel);
                 if (parse.GetValue(json)) { Console.Out.WriteLine(JsonSerializer.Serialize(view, HttpGateway.Json)); return 0; }
                 var console = InspectCommands.WideConsole();
                 console.MarkupLine($"job [bold]{Markup.Escape(view.JobId)}[/] ({Markup.Escape(view.Name)}): {view.Status}, {view.CompletedTasks}/{view.Tasks} tasks, " +

@@ -114,7 +114,7 @@ public sealed class LocalNode
         IsFrozen = false;
         _portTaken = false;
         var taken = NodeHost.CannotListenOn("--port", "127.0.0.1", port);
-        var log = TextWriter.Synchronized(new StreamWriter(LogPath, append: true) { AutoFlush = true });
+        var log = new NodeLog(LogPath);
         log.WriteLine($"==== {DateTimeOffset.Now:O} start #{Starts} of {Name}, pid {process.Id}, port {(port == 0 ? "chosen by the system" : port)}");
         var onError = _options.OnNodeError;
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) log.WriteLine(e.Data); };
@@ -243,4 +243,30 @@ public sealed record StartOutcome(string Name, NodeEndpoints? Before, NodeEndpoi
         : SameAddress ? $"{Name} restarted at its old address {After.Endpoint}: a new incarnation of the same member"
         : PortTaken ? $"{Name}'s old port {Before.Port} was taken by another process: it restarted at {After.Endpoint} and joined as a new member"
         : $"{Name} restarted at {After.Endpoint} (it was at {Before.Endpoint}) and joined as a new member";
+}
+
+/// <summary>
+/// A node's log file, written from the process's output events. Its last lines can arrive after the process has exited
+/// (and the log was closed): they are dropped rather than thrown on a thread-pool thread, which would end this process.
+/// </summary>
+internal sealed class NodeLog(string path) : IDisposable
+{
+    private readonly StreamWriter _writer = new(path, append: true) { AutoFlush = true };
+    private bool _closed;
+
+    public void WriteLine(string line)
+    {
+        lock (_writer)
+            if (!_closed) _writer.WriteLine(line);
+    }
+
+    public void Dispose()
+    {
+        lock (_writer)
+        {
+            if (_closed) return;
+            _closed = true;
+            _writer.Dispose();
+        }
+    }
 }
