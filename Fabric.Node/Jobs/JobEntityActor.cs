@@ -50,10 +50,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     private JobState _state;
     private long _snapshotAt;
     private FirstCompletions _firstCompletions;
-
-    // The run under way (Running only): cancelled and released when it ends or the actor stops.
-    private sealed record Run(CancellationTokenSource Cancel, Task Task, FabricClient Client);
-    private Run? _run;
+    private RunHandle? _run; // the run under way (Running only): stopped when it ends or the actor stops
 
     /// <summary>The stop message the shard sends back for Passivate. Not a PoisonPill: it waits its turn behind a Persist.</summary>
     private sealed record Rest : INoSerializationVerificationNeeded;
@@ -69,7 +66,6 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     }
 
     public override string PersistenceId { get; }
-
     public ITimerScheduler Timers { get; set; } = null!;
 
     /// <summary>Rebuilds the state from the latest snapshot and the events after it, then enters the state its status names.</summary>
@@ -103,22 +99,17 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
                 Become(Running);
             });
         });
-        Command<JobEntity.Get>(_ =>
-        {
-            Sender.Tell(JobDecisions.Summary(_state));
-            Become(Stopping);
-        });
-        Command<JobEntity.GetOutput>(m =>
-        {
-            Sender.Tell(JobDecisions.Output(_state, m));
-            Become(Stopping);
-        });
-        Command<JobEntity.Cancel>(_ =>
-        {
-            Sender.Tell(JobDecisions.CancelAnswer(_state)!);
-            Become(Stopping);
-        });
+        Command<JobEntity.Get>(_ => AnswerAndStop(JobDecisions.Summary(_state)));
+        Command<JobEntity.GetOutput>(m => AnswerAndStop(JobDecisions.Output(_state, m)));
+        Command<JobEntity.Cancel>(_ => AnswerAndStop(JobDecisions.CancelAnswer(_state)!));
         Housekeeping();
+    }
+
+    /// <summary>Answers a question of a job with no history, then stops: it keeps nothing.</summary>
+    private void AnswerAndStop(object answer)
+    {
+        Sender.Tell(answer);
+        Become(Stopping);
     }
 
     /// <summary>
@@ -134,7 +125,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
             var cancel = new CancellationTokenSource();
             var client = FabricClient.Connect(Context.System, _deviceManager, new FabricClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) });
             var run = new JobRun(_state.Spec!, client, new JobRunReports.ToEntity(Self), _options).RunAsync(cancel.Token);
-            _run = new Run(cancel, run, client);
+            _run = new RunHandle(cancel, run, client);
             var jobId = _state.JobId;
             run.PipeTo(Self,
                 success: result => new RunFinished(result),
@@ -149,26 +140,12 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
         Command<RunFinished>(m =>
         {
             EndRun();
-            Persist(JobDecisions.Outcome(m.Outcome, Now()), e =>
-            {
-                _state = _state.Apply(e);
-                SaveSnapshot(_state);
-                _log.Info("job {0} {1} after {2} runs", _state.JobId, _state.Status, _state.Runs);
-                Become(Ended);
-            });
+            PersistEnd(JobDecisions.Outcome(m.Outcome, Now()), replyTo: null);
         });
         Command<JobEntity.Cancel>(_ =>
         {
-            var replyTo = Sender;
             EndRun(); // its contexts close once the run has stopped: the device memory they held is released
-            Persist(new Cancelled(Now()), e =>
-            {
-                _state = _state.Apply(e);
-                SaveSnapshot(_state);
-                _log.Info("job {0} cancelled after {1} runs", _state.JobId, _state.Runs);
-                replyTo.Tell(JobDecisions.Summary(_state));
-                Become(Ended);
-            });
+            PersistEnd(new Cancelled(Now()), Sender);
         });
         Command<ClusterEvent.UnreachableMember>(m =>
             _run?.Client.NodeUnreachable(m.Member.Address, "the cluster's failure detector lost it; its tasks run again elsewhere"));
@@ -176,6 +153,16 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
         Command<NodeRegistry.NodeAvailable>(m => _run?.Client.NodeReturned(m.Address, m.Node));
         Housekeeping();
     }
+
+    /// <summary>Persists how the job ended (an outcome, or a cancel answered to <paramref name="replyTo"/>); snapshot; Ended.</summary>
+    private void PersistEnd(IJobEvent end, IActorRef? replyTo) => Persist(end, e =>
+    {
+        _state = _state.Apply(e);
+        SaveSnapshot(_state);
+        _log.Info("job {0} {1} after {2} runs", _state.JobId, _state.Status, _state.Runs);
+        replyTo?.Tell(JobDecisions.Summary(_state));
+        Become(Ended);
+    });
 
     /// <summary>
     /// Progress events are persisted without holding up the entity (the journal batches them): a wide job reports
@@ -203,8 +190,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
         Command<JobEntity.Get>(_ => Sender.Tell(JobDecisions.Summary(_state)));
         Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(_state, m)));
         Command<JobEntity.Cancel>(_ => Sender.Tell(JobDecisions.CancelAnswer(_state)!));
-        // What a cancelled run still reported on its way out: nothing to record any more.
-        Command<RunEvent>(_ => { });
+        Command<RunEvent>(_ => { }); // what a cancelled run still reported on its way out: nothing to record any more
         Command<TaskSucceeded>(_ => { });
         Command<RunFinished>(_ => { });
         Command<ReceiveTimeout>(_ => Become(Stopping));
@@ -257,9 +243,8 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     }
 
     /// <summary>
-    /// The shard hands this entity off: the run stops now, so it reports nothing more; the events it reported are
-    /// already on their way to the journal (PersistAsync), and the entity stops once they are written (DeferAsync
-    /// runs after them). Messages held for a next start go back to the shard, which passes them to the next incarnation.
+    /// The shard hands this entity off: the run stops, and the entity stops once the events already on their way are
+    /// written (DeferAsync runs after them). Messages held for a next start go back to the shard, for the next incarnation.
     /// </summary>
     private void HandOff()
     {
@@ -288,20 +273,11 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
         Housekeeping();
     }
 
-    /// <summary>Cancels the run if it is still going, and disposes its client once the run has released its contexts.</summary>
+    /// <summary>Cancels the run if it is still going (its client is disposed once the run has released its contexts).</summary>
     private void EndRun()
     {
-        if (_run is not { } run) return;
+        _run?.Stop();
         _run = null;
-        run.Cancel.Cancel();
-        _ = ReleaseAsync(run);
-
-        static async Task ReleaseAsync(Run run)
-        {
-            await run.Task.ContinueWith(_ => { }, TaskScheduler.Default);
-            run.Cancel.Dispose();
-            await run.Client.DisposeAsync();
-        }
     }
 
     protected override void PreStart()

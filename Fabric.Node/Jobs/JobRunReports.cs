@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Akka.Actor;
 using Fabric.Core;
+using Fabric.Core.Client;
 
 namespace Fabric.Node.Jobs;
 
@@ -30,5 +31,24 @@ internal static class JobRunReports
 
         public void BuffersLost(ImmutableArray<string> buffers, string reason) =>
             entity.Tell(new RunEvent(new JobEvents.BuffersLost(buffers, reason, Now())));
+    }
+
+    /// <summary>A run under way: stopped by cancelling it; its client is disposed once the run has released its contexts.</summary>
+    public sealed class RunHandle(CancellationTokenSource cancel, Task run, FabricClient client)
+    {
+        public FabricClient Client => client;
+
+        public void Stop()
+        {
+            cancel.Cancel();
+            _ = ReleaseAsync();
+        }
+
+        private async Task ReleaseAsync()
+        {
+            await run.ContinueWith(_ => { }, TaskScheduler.Default);
+            cancel.Dispose();
+            await client.DisposeAsync();
+        }
     }
 }
