@@ -256,7 +256,7 @@ public sealed class JobEntityTests : Akka.TestKit.Xunit2.TestKit
         await cluster.JoinAsync(cluster.SelfAddress);
         await up.Task.WaitAsync(Wait);
         return await ClusterSharding.Get(Sys).StartAsync(JobEntity.TypeName, id => JobEntity.Props(id, deviceManager, Options, idleAfterEnd),
-            ClusterShardingSettings.Create(Sys), new JobEntity.MessageExtractor());
+            ClusterShardingSettings.Create(Sys), new JobEntity.MessageExtractor(), JobShardAllocation.For(Sys), JobEntity.HandOff.Instance);
     }
 
     private static async Task<JobState> AwaitJobAsync(IActorRef entities, string jobId, Func<JobState, bool> until)
