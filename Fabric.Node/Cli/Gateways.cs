@@ -127,16 +127,30 @@ public sealed class GatewaySet : IDisposable
         }
     }
 
-    /// <summary>Adds the gateways that the cluster's members publish (<c>GET /nodes</c>) to those known; quietly does nothing when no gateway answers.</summary>
-    public async Task LearnAsync(CancellationToken cancel)
+    /// <summary>Whether the last <see cref="LearnAsync"/> heard the cluster's list of gateways (false before the first).</summary>
+    public bool Learned { get; private set; }
+
+    /// <summary>
+    /// Adds the gateways that the cluster's members publish (<c>GET /nodes</c>) to those known, asking each known gateway
+    /// for up to <paramref name="patience"/>; when none answers, <see cref="Learned"/> is false and nothing is added.
+    /// Learn early and again while it fails: once the only gateway known is gone, there is no one left to ask.
+    /// </summary>
+    public async Task LearnAsync(TimeSpan patience, CancellationToken cancel)
     {
         try
         {
-            var nodes = await AskAsync((c, t) => c.NodesAsync(t), TimeSpan.Zero, cancel);
+            var nodes = await AskAsync((c, t) => c.NodesAsync(t), patience, cancel);
             foreach (var node in nodes.Nodes)
-                if (node.Gateway is { } url && Uri.TryCreate(url, UriKind.Absolute, out _)) Add(url);
+                if (node.Gateway is { } url && IsGateway(url)) Add(url);
+            Learned = true;
         }
-        catch (GatewayException) { }
+        catch (GatewayException) { Learned = false; }
+    }
+
+    private static bool IsGateway(string url)
+    {
+        try { Gateways.Check(url); return true; }
+        catch (ArgumentException) { return false; }
     }
 
     public void Dispose()

@@ -81,7 +81,7 @@ public static class InspectCommands
     public static IAnsiConsole WideConsole()
     {
         var console = AnsiConsole.Console;
-        if (System.Console.IsOutputRedirected) console.Profile.Width = 160;
+        if (System.Console.IsOutputRedirected) console.Profile.Width = 1000; // piped: each row on one line, whole, for grep and scripts
         return console;
     }
 }

@@ -75,11 +75,14 @@ public static class JobCommands
             var jobId = parse.GetValue(id) ?? $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..6]}";
             return await Gateways.RunAsync("submit", parse.GetValue(gateway), async gateways =>
             {
-                // Each gateway once; while one answers 5xx (a node just lost, its shards moving), again for a while.
-                try { await gateways.AskAsync((c, t) => c.SubmitAsync(json, t, jobId), TimeSpan.Zero, cancel); }
-                catch (GatewayException e) when (e.Transient && e.Answered)
+                // Each gateway once; while one answers 5xx (a node just lost, its shards moving), again for a while; when
+                // none answers, whether the job was accepted is settled by asking for it once the submission has expired.
+                var outcome = await Submission.SubmitAsync(gateways, json, jobId, SubmitPatience, Submission.SettleAfter, cancel);
+                if (outcome == Submission.Outcome.NotStarted)
                 {
-                    await gateways.AskAsync((c, t) => c.SubmitAsync(json, t, jobId), SubmitPatience, cancel);
+                    await Console.Error.WriteLineAsync($"fabric submit: job {jobId} was not started: no gateway answered its submission, and it has " +
+                                                       "expired; submit it again");
+                    return 1;
                 }
                 Console.Out.WriteLine(jobId);
                 if (!parse.GetValue(wait)) return 0;
@@ -125,7 +128,7 @@ public static class JobCommands
         gateways.Note = message => console.MarkupLine($"[grey]{Markup.Escape(message)}[/]");
         var clock = Stopwatch.StartNew();
         TimeSpan Left() => timeout - clock.Elapsed > TimeSpan.Zero ? timeout - clock.Elapsed : TimeSpan.Zero;
-        await gateways.LearnAsync(cancel);
+        await gateways.LearnAsync(TimeSpan.FromSeconds(5), cancel);
         var learnedAt = clock.Elapsed;
         var view = await gateways.AskAsync((c, t) => c.JobAsync(jobId, t), Left(), cancel);
 
@@ -137,9 +140,10 @@ public static class JobCommands
                 show(view);
                 if (HasEnded(view) || Left() == TimeSpan.Zero) return;
                 await Task.Delay(200, cancel);
-                if (clock.Elapsed - learnedAt > TimeSpan.FromSeconds(10))
+                // Again every 10 s (members come and go), and at once while the last try heard no list.
+                if (!gateways.Learned || clock.Elapsed - learnedAt > TimeSpan.FromSeconds(10))
                 {
-                    await gateways.LearnAsync(cancel);
+                    await gateways.LearnAsync(TimeSpan.Zero, cancel);
                     learnedAt = clock.Elapsed;
                 }
                 try { view = await gateways.AskAsync((c, t) => c.JobAsync(jobId, t), Left(), cancel); }
@@ -290,10 +294,15 @@ public static class JobCommands
                 console.MarkupLine($"job [bold]{Markup.Escape(view.JobId)}[/] ({Markup.Escape(view.Name)}): {view.Status}, {view.CompletedTasks}/{view.Tasks} tasks, " +
                                    $"{view.Runs} run(s) on {Markup.Escape(string.Join(", ", view.RunNodes))}");
                 if (view.Error is { } error) console.MarkupLine($"[red]{Markup.Escape(error)}[/]");
-                var table = new Table().AddColumns("task", "stage", "status", "attempts", "placed on", "recomputed", "seconds", "last error");
+                // Each attempt: its device and how it ended (Completed, Failed, NodeLost, RunLost, HandedOff, Abandoned, or Running).
+                var table = new Table().AddColumns("task", "stage", "status", "attempts", "attempts: device and outcome", "recomputed", "seconds", "last error");
                 foreach (var t in view.TaskDetails)
-                    table.AddRow(Markup.Escape(t.Name), (t.Stage + 1).ToString(), t.Status, t.Attempts.ToString(), Markup.Escape(string.Join(" → ", t.Placements)),
+                {
+                    var attempts = t.AttemptLog.IsDefaultOrEmpty ? string.Join(" → ", t.Placements)
+                        : string.Join(" → ", t.AttemptLog.Select(a => $"{a.Device} {a.Outcome}"));
+                    table.AddRow(Markup.Escape(t.Name), (t.Stage + 1).ToString(), t.Status, t.Attempts.ToString(), Markup.Escape(attempts),
                         t.Recomputations.ToString(), $"{t.Seconds:0.000}", Markup.Escape(t.LastError ?? ""));
+                }
                 console.Write(table);
                 foreach (var o in view.Outputs) console.MarkupLine($"output {Markup.Escape(o.Name)}: {o.Bytes:N0} bytes");
                 return 0;

@@ -22,6 +22,11 @@ internal static class JobDecisions
             ? new JobEntity.Accepted(state.JobId)
             : new FabricError(ErrorCode.EEXIST, $"job id {state.JobId} is taken by job '{state.Spec?.Name}'; submit '{spec.Name}' under another id");
 
+    /// <summary>A Start that reached a job with no history after it expired → ETIMEDOUT, or null while it may start the job.</summary>
+    public static FabricError? Expired(JobEntity.Start start, long nowMs) => start.ExpiresAtMs <= 0 || nowMs <= start.ExpiresAtMs ? null
+        : new FabricError(ErrorCode.ETIMEDOUT, $"the submission of job {start.JobId} reached the job's node {nowMs - start.ExpiresAtMs} ms after it expired " +
+                                               "(its gateway had already answered that it timed out); nothing was started: submit it again");
+
     /// <summary>
     /// The answer to a Cancel in a state that does not change: a job never submitted (ENOENT), one that has ended (EINVAL),
     /// one already cancelled (its summary again). Null for a running job: the entity cancels it.

@@ -24,11 +24,14 @@ public static class JobEntity
 
     /// <summary>
     /// Starts the job once → <see cref="Accepted"/> once <see cref="JobEvents.Submitted"/> is persisted. Again with the same
-    /// spec (a retry): Accepted, and nothing starts twice; with another spec: EEXIST.
+    /// spec (a retry): Accepted, and nothing starts twice; with another spec: EEXIST. A Start that reaches a job with no
+    /// history after <paramref name="ExpiresAtMs"/> (Unix ms; 0: never) starts nothing and is answered ETIMEDOUT: the
+    /// gateway gives it the time by which it answers its client, so that once that time has passed (and the clocks'
+    /// skew), a submission whose answer was lost is either a known job or one that never started.
     /// </summary>
     [MessagePackObject]
     [Manifest("JobEntity.Start")]
-    public sealed record Start([property: Key(0)] string JobId, [property: Key(1)] JobSpec Spec) : IJobMessage;
+    public sealed record Start([property: Key(0)] string JobId, [property: Key(1)] JobSpec Spec, [property: Key(2)] long ExpiresAtMs = 0) : IJobMessage;
 
     [MessagePackObject]
     [Manifest("JobEntity.Accepted")]

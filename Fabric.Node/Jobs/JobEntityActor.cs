@@ -31,9 +31,8 @@ namespace Fabric.Node.Jobs;
 /// Each entry into Running starts a run: after a recovery, a new one that recomputes the buffers lost with the job's
 /// old node. In any state the shard may hand it off (its node leaves): HandOff stops the run, and HandingOff answers
 /// reads until the writes in flight are done, then stops; a running job, remembered by the shard, recovers elsewhere
-/// after this incarnation's last write. Persist (of Submitted, RunStarted, the outcome or Cancelled) holds every request until it is written (Akka's own stash).
-/// Stopping has the one stash of this actor's own, bounded by <see cref="StashLimit"/>. No children (its run is a
-/// task, the run's client session a top-level actor), so no supervisor strategy.
+/// after this incarnation's last write. Persist (of Submitted, RunStarted, the outcome or Cancelled) holds every request
+/// until it is written (Akka's own stash); Stopping has the one stash of this actor's own, bounded by <see cref="StashLimit"/>.
 /// </summary>
 internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
 {
@@ -91,6 +90,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     {
         Command<JobEntity.Start>(m =>
         {
+            if (JobDecisions.Expired(m, Now()) is { } expired) { AnswerAndStop(expired); return; }
             var replyTo = Sender;
             Persist(new Submitted(m.JobId, m.Spec, Now()), e =>
             {

@@ -13,7 +13,11 @@ namespace Fabric.Node.Jobs;
 /// </summary>
 public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef deviceManager)
 {
-    private static readonly TimeSpan SubmitTimeout = TimeSpan.FromSeconds(30);
+    /// <summary>
+    /// How long a submission may take, from its arrival at the gateway to its answer; past it, the submission expires
+    /// (<see cref="JobEntity.Start.ExpiresAtMs"/>) and can no longer start the job.
+    /// </summary>
+    public static readonly TimeSpan SubmitTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>Reads answer within this or fail (503): while a lost node's jobs move, a quick retry beats a long wait.</summary>
     private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(5);
@@ -25,6 +29,7 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
     /// </summary>
     public async Task<string> SubmitAsync(JobSpec spec, CancellationToken cancel, string? jobId = null)
     {
+        var expires = DateTimeOffset.UtcNow + SubmitTimeout;
         if (jobId is not null && !IsValidId(jobId))
             throw new FabricException(FabricError.Invalid($"'{jobId}' is not a job id: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"));
         if (jobId == ReservedId)
@@ -37,7 +42,9 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
         jobId ??= $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..6]}";
         // The entity first: a Start that fails leaves nothing listed. A listing that fails after it is made good by the
         // retry the caller makes under the same id (both steps are idempotent).
-        await Ask<JobEntity.Accepted>(new JobEntity.Start(jobId, spec), cancel, SubmitTimeout);
+        var left = expires - DateTimeOffset.UtcNow;
+        if (left <= TimeSpan.Zero) throw new AskTimeoutException($"the submission of job {jobId} took its {SubmitTimeout.TotalSeconds:0} s before it reached the job");
+        await Ask<JobEntity.Accepted>(new JobEntity.Start(jobId, spec, expires.ToUnixTimeMilliseconds()), cancel, left);
         await Ask<JobIndex.ContextAck>(new JobIndex.Add(new JobIndex.JobListing(jobId, spec.Name, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())), cancel, SubmitTimeout);
         return jobId;
     }

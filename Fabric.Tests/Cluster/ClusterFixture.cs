@@ -48,10 +48,24 @@ public class ClusterFixture : IAsyncLifetime
 
     private readonly List<FabricProcess> _processes = [];
 
-    private async Task<Member> StartAsync(string name, string? seed)
+    /// <summary>
+    /// Starts <paramref name="name"/> again once its process has ended: a new incarnation at its old Akka port (so at the
+    /// same address), with its data directory, joining through the other members → the member, replacing the old one.
+    /// </summary>
+    public async Task<Member> RestartAsync(string name)
+    {
+        var old = this[name];
+        await old.Process.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        var seeds = string.Join(',', Members.Where(m => m.Name != name).Select(m => m.Endpoint));
+        var member = await StartAsync(name, seeds, old.Port);
+        Members[Members.IndexOf(old)] = member;
+        return member;
+    }
+
+    private async Task<Member> StartAsync(string name, string? seed, int port = 0)
     {
         var ready = Path.Combine(DataRoot, "ready", $"{name}.json");
-        var process = FabricProcess.Start(name, ["node", "--name", name, "--port", "0", "--http-port", "0", "--ready-file", ready,
+        var process = FabricProcess.Start(name, ["node", "--name", name, "--port", port.ToString(), "--http-port", "0", "--ready-file", ready,
             .. seed is null ? Array.Empty<string>() : ["--seeds", seed],
             "--data-dir", Path.Combine(DataRoot, name), "--devices", "2", "--device-memory", "64MiB", .. JournalArguments()]);
         lock (_processes) _processes.Add(process);
@@ -115,7 +129,9 @@ public class ClusterFixture : IAsyncLifetime
 
     public void Log(ITestOutputHelper output)
     {
-        foreach (var member in Members) output.WriteLine($"--- {member.Name} ---\n{member.Process.Output}");
+        // Every process, the incarnations that were killed and restarted too.
+        lock (_processes)
+            foreach (var process in _processes) output.WriteLine($"--- {process.Label} (pid {process.Id}) ---\n{process.Output}");
     }
 }
 

@@ -53,6 +53,25 @@ public sealed class JobEntityTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task A_Start_that_arrives_after_it_expired_starts_nothing_and_says_so_while_one_in_time_starts_the_job()
+    {
+        var region = await RegionAsync(_devices);
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+        var late = Assert.IsType<FabricError>(await region.Ask<object>(new JobEntity.Start("late", JobSamples.Diamond(), now - 1_000), Wait));
+        var state = Assert.IsType<JobState>(await region.Ask<object>(new JobEntity.Get("late"), Wait));
+        var timely = await region.Ask<object>(new JobEntity.Start("timely", JobSamples.Diamond(), now + 60_000), Wait);
+
+        Assert.Equal(ErrorCode.ETIMEDOUT, late.Code);
+        Assert.StartsWith("the submission of job late reached the job's node ", late.Message);
+        Assert.EndsWith("nothing was started: submit it again", late.Message);
+        Assert.Equal(JobStatus.Unknown, state.Status);
+        Assert.Equal(0, await RowsAsync("journal", "job-late"));
+        Assert.Equal(new JobEntity.Accepted("timely"), timely);
+        Assert.Equal(JobStatus.Completed, (await AwaitJobAsync(region, "timely", s => s.IsFinished)).Status);
+    }
+
+    [Fact]
     public async Task A_Start_right_after_a_Get_of_a_free_id_is_served_by_the_entity_that_follows_the_stopping_one()
     {
         var region = await RegionAsync(_devices);
