@@ -17,6 +17,7 @@ public static class FabricCli
         root.Subcommands.Add(NodeCommand.Build());
         root.Subcommands.Add(InspectCommands.Devices());
         root.Subcommands.Add(InspectCommands.Nodes());
+        root.Subcommands.Add(HealthCommand.Build());
         root.Subcommands.Add(CheckCommand.Build());
         root.Subcommands.Add(JobCommands.Submit());
         root.Subcommands.Add(JobCommands.Jobs());

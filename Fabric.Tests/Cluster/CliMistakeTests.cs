@@ -39,12 +39,23 @@ public sealed class CliMistakeTests(ITestOutputHelper output) : IDisposable
     [InlineData("jobs")]
     [InlineData("devices")]
     [InlineData("job")]
+    [InlineData("health")]
     public async Task A_gateway_without_a_scheme_is_a_usage_error_that_says_what_was_meant(string command)
     {
         var (exit, errors) = command == "job" ? await RunAsync("job", "some-id", "--gateway", "127.0.0.1:5080") : await RunAsync(command, "--gateway", "127.0.0.1:5080");
 
         Assert.Equal(2, exit);
         AssertOneSentence(errors, $"fabric {command}:", "'127.0.0.1:5080'", "http://127.0.0.1:5080");
+    }
+
+    [Fact]
+    public async Task Health_of_a_gateway_that_does_not_answer_is_one_sentence_naming_it_and_exit_1()
+    {
+        // Port 1 (tcpmux) is privileged and unused here: nothing answers there.
+        var (exit, errors) = await RunAsync("health", "--gateway", "http://127.0.0.1:1");
+
+        Assert.Equal(1, exit);
+        AssertOneSentence(errors, "fabric health:", "127.0.0.1:1");
     }
 
     [Fact]

@@ -122,6 +122,16 @@ public abstract class JobRunsAcrossNodes<TFixture>(TFixture cluster, ITestOutput
     }
 
     [Fact]
+    public async Task Fabric_health_says_the_node_is_ready_with_the_members_it_sees_and_exits_0()
+    {
+        using var health = FabricProcess.Start("fabric health", "health", "--gateway", Cluster["n2"].Gateway);
+        var exit = await health.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(0, exit);
+        Assert.Equal("n2 is Up: 3 of 3 member(s) up, jobs ready", health.Output.Trim());
+    }
+
+    [Fact]
     public async Task Invalid_specs_are_refused_with_a_sentence_naming_the_task_and_nothing_is_stored()
     {
         using var gateway = new GatewayClient(Cluster["n1"].Gateway);

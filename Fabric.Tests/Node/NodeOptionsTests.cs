@@ -87,6 +87,28 @@ public sealed class NodeOptionsTests
             Assert.Contains(options.PublicHost!, services);
         }
         Assert.Equal(3, commands.Select(c => NodeCommand.Read(FabricCli.Build().Parse(c), _ => null).Name).Distinct().Count());
+        // The same seeds everywhere, all the nodes: a restarted n1 (the first seed) finds the others and joins them.
+        var seeds = commands.Select(c => NodeCommand.Read(FabricCli.Build().Parse(c), _ => null).Seeds.Order().ToArray()).ToList();
+        Assert.All(seeds, s => Assert.Equal(seeds[0], s));
+        Assert.Equal(3, seeds[0].Length);
+    }
+
+    [Fact]
+    public void The_compose_nodes_keep_their_data_in_volumes_and_are_checked_by_fabric_health_and_the_image_runs_unprivileged()
+    {
+        var compose = File.ReadAllText(FindUp("docker-compose.yml"));
+        var dockerfile = File.ReadAllLines(FindUp(Path.Combine("docker", "Dockerfile")));
+
+        foreach (var node in new[] { "n1", "n2", "n3" }) Assert.Contains($"volumes: [\"{node}-data:/data\"]", compose);
+        Assert.Contains("test: [\"CMD\", \"dotnet\", \"fabric.dll\", \"health\"", compose);
+        Assert.Contains(FabricCli.Build().Subcommands, c => c.Name == "health");
+        var runtime = dockerfile.SkipWhile(l => !l.StartsWith("FROM mcr.microsoft.com/dotnet/aspnet")).ToList();
+        Assert.Contains("USER app", runtime);
+        Assert.Contains(runtime, l => l.StartsWith("HEALTHCHECK ") && l.Contains("\"health\""));
+        // The restore is a layer before the sources are copied: a change of code does not download the packages again.
+        var restore = Array.FindIndex(dockerfile, l => l.StartsWith("RUN dotnet restore"));
+        var sources = Array.IndexOf(dockerfile, "COPY . .");
+        Assert.InRange(restore, 0, sources - 1);
     }
 
     private static string FindUp(string file)
