@@ -122,6 +122,27 @@ public abstract class JobRunsAcrossNodes<TFixture>(TFixture cluster, ITestOutput
     }
 
     [Fact]
+    public async Task The_example_of_the_jobs_readme_runs_as_printed_on_a_cluster_of_default_nodes()
+    {
+        var readme = File.ReadAllText(Path.Combine(RepositoryRoot(), "Fabric.Core", "Jobs", "README.md"));
+        var start = readme.IndexOf("```jsonc", StringComparison.Ordinal) + "```jsonc".Length;
+        var spec = JobJson.Parse(readme[start..readme.IndexOf("```", start, StringComparison.Ordinal)]);
+
+        var jobId = await SubmitAsync(spec, "n1");
+        var view = await AwaitJobAsync(jobId, v => v.Status is "Completed" or "Failed", TimeSpan.FromSeconds(60), "n2");
+
+        AssertEachTaskCompletedOnce(view);
+        await VerifyOutputsAsync(jobId, spec, "n3");
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "Fabric.sln"))) return dir.FullName;
+        throw new DirectoryNotFoundException($"no Fabric.sln above {AppContext.BaseDirectory}");
+    }
+
+    [Fact]
     public async Task Fabric_health_says_the_node_is_ready_with_the_members_it_sees_and_exits_0()
     {
         using var health = FabricProcess.Start("fabric health", "health", "--gateway", Cluster["n2"].Gateway);

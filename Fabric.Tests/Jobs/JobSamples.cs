@@ -13,9 +13,9 @@ internal static class JobSamples
         .Buffer("u", 4096).Buffer("v", 4096)
         .Output("s", 4096).Output("total", 4).Output("crc", 4)
         .Task("left", t => t.Axpy("u", "a", "b", 2f))
-        .Task("right", t => t.Scale("v", "b", 0.5f), new TaskNeeds(0, null, "gpu-small"))
+        .Task("right", t => t.Scale("v", "b", 0.5f), new TaskNeeds(0, null, "fabric-sim"))
         .Task("combine", t => t.Add("s", "u", "v"))
-        .Task("summarize", t => t.ReduceSum("total", "s").Checksum("crc", "s"), new TaskNeeds(1 << 20, "node-b", null))
+        .Task("summarize", t => t.ReduceSum("total", "s").Checksum("crc", "s"), new TaskNeeds(1 << 20, null, null, Prefer: "n2"))
         .Build();
 
     /// <summary>
