@@ -32,6 +32,27 @@ public static class HttpGateway
 
     public static void Map(WebApplication app, NodeOptions options)
     {
+        // Every refusal is a problem document (RFC 9457: application/problem+json, with the Fabric code as its title and
+        // the sentence as its detail); a node that cannot answer in time (its registry or devices busy, the node
+        // stopping) is a 503 with a sentence, never an empty 500.
+        app.Use(async (context, next) =>
+        {
+            context.Response.OnStarting(() =>
+            {
+                if (context.Response.StatusCode >= 400 && context.Response.ContentType?.StartsWith("application/json", StringComparison.Ordinal) == true)
+                    context.Response.ContentType = "application/problem+json; charset=utf-8";
+                return Task.CompletedTask;
+            });
+            try { await next(context); }
+            catch (AskTimeoutException) when (!context.Response.HasStarted)
+            {
+                context.Response.Clear();
+                context.Response.StatusCode = 503;
+                await context.Response.WriteAsJsonAsync(new Problem(nameof(ErrorCode.ETIMEDOUT),
+                    $"node {options.Name} did not answer {context.Request.Path} within {AskTimeout.TotalSeconds:0} s (it is busy or stopping); " +
+                    "try again, or ask another node"), Json);
+            }
+        });
         app.MapGet("/health", async (ActorRegistry actors, JobsReadiness jobs) =>
         {
             var cluster = Akka.Cluster.Cluster.Get(app.Services.GetRequiredService<ActorSystem>());
@@ -165,7 +186,14 @@ public static class HttpGateway
     public sealed record Submitted(string JobId);
 
     /// <summary>A refused request: the errno-like code and the sentence.</summary>
-    public sealed record Problem(string Code, string Message);
+    public sealed record Problem(string Code, string Message)
+    {
+        /// <summary>The problem document's title: the errno-like code.</summary>
+        public string Title => Code;
+
+        /// <summary>The problem document's detail: the sentence naming the objects involved.</summary>
+        public string Detail => Message;
+    }
 
     /// <summary>
     /// The body of <c>GET /health</c>: 200 once the node is Up in the cluster, 503 before. <see cref="Jobs"/>:

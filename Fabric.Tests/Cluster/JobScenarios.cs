@@ -143,6 +143,25 @@ public abstract class JobRunsAcrossNodes<TFixture>(TFixture cluster, ITestOutput
     }
 
     [Fact]
+    public async Task A_refusal_is_a_problem_document_with_the_code_as_title_and_the_sentence_as_detail()
+    {
+        using var http = new HttpClient { BaseAddress = new Uri(Cluster["n1"].Gateway) };
+
+        using var missing = await http.GetAsync("jobs/no-such-job");
+        using var bad = await http.PostAsync("jobs", new StringContent("{ \"name\": ", System.Text.Encoding.UTF8, "application/json"));
+        var problem = System.Text.Json.JsonDocument.Parse(await missing.Content.ReadAsStringAsync()).RootElement;
+
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, missing.StatusCode);
+        Assert.Equal("application/problem+json", missing.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("ENOENT", problem.GetProperty("title").GetString());
+        Assert.Equal("there is no job no-such-job", problem.GetProperty("detail").GetString());
+        Assert.Equal("ENOENT", problem.GetProperty("code").GetString());
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Equal("application/problem+json", bad.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync("jobs")).StatusCode);
+    }
+
+    [Fact]
     public async Task Fabric_health_says_the_node_is_ready_with_the_members_it_sees_and_exits_0()
     {
         using var health = FabricProcess.Start("fabric health", "health", "--gateway", Cluster["n2"].Gateway);
