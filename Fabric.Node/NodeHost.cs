@@ -60,11 +60,11 @@ public static class NodeHost
         // in one line (CannotListen) instead of their three reports of it with stack traces.
         var console = StartupConsole.Hold();
         var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(c => c.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+        NodeLogging.Configure(builder.Logging, options.LogLevel);
         // Without a gateway Kestrel still runs (it is the host's server): on a free loopback port, with no routes.
         builder.WebHost.UseUrls(options.NoGateway ? "http://127.0.0.1:0" : $"http://{options.HttpBind}:{options.HttpPort}");
-        builder.Services.AddAkka(FabricClientSystem.ClusterSystemName, (akka, _) => Configure(akka, options, dataPlane));
+        builder.Services.AddAkka(FabricClientSystem.ClusterSystemName, (akka, services) =>
+            Configure(akka, options, dataPlane).AddSetup(new LogBridgeActor.Bridge(services.GetRequiredService<ILoggerFactory>())));
         builder.Services.AddSingleton<JobsReadiness>();
 
         await using var app = builder.Build();
@@ -218,6 +218,12 @@ public static class NodeHost
         return akka
             .AddHocon(ClusterTuning.Hocon, HoconAddMode.Prepend)
             .AddHocon(options.Persistence().ToConfig(), HoconAddMode.Prepend)
+            .ConfigureLoggers(loggers =>
+            {
+                loggers.LogLevel = NodeLogging.AkkaLevel(options.LogLevel);
+                loggers.ClearLoggers();
+                loggers.AddLogger<LogBridgeActor>();
+            })
             .WithRemoting(new RemoteOptions { HostName = options.Host, PublicHostName = options.AdvertisedHost, Port = options.Port })
             .WithClustering(new ClusterOptions { SeedNodes = seeds, Roles = ["fabric-node"] })
             .WithCustomSerializer(FabricSerialization.SerializerName, [typeof(IFabricMessage)], system => new FabricMessageSerializer(system))

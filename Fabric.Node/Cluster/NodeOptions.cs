@@ -53,11 +53,16 @@ public sealed record NodeOptions
     /// <summary>How many devices the node hosts.</summary>
     public int Devices { get; init; } = 2;
 
-    /// <summary>Memory of each device, in bytes.</summary>
+    /// <summary>Memory of each device, in bytes; in JSON a number of bytes or a size as <c>--device-memory</c> takes it (<c>"64MiB"</c>).</summary>
+    [JsonConverter(typeof(SizeConverter))]
     public long DeviceMemory { get; init; } = DeviceProfile.DefaultMemoryBytes;
 
     /// <summary>Queues per device.</summary>
     public int Queues { get; init; } = 4;
+
+    /// <summary>The least level of the node's logs (see <see cref="Hosting.NodeLogging"/>); in JSON, a name such as <c>"debug"</c>.</summary>
+    [JsonConverter(typeof(LogLevelConverter))]
+    public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Information;
 
     /// <summary>IOMMU group of each device, in order; devices past the list get groups of their own.</summary>
     public IReadOnlyList<int> IommuGroups { get; init; } = [];
@@ -144,7 +149,32 @@ public sealed record NodeOptions
         PropertyNameCaseInsensitive = true,
         ReadCommentHandling = JsonCommentHandling.Skip,
         AllowTrailingCommas = true,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
     };
+
+    /// <summary>The keys a <c>--config</c> file may have, as written there.</summary>
+    public static IEnumerable<string> ConfigKeys =>
+        typeof(NodeOptions).GetProperties().Where(p => p.CanWrite && p.GetCustomAttributes(typeof(JsonIgnoreAttribute), false).Length == 0)
+            .Select(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name));
+
+    /// <summary>A size as a number of bytes or as text such as <c>"64MiB"</c>, the way the flag takes it.</summary>
+    private sealed class SizeConverter : JsonConverter<long>
+    {
+        public override long Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+            reader.TokenType == JsonTokenType.String ? ParseSize(reader.GetString()!) : reader.GetInt64();
+
+        public override void Write(Utf8JsonWriter writer, long value, JsonSerializerOptions options) => writer.WriteNumberValue(value);
+    }
+
+    /// <summary>A log level by the names <c>--log-level</c> takes.</summary>
+    private sealed class LogLevelConverter : JsonConverter<Microsoft.Extensions.Logging.LogLevel>
+    {
+        public override Microsoft.Extensions.Logging.LogLevel Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+            Hosting.NodeLogging.Parse(reader.GetString() ?? "", "logLevel");
+
+        public override void Write(Utf8JsonWriter writer, Microsoft.Extensions.Logging.LogLevel value, JsonSerializerOptions options) =>
+            writer.WriteStringValue(value.ToString().ToLowerInvariant());
+    }
 
     /// <summary>Reads a JSON file whose keys are this record's properties (e.g. <c>{"name": "n2", "port": 4054}</c>).</summary>
     public static NodeOptions FromFile(string path)
@@ -154,15 +184,27 @@ public sealed record NodeOptions
             return JsonSerializer.Deserialize<NodeOptions>(File.ReadAllText(path), Json)
                    ?? throw new ArgumentException($"--config {path} is empty");
         }
+        catch (JsonException e) when (UnknownKey(e) is { } key)
+        {
+            throw new ArgumentException($"--config {path}: '{key}' is not a node option (the keys: {string.Join(", ", ConfigKeys)})");
+        }
         catch (JsonException e)
         {
-            throw new ArgumentException($"--config {path} is not valid node options JSON: {e.Message}");
+            throw new ArgumentException($"--config {path} is not valid node options JSON: {(e.InnerException as ArgumentException)?.Message ?? e.Message}");
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"--config {path}: {e.Message}");
         }
         catch (IOException e)
         {
             throw new ArgumentException($"--config {path} cannot be read: {e.Message}");
         }
     }
+
+    /// <summary>The key a file has that no option has, from System.Text.Json's refusal of it; null for other errors.</summary>
+    private static string? UnknownKey(JsonException e) =>
+        e.Path is { Length: > 2 } jsonPath && e.Message.Contains("could not be mapped", StringComparison.Ordinal) ? jsonPath[2..].Trim('[', ']', '\'') : null;
 
     /// <summary>Applies the <c>FABRIC_*</c> environment variables that are set.</summary>
     public NodeOptions WithEnvironment(Func<string, string?> env)
@@ -181,6 +223,7 @@ public sealed record NodeOptions
         if (env("FABRIC_DATA_DIR") is { } data) o = o with { DataDirectory = data };
         if (env("FABRIC_DEVICES") is { } devices) o = o with { Devices = Int(devices, "FABRIC_DEVICES") };
         if (env("FABRIC_DEVICE_MEMORY") is { } memory) o = o with { DeviceMemory = ParseSize(memory) };
+        if (env("FABRIC_LOG_LEVEL") is { } level) o = o with { LogLevel = Hosting.NodeLogging.Parse(level, "FABRIC_LOG_LEVEL") };
         if (env("FABRIC_QUEUES") is { } queues) o = o with { Queues = Int(queues, "FABRIC_QUEUES") };
         if (env("FABRIC_IOMMU_GROUPS") is { } groups) o = o with { IommuGroups = [.. List(groups).Select(g => Int(g, "FABRIC_IOMMU_GROUPS"))] };
         if (env("FABRIC_POSTGRES") is { } pg) o = o with { Postgres = pg };

@@ -28,10 +28,9 @@ namespace Fabric.Node.Jobs;
 ///                 ▼
 ///              stopped ──the next request: the shard starts it again──▶ Recovering
 /// </code>
-/// Each entry into Running starts a run: after a recovery, a new one that recomputes the buffers lost with the job's
-/// old node. In any state the shard may hand it off (its node leaves): HandOff stops the run, and HandingOff answers
-/// reads until the writes in flight are done, then stops; a running job, remembered by the shard, recovers elsewhere
-/// after this incarnation's last write. Persist (of Submitted, RunStarted, the outcome or Cancelled) holds every request
+/// Each entry into Running starts a run (after a recovery, one that recomputes what the old node held). The shard may
+/// hand it off (its node leaves): the run stops, HandingOff answers reads until the writes in flight are done, then
+/// stops; a running job, remembered by the shard, recovers elsewhere after this incarnation's last write. Persist (of Submitted, RunStarted, the outcome or Cancelled) holds every request
 /// until it is written (Akka's own stash); Stopping has the one stash of this actor's own, bounded by <see cref="StashLimit"/>.
 /// </summary>
 internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
@@ -119,6 +118,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     private void Running()
     {
         var node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString();
+        if (_state.Runs > 0) _log.Info("job {0} recovered from its journal ({1} events, {2} run(s) before): run {3} starts here", _state.JobId, _state.Events, _state.Runs, _state.Runs + 1);
         Persist(new RunStarted(node, Now()), e =>
         {
             _state = _state.Apply(e);

@@ -162,6 +162,22 @@ public abstract class JobRunsAcrossNodes<TFixture>(TFixture cluster, ITestOutput
     }
 
     [Fact]
+    public async Task Node_logs_are_one_format_through_Microsoft_Extensions_Logging_with_Fabric_lifecycle_at_Information()
+    {
+        var jobId = await SubmitAsync(WideJob("logged", width: 4, n: 16), "n1");
+        await AwaitJobAsync(jobId, v => v.Status == "Completed", TimeSpan.FromSeconds(60), "n2");
+
+        var line = $"info: Fabric.Node.Jobs.JobEntityActor[0] job {jobId} Completed after 1 runs";
+        var logs = await UntilAsync(() => Task.FromResult(string.Join("\n", Cluster.Members.Select(m => m.Process.Output))), all => all.Contains(line),
+            TimeSpan.FromSeconds(10), $"the line '{line}' in a node's log");
+        var logLines = logs.Split('\n').Where(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (trce|dbug|info|warn|fail|crit): ")).ToList();
+
+        Assert.Contains(logLines, l => l.EndsWith(line, StringComparison.Ordinal));
+        Assert.Contains(logLines, l => l.Contains("info: Fabric.Node.Cluster.NodeRegistryActor[0] node n2 at akka.tcp://fabric@127.0.0.1:"));
+        Assert.DoesNotContain(logs.Split('\n'), l => l.StartsWith("[WARNING][", StringComparison.Ordinal) || l.StartsWith("[INFO][", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Fabric_health_says_the_node_is_ready_with_the_members_it_sees_and_exits_0()
     {
         using var health = FabricProcess.Start("fabric health", "health", "--gateway", Cluster["n2"].Gateway);

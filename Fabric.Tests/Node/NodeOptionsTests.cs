@@ -45,7 +45,46 @@ public sealed class NodeOptionsTests
         finally { File.Delete(file); }
     }
 
+    [Fact]
+    public void A_config_file_takes_sizes_and_log_levels_as_the_flags_do()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"fabric-node-{Guid.NewGuid():N}.json");
+        File.WriteAllText(file, """{ "deviceMemory": "64MiB", "logLevel": "debug", "queues": 3 }""");
+        try
+        {
+            var options = Read($"node --config {file}");
+            var overridden = Read($"node --config {file} --log-level warn", new Dictionary<string, string> { ["FABRIC_LOG_LEVEL"] = "error" });
+            var fromEnvironment = Read($"node --config {file}", new Dictionary<string, string> { ["FABRIC_LOG_LEVEL"] = "error" });
+
+            Assert.Equal(64L << 20, options.DeviceMemory);
+            Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Debug, options.LogLevel);
+            Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Warning, overridden.LogLevel);
+            Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Error, fromEnvironment.LogLevel);
+            Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Information, Read("node").LogLevel);
+        }
+        finally { File.Delete(file); }
+    }
+
     [Theory]
+    [InlineData("""{ "name": "n2", "devicesMemory": "64MiB" }""", "'devicesMemory' is not a node option (the keys: name, host,")]
+    [InlineData("""{ "deviceMemory": "lots" }""", "'lots' is not a size")]
+    [InlineData("""{ "logLevel": "chatty" }""", "logLevel: 'chatty' is not a log level (one of trace, debug, information")]
+    public void A_config_file_with_an_unknown_key_or_a_bad_value_is_refused_naming_it(string json, string named)
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"fabric-node-{Guid.NewGuid():N}.json");
+        File.WriteAllText(file, json);
+        try
+        {
+            var error = Assert.Throws<ArgumentException>(() => Read($"node --config {file}"));
+
+            Assert.StartsWith($"--config {file}", error.Message);
+            Assert.Contains(named, error.Message);
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Theory]
+    [InlineData("node --log-level loud", "--log-level: 'loud' is not a log level")]
     [InlineData("node --port 70000", "--port")]
     [InlineData("node --seeds nohost", "--seeds")]
     [InlineData("node --device-memory lots", "lots")]
