@@ -9,7 +9,15 @@ namespace Fabric.Node.Cli;
 /// <summary>Reads a node's HTTP gateway for the CLI; failures become one clear sentence.</summary>
 public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null) : IDisposable
 {
-    private readonly HttpClient _http = new() { BaseAddress = new Uri(Gateways.Check(baseUrl) + "/"), Timeout = timeout ?? TimeSpan.FromSeconds(60) };
+    private readonly HttpClient _http = Client(baseUrl, timeout, Environment.GetEnvironmentVariable(GatewayAuth.TokenVariable));
+
+    /// <summary>An HTTP client for the gateway at <paramref name="baseUrl"/>, sending the API token when there is one.</summary>
+    private static HttpClient Client(string baseUrl, TimeSpan? timeout, string? token)
+    {
+        var http = new HttpClient { BaseAddress = new Uri(Gateways.Check(baseUrl) + "/"), Timeout = timeout ?? TimeSpan.FromSeconds(60) };
+        if (!string.IsNullOrEmpty(token)) http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        return http;
+    }
 
     public const string DefaultUrl = "http://127.0.0.1:5080";
 

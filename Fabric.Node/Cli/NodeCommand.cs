@@ -23,6 +23,7 @@ public static class NodeCommand
     private static readonly Option<int> Queues = new("--queues") { Description = "Queues per device. Default 4. Env FABRIC_QUEUES." };
     private static readonly Option<string> IommuGroups = new("--iommu-groups") { Description = "IOMMU group of each device, comma-separated (e.g. 0,0,1); devices past the list get their own. Env FABRIC_IOMMU_GROUPS." };
     private static readonly Option<string> LogLevel = new("--log-level") { Description = $"The least level of the node's log lines: {string.Join(", ", Hosting.NodeLogging.Levels)}. Default information: Fabric's own events (nodes lost, jobs recovered and ended) and everyone's warnings; debug adds Akka's and ASP.NET Core's routine. Env FABRIC_LOG_LEVEL." };
+    private static readonly Option<string> ApiToken = new("--api-token") { Description = "The gateway's API token (16 or more characters): submitting and cancelling need it as Authorization: Bearer <token>, and so do reads from other machines. Required with an --http-bind beyond loopback. Env FABRIC_API_TOKEN (better: a command line is visible to every user)." };
     private static readonly Option<string> Sqlite = new("--sqlite") { Description = "The SQLite journal file, shared by the nodes of one machine. Default .fabric/fabric.db. Env FABRIC_SQLITE." };
     private static readonly Option<string> Postgres = new("--postgres") { Description = "PostgreSQL connection string for the journal. Default: SQLite in the data directory. Env FABRIC_POSTGRES." };
 
@@ -34,7 +35,7 @@ public static class NodeCommand
             "Example of a 3-node cluster on one machine: fabric node --name n1 --port 4053 --http-port 5080; " +
             "fabric node --name n2 --port 4054 --http-port 5081 --seeds 127.0.0.1:4053; " +
             "fabric node --name n3 --port 4055 --http-port 5082 --seeds 127.0.0.1:4053.");
-        foreach (var option in new Option[] { Config, Name, Host, PublicHost, Port, Seeds, DataPort, HttpBind, HttpPort, NoGateway, ReadyFile, DataDir, Devices, DeviceMemory, Queues, IommuGroups, LogLevel, Sqlite, Postgres })
+        foreach (var option in new Option[] { Config, Name, Host, PublicHost, Port, Seeds, DataPort, HttpBind, HttpPort, NoGateway, ReadyFile, DataDir, Devices, DeviceMemory, Queues, IommuGroups, LogLevel, ApiToken, Sqlite, Postgres })
             command.Options.Add(option);
         command.SetAction(async (parse, cancel) =>
         {
@@ -72,6 +73,7 @@ public static class NodeCommand
         if (Given(parse, Devices)) options = options with { Devices = parse.GetValue(Devices) };
         if (Given(parse, DeviceMemory)) options = options with { DeviceMemory = NodeOptions.ParseSize(parse.GetValue(DeviceMemory)!) };
         if (Given(parse, LogLevel)) options = options with { LogLevel = Hosting.NodeLogging.Parse(parse.GetValue(LogLevel)!, "--log-level") };
+        if (Given(parse, ApiToken)) options = options with { ApiToken = parse.GetValue(ApiToken) };
         if (Given(parse, Queues)) options = options with { Queues = parse.GetValue(Queues) };
         if (Given(parse, IommuGroups))
             options = options with { IommuGroups = [.. NodeOptions.List(parse.GetValue(IommuGroups)!).Select(g => int.TryParse(g, out var n) ? n : throw new ArgumentException($"--iommu-groups: '{g}' is not a whole number"))] };

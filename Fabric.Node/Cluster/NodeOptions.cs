@@ -38,6 +38,12 @@ public sealed record NodeOptions
     /// <summary>The HTTP gateway's port; 0 lets the system choose a free one (the node reports which).</summary>
     public int HttpPort { get; init; } = 5080;
 
+    /// <summary>
+    /// The gateway's API token: changes (submit, cancel) need it as <c>Authorization: Bearer</c>, and so do reads from
+    /// other machines (<see cref="Gateway.GatewayAuth"/>). Required when the gateway listens beyond loopback.
+    /// </summary>
+    public string? ApiToken { get; init; }
+
     /// <summary>Runs the node without its HTTP gateway.</summary>
     public bool NoGateway { get; init; }
 
@@ -105,6 +111,11 @@ public sealed record NodeOptions
                 ? $"--host {Host} listens on every interface, but other nodes and clients need one address to reach this node: pass --public-host " +
                   "(this machine's address or DNS name, as the others reach it)"
                 : $"--public-host {PublicHost} is not an address others can reach this node at: give this machine's address or DNS name");
+        if (!NoGateway && ApiToken is null && !IsLoopback(HttpBind))
+            throw new ArgumentException($"--http-bind {HttpBind} opens the gateway beyond this machine, where anyone reaching it could submit and cancel jobs: " +
+                                        $"give an API token (--api-token or {Gateway.GatewayAuth.TokenVariable}), or bind 127.0.0.1");
+        if (ApiToken is { } apiToken && (apiToken.Length < 16 || apiToken.Any(char.IsWhiteSpace)))
+            throw new ArgumentException("--api-token must be at least 16 characters without spaces (e.g. openssl rand -hex 16, or any long random word)");
         if (Port is < 0 or > 65535) throw new ArgumentException($"--port must be 0..65535, not {Port}");
         if (HttpPort is < 0 or > 65535) throw new ArgumentException($"--http-port must be 0..65535, not {HttpPort}");
         if (DataPort is < 0 or > 65535) throw new ArgumentException($"--data-port must be 0..65535, not {DataPort}");
@@ -115,6 +126,10 @@ public sealed record NodeOptions
         Persistence().Validate();
         return this;
     }
+
+    /// <summary>Whether <paramref name="host"/> is this machine only: localhost or a loopback address.</summary>
+    private static bool IsLoopback(string host) =>
+        host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || (System.Net.IPAddress.TryParse(host.Trim('[', ']'), out var address) && System.Net.IPAddress.IsLoopback(address));
 
     /// <summary>An address that means "every interface" when bound to, and nothing when connected to.</summary>
     private static bool IsWildcard(string host) => host.Trim('[', ']') is "0.0.0.0" or "::" or "*" or "+" or "";
@@ -223,6 +238,7 @@ public sealed record NodeOptions
         if (env("FABRIC_DATA_DIR") is { } data) o = o with { DataDirectory = data };
         if (env("FABRIC_DEVICES") is { } devices) o = o with { Devices = Int(devices, "FABRIC_DEVICES") };
         if (env("FABRIC_DEVICE_MEMORY") is { } memory) o = o with { DeviceMemory = ParseSize(memory) };
+        if (env(Gateway.GatewayAuth.TokenVariable) is { Length: > 0 } token) o = o with { ApiToken = token };
         if (env("FABRIC_LOG_LEVEL") is { } level) o = o with { LogLevel = Hosting.NodeLogging.Parse(level, "FABRIC_LOG_LEVEL") };
         if (env("FABRIC_QUEUES") is { } queues) o = o with { Queues = Int(queues, "FABRIC_QUEUES") };
         if (env("FABRIC_IOMMU_GROUPS") is { } groups) o = o with { IommuGroups = [.. List(groups).Select(g => Int(g, "FABRIC_IOMMU_GROUPS"))] };

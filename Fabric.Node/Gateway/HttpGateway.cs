@@ -53,6 +53,7 @@ public static class HttpGateway
                     "try again, or ask another node"), Json);
             }
         });
+        app.Use(new GatewayAuth(options.ApiToken).InvokeAsync);
         app.MapGet("/health", async (ActorRegistry actors, JobsReadiness jobs) =>
         {
             var cluster = Akka.Cluster.Cluster.Get(app.Services.GetRequiredService<ActorSystem>());

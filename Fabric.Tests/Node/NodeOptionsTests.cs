@@ -46,6 +46,17 @@ public sealed class NodeOptionsTests
     }
 
     [Fact]
+    public void A_gateway_beyond_loopback_runs_with_an_api_token_from_the_flag_or_the_environment()
+    {
+        var flag = Read("node --http-bind 0.0.0.0 --api-token 0123456789abcdef");
+        var environment = Read("node --http-bind 10.1.2.3", new Dictionary<string, string> { ["FABRIC_API_TOKEN"] = "fedcba9876543210" });
+
+        Assert.Equal("0123456789abcdef", flag.ApiToken);
+        Assert.Equal("fedcba9876543210", environment.ApiToken);
+        Assert.Null(Read("node --http-bind localhost").ApiToken);
+    }
+
+    [Fact]
     public void A_config_file_takes_sizes_and_log_levels_as_the_flags_do()
     {
         var file = Path.Combine(Path.GetTempPath(), $"fabric-node-{Guid.NewGuid():N}.json");
@@ -85,6 +96,8 @@ public sealed class NodeOptionsTests
 
     [Theory]
     [InlineData("node --log-level loud", "--log-level: 'loud' is not a log level")]
+    [InlineData("node --http-bind 0.0.0.0", "give an API token (--api-token or FABRIC_API_TOKEN)")]
+    [InlineData("node --api-token short", "--api-token must be at least 16 characters")]
     [InlineData("node --port 70000", "--port")]
     [InlineData("node --seeds nohost", "--seeds")]
     [InlineData("node --device-memory lots", "lots")]
@@ -120,14 +133,15 @@ public sealed class NodeOptionsTests
         {
             var parse = FabricCli.Build().Parse(args);
             Assert.Empty(parse.Errors);
-            var options = NodeCommand.Read(parse, _ => null);
+            var options = NodeCommand.Read(parse, Token);
             Assert.Equal(PersistenceProvider.PostgreSql, options.Persistence().Provider);
             Assert.All(options.Seeds, seed => Assert.Contains(NodeOptions.ParseEndpoint(seed, "seed").Host, services));
             Assert.Contains(options.PublicHost!, services);
         }
-        Assert.Equal(3, commands.Select(c => NodeCommand.Read(FabricCli.Build().Parse(c), _ => null).Name).Distinct().Count());
+        Assert.Equal(3, commands.Select(c => NodeCommand.Read(FabricCli.Build().Parse(c), Token).Name).Distinct().Count());
+        Assert.Contains("FABRIC_API_TOKEN: ${FABRIC_API_TOKEN:?", compose); // the gateways listen beyond loopback: a token from the user's environment
         // The same seeds everywhere, all the nodes: a restarted n1 (the first seed) finds the others and joins them.
-        var seeds = commands.Select(c => NodeCommand.Read(FabricCli.Build().Parse(c), _ => null).Seeds.Order().ToArray()).ToList();
+        var seeds = commands.Select(c => NodeCommand.Read(FabricCli.Build().Parse(c), Token).Seeds.Order().ToArray()).ToList();
         Assert.All(seeds, s => Assert.Equal(seeds[0], s));
         Assert.Equal(3, seeds[0].Length);
     }
@@ -149,6 +163,8 @@ public sealed class NodeOptionsTests
         var sources = Array.IndexOf(dockerfile, "COPY . .");
         Assert.InRange(restore, 0, sources - 1);
     }
+
+    private static string? Token(string name) => name == "FABRIC_API_TOKEN" ? "a-token-of-16-chars-or-more" : null;
 
     private static string FindUp(string file)
     {
