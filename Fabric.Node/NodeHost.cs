@@ -239,7 +239,7 @@ public static class NodeHost
                 // Remembered in the journal (ClusterTuning: remember-entities-store = eventsourced, state-store-mode = ddata).
                 var settings = ClusterShardingSettings.Create(system).WithRole("fabric-node").WithRememberEntities(true);
                 registry.Register<JobRegionKey>(ClusterSharding.Get(system).Start(JobEntity.TypeName,
-                    entityId => entityId == JobIndex.EntityId ? JobIndex.Props() : JobEntity.Props(entityId, devices, new JobRunOptions()),
+                    entityId => JobEntity.RegionEntity(entityId, devices, new JobRunOptions()),
                     settings, new JobEntity.MessageExtractor(), JobShardAllocation.For(system), JobEntity.HandOff.Instance));
             });
     }

@@ -79,6 +79,10 @@ public static class JobEntity
     /// <summary>How long an ended job waits for a request before it stops (passivates); asked again later, it recovers.</summary>
     public static readonly TimeSpan DefaultIdleAfterEnd = TimeSpan.FromSeconds(20);
 
+    /// <summary>The props of entity <paramref name="entityId"/> of the job region: the job index (<see cref="JobIndex.EntityId"/>) or a job.</summary>
+    public static Props RegionEntity(string entityId, IActorRef deviceManager, JobRunOptions options, TimeSpan? idleAfterEnd = null) =>
+        entityId == JobIndex.EntityId ? JobIndex.Props() : Props(entityId, deviceManager, options, idleAfterEnd);
+
     /// <summary>The entity of job <paramref name="jobId"/>; it runs the job on <paramref name="deviceManager"/>'s cluster.</summary>
     public static Props Props(string jobId, IActorRef deviceManager, JobRunOptions options, TimeSpan? idleAfterEnd = null)
     {

@@ -37,7 +37,6 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
 {
     /// <summary>Submissions a stopping job with no history holds for its next start; more are refused with EBUSY.</summary>
     internal const int StashLimit = 100;
-
     /// <summary>How often a stopping entity asks the shard again (it ignores a Passivate while it holds messages for it).</summary>
     private static readonly TimeSpan AskRestEvery = TimeSpan.FromSeconds(5);
 
@@ -105,11 +104,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     }
 
     /// <summary>Answers a question of a job with no history, then stops: it keeps nothing.</summary>
-    private void AnswerAndStop(object answer)
-    {
-        Sender.Tell(answer);
-        Become(Stopping);
-    }
+    private void AnswerAndStop(object answer) { Sender.Tell(answer); Become(Stopping); }
 
     /// <summary>
     /// A run is under way. On entry: RunStarted is persisted (requests wait in Akka's stash until it is), then the run
@@ -154,20 +149,22 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
         Housekeeping();
     }
 
-    /// <summary>Persists how the job ended (an outcome, or a cancel answered to <paramref name="replyTo"/>); snapshot; Ended.</summary>
-    private void PersistEnd(IJobEvent end, IActorRef? replyTo) => Persist(end, e =>
+    /// <summary>Persists how the job ended (an outcome, or a cancel answered to <paramref name="replyTo"/>); Ended. The snapshot comes
+    /// first, so a job's outputs are stored once: in its Completed event, which a recovery replays after the snapshot.</summary>
+    private void PersistEnd(IJobEvent end, IActorRef? replyTo)
     {
-        _state = _state.Apply(e);
         SaveSnapshot(_state);
-        _log.Info("job {0} {1} after {2} runs", _state.JobId, _state.Status, _state.Runs);
-        replyTo?.Tell(JobDecisions.Summary(_state));
-        Become(Ended);
-    });
+        Persist(end, e =>
+        {
+            _state = _state.Apply(e);
+            _log.Info("job {0} {1} after {2} runs", _state.JobId, _state.Status, _state.Runs);
+            replyTo?.Tell(JobDecisions.Summary(_state));
+            Become(Ended);
+        });
+    }
 
-    /// <summary>
-    /// Progress events are persisted without holding up the entity (the journal batches them): a wide job reports
-    /// thousands, and a lost one is harmless — the run that follows a crash recomputes what it cannot prove done.
-    /// </summary>
+    /// <summary>Progress events are persisted without holding up the entity (the journal batches them): a wide job reports thousands,
+    /// and a lost one is harmless — the run that follows a crash recomputes what it cannot prove done.</summary>
     private void Record(IJobEvent e) => PersistAsync(e, persisted =>
     {
         _state = _state.Apply(persisted);
@@ -179,7 +176,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     /// <summary>
     /// Completed, Failed or Cancelled: it answers from its state, and needs no news of nodes. It stops (passivates) once nobody has
     /// asked about it for the idle time; so it leaves the shard's remembered entities, and a shard that moves after a
-    /// node loss restarts only the jobs still running. Asked again later, it recovers from its final snapshot.
+    /// node loss restarts only the jobs still running. Asked again later, it recovers (its last snapshot and its end event).
     /// </summary>
     private void Ended()
     {
@@ -198,11 +195,10 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     }
 
     /// <summary>
-    /// On entry: asks the shard to stop this entity (Passivate), again every few seconds until it answers with Rest.
-    /// From then on the shard holds this job's messages until the actor has stopped, and then starts it again for them.
-    /// Meanwhile questions are answered from the state (New or Ended: nothing here changes it). A Start for a job with
-    /// no history cannot be served (its run would end with the stop): it is stashed, and handed back to the shard
-    /// with Rest, so that the next incarnation serves it.
+    /// On entry: asks the shard to stop this entity (Passivate), again every few seconds until it answers with Rest; then
+    /// the shard holds this job's messages until the actor has stopped, and starts it again for them. Meanwhile questions
+    /// are answered from the state (New or Ended: nothing changes it). A Start for a job with no history is stashed and
+    /// handed back to the shard with Rest (its run would end with the stop), so that the next incarnation serves it.
     /// </summary>
     private void Stopping()
     {
@@ -238,8 +234,11 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
         Command<ClusterEvent.IClusterDomainEvent>(_ => { });
         Command<NodeRegistry.NodeLost>(_ => { });
         Command<NodeRegistry.NodeAvailable>(_ => { });
-        Command<SaveSnapshotSuccess>(_ => { });
+        // Only the latest snapshot is kept: each holds every task, and recovery reads the latest alone.
+        Command<SaveSnapshotSuccess>(m => DeleteSnapshots(new SnapshotSelectionCriteria(m.Metadata.SequenceNr - 1)));
         Command<SaveSnapshotFailure>(f => _log.Warning("job {0}: snapshot not saved: {1}", _state.JobId, f.Cause.Message));
+        Command<DeleteSnapshotsSuccess>(_ => { });
+        Command<DeleteSnapshotsFailure>(f => _log.Warning("job {0}: older snapshots not deleted: {1}", _state.JobId, f.Cause.Message));
     }
 
     /// <summary>
@@ -274,11 +273,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     }
 
     /// <summary>Cancels the run if it is still going (its client is disposed once the run has released its contexts).</summary>
-    private void EndRun()
-    {
-        _run?.Stop();
-        _run = null;
-    }
+    private void EndRun() { _run?.Stop(); _run = null; }
 
     protected override void PreStart()
     {

@@ -37,6 +37,18 @@ public static class JobIndex
         [IgnoreMember] public string JobId => EntityId;
     }
 
+    /// <summary>Whether job <paramref name="Id"/> was ever submitted → <see cref="Found"/>.</summary>
+    [MessagePackObject]
+    [Manifest("JobIndex.Lookup")]
+    public sealed record Lookup([property: Key(0)] string Id) : JobEntity.IJobMessage
+    {
+        [IgnoreMember] public string JobId => EntityId;
+    }
+
+    [MessagePackObject]
+    [Manifest("JobIndex.Found")]
+    public sealed record Found([property: Key(0)] string Id, [property: Key(1)] bool Known) : IFabricMessage;
+
     [MessagePackObject]
     [Manifest("JobIndex.Listing")]
     public sealed record Listing([property: Key(0)] ImmutableArray<JobListing> Jobs) : IFabricMessage;
@@ -49,27 +61,35 @@ public static class JobIndex
     private sealed class JobIndexActor : ReceivePersistentActor
     {
         private ImmutableArray<JobListing> _jobs = [];
+        private readonly HashSet<string> _ids = new(StringComparer.Ordinal);
 
         public JobIndexActor()
         {
-            Recover<JobListing>(j => _jobs = _jobs.Add(j));
+            Recover<JobListing>(Added);
             Command<Add>(m =>
             {
                 var replyTo = Sender;
-                if (_jobs.Any(j => j.JobId == m.Job.JobId))
+                if (_ids.Contains(m.Job.JobId))
                 {
                     replyTo.Tell(new ContextAck());
                     return;
                 }
                 Persist(m.Job, j =>
                 {
-                    _jobs = _jobs.Add(j);
+                    Added(j);
                     replyTo.Tell(new ContextAck());
                 });
             });
             Command<List>(_ => Sender.Tell(new Listing(_jobs)));
+            Command<Lookup>(m => Sender.Tell(new Found(m.Id, _ids.Contains(m.Id))));
             // Persist holds every command until its event is written, so the hand-off stops it after its last write.
             Command<JobEntity.HandOff>(_ => Context.Stop(Self));
+        }
+
+        private void Added(JobListing job)
+        {
+            _jobs = _jobs.Add(job);
+            _ids.Add(job.JobId);
         }
 
         public override string PersistenceId => "job-index";

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using Akka.Actor;
 using Fabric.Core;
@@ -40,12 +41,14 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
         if (Unplaceable(spec, devices) is { } unplaceable) throw new FabricException(unplaceable);
         if (TooBig(spec) is { } tooBig) throw new FabricException(tooBig);
         jobId ??= $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..6]}";
-        // The entity first: a Start that fails leaves nothing listed. A listing that fails after it is made good by the
-        // retry the caller makes under the same id (both steps are idempotent).
+        // The listing first: reads of a job the index does not list are answered without waking an entity (nothing is
+        // written for a typo), so a job must be listed before it can start. A listing whose Start then fails or expires
+        // stays a job that never started (ENOENT; not in `fabric jobs`); the caller's retry under the same id starts it.
+        await Ask<JobIndex.ContextAck>(new JobIndex.Add(new JobIndex.JobListing(jobId, spec.Name, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())), cancel, SubmitTimeout);
         var left = expires - DateTimeOffset.UtcNow;
         if (left <= TimeSpan.Zero) throw new AskTimeoutException($"the submission of job {jobId} took its {SubmitTimeout.TotalSeconds:0} s before it reached the job");
         await Ask<JobEntity.Accepted>(new JobEntity.Start(jobId, spec, expires.ToUnixTimeMilliseconds()), cancel, left);
-        await Ask<JobIndex.ContextAck>(new JobIndex.Add(new JobIndex.JobListing(jobId, spec.Name, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())), cancel, SubmitTimeout);
+        _known.TryAdd(jobId, 0);
         return jobId;
     }
 
@@ -98,15 +101,39 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
         return null;
     }
 
-    public Task<JobState> GetAsync(string jobId, CancellationToken cancel) => Ask<JobState>(new JobEntity.Get(jobId), cancel);
+    public async Task<JobState> GetAsync(string jobId, CancellationToken cancel)
+    {
+        await KnownAsync(jobId, cancel);
+        return await Ask<JobState>(new JobEntity.Get(jobId), cancel);
+    }
 
     /// <summary>Cancels a running job → its state, Cancelled; an ended job → EINVAL, an unknown one → ENOENT (<see cref="JobEntity.Cancel"/>).</summary>
-    public Task<JobState> CancelAsync(string jobId, CancellationToken cancel) => Ask<JobState>(new JobEntity.Cancel(jobId), cancel, SubmitTimeout);
+    public async Task<JobState> CancelAsync(string jobId, CancellationToken cancel)
+    {
+        await KnownAsync(jobId, cancel);
+        return await Ask<JobState>(new JobEntity.Cancel(jobId), cancel, SubmitTimeout);
+    }
+
+    /// <summary>Ids the job index has listed (jobs are never removed from it), so that a read asks the index once per job.</summary>
+    private readonly ConcurrentDictionary<string, byte> _known = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// A job the index does not list → ENOENT, answered without asking its entity: an entity woken for a job that does
+    /// not exist would be written to the shard's remembered entities (and out again) for nothing.
+    /// </summary>
+    private async Task KnownAsync(string jobId, CancellationToken cancel)
+    {
+        if (_known.ContainsKey(jobId)) return;
+        if (!(await Ask<JobIndex.Found>(new JobIndex.Lookup(jobId), cancel)).Known)
+            throw new FabricException(new FabricError(ErrorCode.ENOENT, $"there is no job {jobId}"));
+        _known.TryAdd(jobId, 0);
+    }
 
     /// <summary>An output of a completed job, fetched in chunks that fit a message.</summary>
     public async Task<byte[]> GetOutputAsync(string jobId, string name, CancellationToken cancel)
     {
         const int chunk = 1 << 20;
+        await KnownAsync(jobId, cancel);
         var first = await Ask<JobEntity.OutputChunk>(new JobEntity.GetOutput(jobId, name, 0, chunk), cancel);
         var data = new byte[first.Total];
         first.Data.CopyTo(data, 0);
@@ -123,8 +150,9 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
     public async Task<ImmutableArray<JobState>> ListAsync(CancellationToken cancel)
     {
         var listing = await Ask<JobIndex.Listing>(new JobIndex.List(), cancel);
+        foreach (var job in listing.Jobs) _known.TryAdd(job.JobId, 0);
         var states = await Task.WhenAll(listing.Jobs.Select(j => GetAsync(j.JobId, cancel)));
-        // A listing whose job never started (a submission that failed after listing it, before listings followed starts).
+        // A listing whose job never started (its Start failed or expired after the listing).
         return [.. states.Where(s => s.Status != JobStatus.Unknown)];
     }
 

@@ -274,8 +274,56 @@ public sealed class JobEntityTests : Akka.TestKit.Xunit2.TestKit
         cluster.RegisterOnMemberUp(() => up.TrySetResult());
         await cluster.JoinAsync(cluster.SelfAddress);
         await up.Task.WaitAsync(Wait);
-        return await ClusterSharding.Get(Sys).StartAsync(JobEntity.TypeName, id => JobEntity.Props(id, deviceManager, Options, idleAfterEnd),
+        return await ClusterSharding.Get(Sys).StartAsync(JobEntity.TypeName, id => JobEntity.RegionEntity(id, deviceManager, Options, idleAfterEnd),
             ClusterShardingSettings.Create(Sys), new JobEntity.MessageExtractor(), JobShardAllocation.For(Sys), JobEntity.HandOff.Instance);
+    }
+
+    [Fact]
+    public async Task A_wide_job_stores_its_outputs_once_and_keeps_only_its_latest_snapshot()
+    {
+        var region = await RegionAsync(_devices);
+        var builder = new JobBuilder("wide").Ramp("x", 1024);
+        const int tasks = 210; // 2 + 2 × 210 + 1 events: snapshots after 200 and 400 while it runs, one before its end
+        for (var i = 0; i < tasks; i++)
+        {
+            var factor = i + 1f;
+            builder.Output($"o{i}", 4096).Task($"t{i}", t => t.Scale($"o{i}", "x", factor));
+        }
+        var spec = builder.Build();
+
+        await region.Ask<JobEntity.Accepted>(new JobEntity.Start("wide", spec), Wait);
+        var completed = await AwaitJobAsync(region, "wide", s => s.IsFinished);
+        var outputs = completed.Outputs.Sum(o => o.Size);
+        await AwaitAssertAsync(async () => Assert.Equal(1, await RowsAsync("snapshot", "job-wide")), Wait, TimeSpan.FromMilliseconds(100));
+        var journal = await PayloadBytesAsync("journal", "message", "job-wide");
+        var snapshot = await PayloadBytesAsync("snapshot", "snapshot", "job-wide");
+        var last = Assert.IsType<JobEntity.OutputChunk>(await region.Ask<object>(new JobEntity.GetOutput("wide", $"o{tasks - 1}", 0, 8192), Wait));
+
+        Assert.Equal((JobStatus.Completed, tasks, 4096L * tasks), (completed.Status, completed.CompletedTasks, outputs));
+        Assert.Equal(completed.Events, await RowsAsync("journal", "job-wide"));
+        Assert.True(journal >= outputs && journal < outputs + outputs / 4, $"the journal holds {journal} bytes for {outputs} bytes of outputs: they are stored once");
+        Assert.True(snapshot < outputs / 4, $"the snapshot holds {snapshot} bytes for {outputs} bytes of outputs: it must not copy them");
+        Assert.Equal(Enumerable.Range(0, 1024).Select(i => i * (float)tasks), JobSamples.ToFloats(last.Data)); // x[i] = i, scaled by 210
+    }
+
+    [Fact]
+    public async Task Reading_a_job_that_was_never_submitted_writes_nothing()
+    {
+        var region = await RegionAsync(_devices);
+        var jobs = new JobsService(Sys, region, _devices);
+        var id = await jobs.SubmitAsync(JobSamples.Diamond(), CancellationToken.None, "real");
+        await AwaitJobAsync(region, id, s => s.IsFinished);
+        var before = await AllJournalRowsAsync();
+
+        var get = await Assert.ThrowsAsync<FabricException>(() => jobs.GetAsync("typo", CancellationToken.None));
+        var output = await Assert.ThrowsAsync<FabricException>(() => jobs.GetOutputAsync("typo", "d", CancellationToken.None));
+        var cancel = await Assert.ThrowsAsync<FabricException>(() => jobs.CancelAsync("typo", CancellationToken.None));
+        var known = await jobs.GetAsync(id, CancellationToken.None);
+
+        Assert.All([get, output, cancel], e => Assert.Equal((ErrorCode.ENOENT, "there is no job typo"), (e.Error.Code, e.Error.Message)));
+        Assert.Equal(JobStatus.Completed, known.Status);
+        Assert.DoesNotContain("typo", await EntitiesAsync(region));
+        Assert.Equal(before, await AllJournalRowsAsync());
     }
 
     private static async Task<JobState> AwaitJobAsync(IActorRef entities, string jobId, Func<JobState, bool> until)
@@ -292,6 +340,27 @@ public sealed class JobEntityTests : Akka.TestKit.Xunit2.TestKit
 
     private static async Task<ImmutableArray<string>> EntitiesAsync(IActorRef region) =>
         [.. (await region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, Wait)).Shards.SelectMany(s => s.EntityIds)];
+
+    /// <summary>The bytes of the payloads (column <paramref name="column"/>) the journal or snapshot table holds for one persistence id.</summary>
+    private async Task<long> PayloadBytesAsync(string table, string column, string persistenceId)
+    {
+        await using var connection = new SqliteConnection(PersistenceOptions.Sqlite(_root).EffectiveConnectionString);
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT COALESCE(SUM(LENGTH({column})), 0) FROM {table} WHERE persistence_id = @id";
+        command.Parameters.AddWithValue("@id", persistenceId);
+        return Convert.ToInt64(await command.ExecuteScalarAsync());
+    }
+
+    /// <summary>All rows of the journal table, whoever wrote them (jobs, the index, the shards' remembered entities).</summary>
+    private async Task<long> AllJournalRowsAsync()
+    {
+        await using var connection = new SqliteConnection(PersistenceOptions.Sqlite(_root).EffectiveConnectionString);
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT COUNT(*) FROM journal";
+        return Convert.ToInt64(await command.ExecuteScalarAsync());
+    }
 
     /// <summary>The rows the journal or snapshot table holds for one persistence id (none while the plugin has not made the table yet).</summary>
     private async Task<long> RowsAsync(string table, string persistenceId)
