@@ -66,6 +66,7 @@ public static class NodeHost
         builder.Services.AddAkka(FabricClientSystem.ClusterSystemName, (akka, services) =>
             Configure(akka, options, dataPlane).AddSetup(new LogBridgeActor.Bridge(services.GetRequiredService<ILoggerFactory>())));
         builder.Services.AddSingleton<JobsReadiness>();
+        builder.Services.AddSingleton<JobHistory>();
 
         await using var app = builder.Build();
         if (!options.NoGateway) HttpGateway.Map(app, options);

@@ -32,6 +32,10 @@ public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null) : ID
     public Task<JobView[]> JobsAsync(CancellationToken cancel) => GetAsync<JobView[]>("jobs", cancel);
     public Task<JobView> JobAsync(string id, CancellationToken cancel) => GetAsync<JobView>($"jobs/{Uri.EscapeDataString(id)}", cancel);
 
+    /// <summary>A job's events from sequence number <paramref name="from"/> on, at most <see cref="JobHistory.MaxEvents"/>.</summary>
+    public Task<JobHistory.Entry[]> EventsAsync(string id, long from, CancellationToken cancel) =>
+        GetAsync<JobHistory.Entry[]>($"jobs/{Uri.EscapeDataString(id)}/events?from={from}", cancel);
+
     /// <summary>Submits a job spec (JSON) → its id; a refused spec → <see cref="GatewayException"/> with the code and sentence.</summary>
     public async Task<string> SubmitAsync(string json, CancellationToken cancel, string? jobId = null)
     {

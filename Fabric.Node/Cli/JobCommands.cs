@@ -242,6 +242,27 @@ public static class JobCommands
         return command;
     }
 
+    /// <summary>
+    /// Every event of the job, read a page (<see cref="JobHistory.MaxEvents"/>) at a time: one line each — time, #sequence,
+    /// sentence — or, with <paramref name="json"/>, one JSON array. Exit 0; an unknown job is the gateway's ENOENT (exit 1).
+    /// </summary>
+    private static async Task<int> PrintEventsAsync(GatewaySet gateways, string jobId, bool json, CancellationToken cancel)
+    {
+        var all = new List<JobHistory.Entry>();
+        for (long from = 1; ;)
+        {
+            var page = await gateways.AskAsync((c, t) => c.EventsAsync(jobId, from, t), GatewaySet.ReadPatience, cancel);
+            all.AddRange(page);
+            if (page.Length < JobHistory.MaxEvents) break;
+            from = page[^1].Sequence + 1;
+        }
+        if (json) { Console.Out.WriteLine(JsonSerializer.Serialize(all, HttpGateway.Json)); return 0; }
+        foreach (var e in all)
+            Console.Out.WriteLine($"{DateTimeOffset.FromUnixTimeMilliseconds(e.AtMs).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture)} " +
+                                  $"#{e.Sequence} {e.Text}");
+        return 0;
+    }
+
     public static Command Job()
     {
         var id = new Argument<string>("id") { Description = "The job id that fabric submit printed." };
@@ -258,16 +279,25 @@ public static class JobCommands
             Description = "Cancel the running job: its tasks stop, the device memory they held is released, and the job ends Cancelled " +
                           "(persisted: it stays cancelled). An ended job is refused.",
         };
+        var events = new Option<bool>("--events")
+        {
+            Description = "Print the job's history as persisted, one line per event: its time (ISO-8601, UTC), #sequence number and a " +
+                          "sentence (submitted, run-started, placed, completed, failed, lost, recomputed, run-stopped, job-completed, " +
+                          "job-failed, cancelled). With --json: the events as JSON.",
+        };
         var noVerify = NoVerifyOption();
         var timeout = TimeoutOption();
         var gateway = Gateways.Option();
-        var command = new Command("job", "Shows one job: its tasks, where each was placed, attempts, recomputations and timings; or fetches an output; or waits for it; or cancels it.");
+        var command = new Command("job", "Shows one job: its tasks, where each was placed, attempts, recomputations and timings; or its history " +
+                                         "(--events); or fetches an output; or waits for it; or cancels it.");
         command.Arguments.Add(id);
-        foreach (var option in new Option[] { output, outFile, json, wait, cancelJob, noVerify, timeout, gateway }) command.Options.Add(option);
+        foreach (var option in new Option[] { output, outFile, json, events, wait, cancelJob, noVerify, timeout, gateway }) command.Options.Add(option);
         command.SetAction(async (parse, cancel) =>
         {
             var jobId = parse.GetValue(id)!;
             if (parse.GetValue(output) is not null && parse.GetValue(outFile) is null) return await Usage("job", "--output needs --out FILE");
+            if (parse.GetValue(events) && (parse.GetValue(wait) || parse.GetValue(cancelJob) || parse.GetValue(output) is not null))
+                return await Usage("job", "--events shows the history alone: leave out --wait, --cancel and --output");
             if (!TryDuration(parse.GetValue(timeout)!, out var patience))
                 return await Usage("job", $"--timeout: '{parse.GetValue(timeout)}' is not a duration (examples: 90s, 10m, 2h)");
             return await Gateways.RunAsync("job", parse.GetValue(gateway), async gateways =>
@@ -279,6 +309,7 @@ public static class JobCommands
                     Console.Out.WriteLine($"job {jobId} cancelled with {cancelled.CompletedTasks}/{cancelled.Tasks} tasks completed");
                     return 0;
                 }
+                if (parse.GetValue(events)) return await PrintEventsAsync(gateways, jobId, parse.GetValue(json), cancel);
                 if (parse.GetValue(wait)) return await WaitAsync("job", gateways, jobId, null, !parse.GetValue(noVerify), patience, cancel);
                 if (parse.GetValue(output) is { } name)
                 {

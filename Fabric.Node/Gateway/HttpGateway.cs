@@ -99,7 +99,7 @@ public static class HttpGateway
     /// <summary>
     /// <c>POST /jobs[?id=chosen-id]</c> (a job spec as JSON → 202 with the job id, or 400 with the code and sentence),
     /// <c>GET /jobs</c>, <c>GET /jobs/{id}</c>, <c>DELETE /jobs/{id}</c> (cancels it), <c>GET /jobs/{id}/spec</c>,
-    /// <c>GET /jobs/{id}/outputs/{name}</c> (the bytes).
+    /// <c>GET /jobs/{id}/events</c> (its history), <c>GET /jobs/{id}/outputs/{name}</c> (the bytes).
     /// </summary>
     private static void MapJobs(WebApplication app)
     {
@@ -153,6 +153,29 @@ public static class HttpGateway
                 ? Results.Json(new Problem(nameof(ErrorCode.ENOENT), $"there is no job {id}"), Json, statusCode: 404)
                 : Results.Text(JobJson.Write(state.Spec), "application/json");
         }));
+        // The job's history from the journal, one entry per event (JobHistory): ?from=SEQ (default 1), ?max=N (default and at
+        // most JobHistory.MaxEvents). 404 for a job with no history; 503 when the journal cannot be read in time.
+        app.MapGet("/jobs/{id}/events", async (string id, HttpRequest request, JobHistory history, CancellationToken cancel) =>
+        {
+            var (from, max, error) = EventsRange(request.Query);
+            if (error is not null) return Results.Json(new Problem(nameof(ErrorCode.EINVAL), error), Json, statusCode: 400);
+            try
+            {
+                return await history.ReadAsync(id, from, max, cancel) is { } events
+                    ? Results.Json(events, Json)
+                    : Results.Json(new Problem(nameof(ErrorCode.ENOENT), $"there is no job {id}"), Json, statusCode: 404);
+            }
+            catch (TimeoutException)
+            {
+                return Results.Json(new Problem(nameof(ErrorCode.ETIMEDOUT),
+                    $"the journal did not answer with the events of job {id} within {JobHistory.ReadTimeout.TotalSeconds:0} s; try again"), Json, statusCode: 503);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // The database refused or is gone (its driver's exception, through linq2db and the stream).
+                return Results.Json(new Problem(nameof(ErrorCode.EIO), $"the journal could not be read for the events of job {id}: {e.Message}"), Json, statusCode: 503);
+            }
+        });
         app.MapGet("/jobs/{id}/outputs/{name}", (string id, string name, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>
         {
             try
@@ -180,8 +203,21 @@ public static class HttpGateway
         }
         catch (FabricException e)
         {
-            return Results.Json(new Problem(e.Code.ToString(), e.Error.Message), Json, statusCode: 503);
+            // A job nobody submitted is a 404 wherever the refusal was raised; anything else left is the node failing to answer.
+            return Results.Json(new Problem(e.Code.ToString(), e.Error.Message), Json, statusCode: e.Code == ErrorCode.ENOENT ? 404 : 503);
         }
+    }
+
+    /// <summary><c>from</c> and <c>max</c> of an events request, or the sentence saying what is wrong with them.</summary>
+    private static (long From, int Max, string? Error) EventsRange(IQueryCollection query)
+    {
+        long from = 1;
+        var max = JobHistory.MaxEvents;
+        if (query["from"].FirstOrDefault() is { } f && (!long.TryParse(f, out from) || from < 1))
+            return (0, 0, $"from={f} is not a sequence number (1 is the first event)");
+        if (query["max"].FirstOrDefault() is { } m && (!int.TryParse(m, out max) || max < 1 || max > JobHistory.MaxEvents))
+            return (0, 0, $"max={m} is not a count from 1 to {JobHistory.MaxEvents}");
+        return (from, max, null);
     }
 
     public sealed record Submitted(string JobId);

@@ -83,9 +83,9 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
     }
 
     /// <summary>A job's journal is <c>job-&lt;id&gt;</c>; this id would share the job index's.</summary>
-    private const string ReservedId = "index";
+    internal const string ReservedId = "index";
 
-    private static bool IsValidId(string id) =>
+    internal static bool IsValidId(string id) =>
         id.Length is > 0 and <= 64 && char.IsAsciiLetterOrDigit(id[0]) && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
 
     /// <summary>A task whose node or device kind the cluster does not have → EINVAL naming it.</summary>

@@ -275,6 +275,61 @@ public abstract class JobRunsAcrossNodes<TFixture>(TFixture cluster, ITestOutput
     }
 
     [Fact]
+    public async Task A_jobs_events_read_from_the_journal_tell_its_history_as_its_view_counts_it_through_the_gateway_and_the_CLI()
+    {
+        var jobId = await SubmitAsync(WideJob("history", width: 4, n: 16), "n1");
+        var view = await AwaitJobAsync(jobId, v => v.Status is "Completed" or "Failed", TimeSpan.FromSeconds(60), "n2");
+
+        using var gateway = new GatewayClient(Cluster["n3"].Gateway);
+        var events = await gateway.EventsAsync(jobId, 1, CancellationToken.None);
+        using var http = new HttpClient { BaseAddress = new Uri(Cluster["n2"].Gateway) };
+        var page = System.Text.Json.JsonSerializer.Deserialize<JobHistory.Entry[]>(await http.GetStringAsync($"jobs/{jobId}/events?from=3&max=2"),
+            Fabric.Node.Gateway.HttpGateway.Json)!;
+        using var missing = await http.GetAsync("jobs/no-such-job/events");
+        var problem = System.Text.Json.JsonDocument.Parse(await missing.Content.ReadAsStringAsync()).RootElement;
+        using var beyond = await http.GetAsync($"jobs/{jobId}/events?from={events.Length + 1}");
+        using var badMax = await http.GetAsync($"jobs/{jobId}/events?max=0");
+        using var cli = FabricProcess.Start("fabric job --events", "job", jobId, "--events", "--gateway", Cluster["n1"].Gateway);
+        var cliExit = await cli.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        using var cliMissing = FabricProcess.Start("fabric job --events (unknown)", "job", "no-such-job", "--events", "--gateway", Cluster["n1"].Gateway);
+        var cliMissingExit = await cliMissing.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Output.WriteLine(cli.Output);
+        AssertEachTaskCompletedOnce(view);
+        Assert.Equal(Enumerable.Range(1, (int)view.Events).Select(i => (long)i), events.Select(e => e.Sequence));
+        Assert.Equal("submitted", events[0].Kind);
+        Assert.Equal($"job {jobId} (history) submitted: {view.Tasks} tasks in 3 stages", events[0].Text[..events[0].Text.LastIndexOf(',')]);
+        Assert.Equal(view.SubmittedAt!.Value.ToUnixTimeMilliseconds(), events[0].AtMs);
+        Assert.Equal("job-completed", events[^1].Kind);
+        Assert.Equal(view.FinishedAt!.Value.ToUnixTimeMilliseconds(), events[^1].AtMs);
+        Assert.Equal(view.Runs, events.Count(e => e.Kind == "run-started"));
+        Assert.Equal(view.TaskDetails.Sum(t => t.Attempts), events.Count(e => e.Kind == "placed"));
+        foreach (var task in view.TaskDetails)
+        {
+            Assert.Equal(task.Attempts, events.Count(e => e.Kind == "placed" && e.Text.StartsWith($"task {task.Name} placed on ", StringComparison.Ordinal)));
+            var completed = Assert.Single(events, e => e.Kind == "completed" && e.Text.StartsWith($"task {task.Name} ", StringComparison.Ordinal));
+            Assert.StartsWith($"task {task.Name} completed on {task.AttemptLog[^1].Device} in ", completed.Text);
+        }
+        Assert.Equal(view.Tasks, events.Count(e => e.Kind == "completed"));
+        Assert.Equal(events[2..4], page);
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, missing.StatusCode);
+        Assert.Equal("application/problem+json", missing.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("ENOENT", problem.GetProperty("title").GetString());
+        Assert.Equal("there is no job no-such-job", problem.GetProperty("detail").GetString());
+        Assert.Equal(System.Net.HttpStatusCode.OK, beyond.StatusCode);
+        Assert.Equal("[]", await beyond.Content.ReadAsStringAsync());
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, badMax.StatusCode);
+
+        // The CLI: one line per event, its time in ISO-8601 UTC, #sequence, the sentence.
+        Assert.Equal(0, cliExit);
+        var lines = cli.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.Equal(events.Select(e => DateTimeOffset.FromUnixTimeMilliseconds(e.AtMs).ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'",
+            System.Globalization.CultureInfo.InvariantCulture) + $" #{e.Sequence} {e.Text}"), lines);
+        Assert.Equal(1, cliMissingExit);
+        Assert.Equal("fabric job: ENOENT: there is no job no-such-job", cliMissing.Errors.Trim());
+    }
+
+    [Fact]
     public async Task A_submission_under_a_chosen_id_starts_the_job_once_however_often_it_is_sent()
     {
         using var gateway = new GatewayClient(Cluster["n2"].Gateway);
