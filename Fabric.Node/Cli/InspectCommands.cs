@@ -33,7 +33,8 @@ public static class InspectCommands
     {
         var gateway = Gateways.Option();
         var json = JsonOption();
-        var command = new Command("nodes", "Lists the cluster's members as one node sees them: name, address, status, reachability, devices.");
+        var command = new Command("nodes", "Lists the cluster's members as one node sees them: name, address, status, reachability, devices; then the nodes removed in the last " +
+            $"{NodeRegistry.RemovedRetention.TotalMinutes:0} minutes and why (downed: lost and removed by the cluster; left: stopped gracefully).");
         command.Options.Add(gateway);
         command.Options.Add(json);
         command.SetAction((parse, cancel) => Gateways.RunAsync("nodes", parse.GetValue(gateway), async gateways =>
@@ -44,10 +45,26 @@ public static class InspectCommands
             foreach (var n in nodes.Nodes)
                 table.AddRow(Markup.Escape(n.Node == nodes.Self ? $"{n.Node} (this)" : n.Node), Markup.Escape(n.Address), Markup.Escape(n.Gateway ?? ""),
                     n.Status, n.Reachable ? "yes" : "[red]no[/]", n.Devices.ToString());
-            WideConsole().Write(table);
+            var console = WideConsole();
+            console.Write(table);
+            if (!nodes.Removed.IsDefaultOrEmpty) WriteRemoved(console, nodes.Removed, DateTimeOffset.UtcNow);
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>The nodes removed in the last minutes: name, address, why (downed or left) and how long ago.</summary>
+    public static void WriteRemoved(IAnsiConsole console, IReadOnlyList<NodeRegistry.RemovedNode> removed, DateTimeOffset now)
+    {
+        var table = new Table().AddColumns("removed node", "address", "why", "when")
+            .Caption($"[grey]removed in the last {NodeRegistry.RemovedRetention.TotalMinutes:0} min[/]");
+        foreach (var r in removed)
+        {
+            var ago = now - DateTimeOffset.FromUnixTimeMilliseconds(r.AtMs);
+            var when = ago < TimeSpan.FromMinutes(1) ? $"{Math.Max(0, ago.TotalSeconds):0} s ago" : $"{ago.TotalMinutes:0} min ago";
+            table.AddRow(Markup.Escape(r.Node), Markup.Escape(r.Address), r.Reason == "downed" ? "[red]downed[/]" : r.Reason, when);
+        }
+        console.Write(table);
     }
 
     public static void WriteDevices(IAnsiConsole console, IReadOnlyList<DeviceInfo> devices)

@@ -24,6 +24,7 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
     private readonly HashSet<Address> _probing = [];
     private readonly Dictionary<Address, NodeSnapshot> _snapshots = [];
     private readonly HashSet<string> _departed = [];
+    private readonly LinkedList<RemovedNode> _removed = []; // the latest first
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private NodeSnapshot? _own;
     private string? _gateway;
@@ -47,7 +48,7 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
         Receive<ClusterEvent.MemberLeft>(m => OnMember(m.Member));
         Receive<ClusterEvent.MemberExited>(m => OnMember(m.Member));
         Receive<ClusterEvent.MemberDowned>(m => OnMember(m.Member));
-        Receive<ClusterEvent.MemberRemoved>(m => OnRemoved(m.Member));
+        Receive<ClusterEvent.MemberRemoved>(m => OnRemoved(m.Member, m.PreviousStatus));
         Receive<ClusterEvent.UnreachableMember>(m =>
         {
             _unreachable.Add(m.Member.Address);
@@ -132,18 +133,36 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
         if (isNew && _own is not null && member.Address != _cluster.SelfAddress) RegistryAt(member.Address).Tell(_own);
     }
 
-    private void OnRemoved(Member member)
+    private void OnRemoved(Member member, MemberStatus previous)
     {
         _members.Remove(member.Address);
         _unreachable.Remove(member.Address);
         _gone.Remove(member.Address);
+        // Down before removal: the split-brain resolver (or an operator) downed it; Exiting: it left on its own.
+        var reason = previous == MemberStatus.Down ? "downed" : "left";
+        var name = _snapshots.GetValueOrDefault(member.Address)?.Node ?? "";
+        if (member.Address != _cluster.SelfAddress) Remember(new RemovedNode(name, member.Address.ToString(), reason, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
         if (_snapshots.Remove(member.Address, out var gone))
         {
             _departed.Add(gone.Node);
             Announce(new NodeRegistry.NodeLost(gone.Node, member.Address));
-            _log.Info("node {0} at {1} left the cluster", gone.Node, member.Address);
+            _log.Info("node {0} at {1} was removed from the cluster ({2})", gone.Node, member.Address, reason);
         }
         PeersChanged();
+    }
+
+    private void Remember(RemovedNode removed)
+    {
+        _removed.AddFirst(removed);
+        while (_removed.Count > MaxRemoved) _removed.RemoveLast();
+    }
+
+    /// <summary>The removed nodes still within <see cref="RemovedRetention"/>, the latest first; older ones are forgotten.</summary>
+    private ImmutableArray<RemovedNode> Removed()
+    {
+        var oldest = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - (long)RemovedRetention.TotalMilliseconds;
+        while (_removed.Last is { } last && last.Value.AtMs < oldest) _removed.RemoveLast();
+        return [.. _removed];
     }
 
     private void Announce(object e) => Context.System.EventStream.Publish(e);
@@ -171,6 +190,6 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
             return new NodeStatus(snapshot?.Node ?? "", m.Address.ToString(), m.Status.ToString(), !Unavailable(m.Address),
                 snapshot?.Devices.Length ?? 0, m.Address == self ? _gateway : snapshot?.Gateway);
         });
-        return new NodeList(_node, [.. rows.OrderBy(r => r.Node, StringComparer.Ordinal)]);
+        return new NodeList(_node, [.. rows.OrderBy(r => r.Node, StringComparer.Ordinal)], Removed());
     }
 }

@@ -43,6 +43,6 @@ public sealed class GatewaySetTests
     /// <summary>A gateway whose <c>/nodes</c> answers the list given, or 503 (busy) for null.</summary>
     private static Task<ScriptedGateway> NodesServer(Func<NodeRegistry.NodeStatus[]?> nodes) => ScriptedGateway.StartAsync(app =>
         app.MapGet("/nodes", () => nodes() is { } list
-            ? Results.Json(new NodeRegistry.NodeList("n1", [.. list]), HttpGateway.Json)
+            ? Results.Json(new NodeRegistry.NodeList("n1", [.. list], []), HttpGateway.Json)
             : ScriptedGateway.Problem("EBUSY", "the node is busy", 503)));
 }

@@ -115,6 +115,16 @@ public sealed class FabricProcess : IDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>SIGTERM, as <c>kill PID</c> or a container stop sends: the process shuts down gracefully (a node leaves the cluster).</summary>
+    public void Terminate()
+    {
+        if (!_process.HasExited && SendSignal(_process.Id, 15) != 0)
+            throw new InvalidOperationException($"{Label}: kill(SIGTERM) failed with errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SendSignal(int pid, int signal);
+
     /// <summary>SIGKILL: no shutdown hook, no goodbye to the cluster.</summary>
     public void Kill()
     {
