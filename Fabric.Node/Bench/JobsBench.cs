@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Fabric.Core.Gateway;
 using Fabric.Core;
 using Fabric.Core.Commands;
 using Fabric.Core.Jobs;

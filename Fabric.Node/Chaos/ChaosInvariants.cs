@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Fabric.Core.Gateway;
 using Fabric.Core.Jobs;
 using Fabric.Core.Protocol;
 using Fabric.Node.Jobs;
@@ -80,7 +81,7 @@ public static class ChaosInvariants
                 problems.Add($"sequence numbers jump to {history[i].Sequence} at event {i + 1}");
                 break;
             }
-        if (history.IsDefaultOrEmpty || history[0].Event is not Submitted submitted)
+        if (history.IsDefaultOrEmpty || history[0].Event is not JobEvents.Submitted submitted)
             problems.Add("the first event is not Submitted");
         else if (JobJson.Write(submitted.Spec) != JobJson.Write(job.Spec))
             problems.Add("the submitted spec differs from the one sent");
@@ -127,7 +128,7 @@ public static class ChaosInvariants
     /// </summary>
     public static IEnumerable<Violation> StateEqualsJournal(string jobId, ImmutableArray<JournalEntry> history, JobView shown)
     {
-        var folded = JobView.Of(history.Aggregate(JobState.Empty(jobId), (state, entry) => state.Apply(entry.Event)));
+        var folded = JobViews.Of(history.Aggregate(JobState.Empty(jobId), (state, entry) => state.Apply(entry.Event)));
         var problems = new List<string>();
         void Same<T>(string what, T journal, T state)
         {

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using System.Diagnostics;
 using Fabric.Core.Client;
+using Fabric.Core.Gateway;
 using Fabric.Core.Jobs;
 using Fabric.Core.Protocol;
 using Fabric.Node.Cli;

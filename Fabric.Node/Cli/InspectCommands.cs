@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
+using Fabric.Core.Gateway;
 using Fabric.Core.Protocol;
 using Fabric.Node.Cluster;
 using Fabric.Node.Gateway;
@@ -54,7 +55,7 @@ public static class InspectCommands
     }
 
     /// <summary>The nodes removed in the last minutes: name, address, why (downed or left) and how long ago.</summary>
-    public static void WriteRemoved(IAnsiConsole console, IReadOnlyList<NodeRegistry.RemovedNode> removed, DateTimeOffset now)
+    public static void WriteRemoved(IAnsiConsole console, IReadOnlyList<RemovedNode> removed, DateTimeOffset now)
     {
         var table = new Table().AddColumns("removed node", "address", "why", "when")
             .Caption($"[grey]removed in the last {NodeRegistry.RemovedRetention.TotalMinutes:0} min[/]");

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using Fabric.Core.Gateway;
 using Fabric.Core;
 using Fabric.Core.Jobs;
 using Fabric.Node.Gateway;
@@ -128,56 +129,43 @@ public static class JobCommands
         gateways.Note = message => console.MarkupLine($"[grey]{Markup.Escape(message)}[/]");
         var clock = Stopwatch.StartNew();
         TimeSpan Left() => timeout - clock.Elapsed > TimeSpan.Zero ? timeout - clock.Elapsed : TimeSpan.Zero;
-        await gateways.LearnAsync(TimeSpan.FromSeconds(5), cancel);
-        var learnedAt = clock.Elapsed;
-        var view = await gateways.AskAsync((c, t) => c.JobAsync(jobId, t), Left(), cancel);
 
-        // Shows each answer until the job ends or the time is up; a while without any gateway answering is the end too.
-        async Task Follow(Action<JobView> show)
-        {
-            while (true)
-            {
-                show(view);
-                if (HasEnded(view) || Left() == TimeSpan.Zero) return;
-                await Task.Delay(200, cancel);
-                // Again every 10 s (members come and go), and at once while the last try heard no list.
-                if (!gateways.Learned || clock.Elapsed - learnedAt > TimeSpan.FromSeconds(10))
-                {
-                    await gateways.LearnAsync(TimeSpan.Zero, cancel);
-                    learnedAt = clock.Elapsed;
-                }
-                try { view = await gateways.AskAsync((c, t) => c.JobAsync(jobId, t), Left(), cancel); }
-                catch (GatewayException) when (Left() == TimeSpan.Zero) { return; }
-            }
-        }
-
-        var stages = view.TaskDetails.GroupBy(t => t.Stage).OrderBy(g => g.Key).Select(g => (Stage: g.Key, Tasks: g.Count())).ToList();
+        // The stages as the first answer lists them; each answer then moves the bars (a line per completed stage when piped).
+        List<(int Stage, int Tasks)>? stages = null;
         int Done(JobView v, int stage) => v.TaskDetails.Count(t => t.Stage == stage && t.Completions > 0);
+        List<(int Stage, int Tasks)> StagesOf(JobView v) =>
+            [.. v.TaskDetails.GroupBy(t => t.Stage).OrderBy(g => g.Key).Select(g => (Stage: g.Key, Tasks: g.Count()))];
+        JobView view;
         if (console.Profile.Capabilities.Interactive)
-            await console.Progress()
+            view = await console.Progress()
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
                 .StartAsync(async progress =>
                 {
-                    var bars = stages.ToDictionary(s => s.Stage, s => progress.AddTask($"stage {s.Stage + 1} ({s.Tasks} tasks)", maxValue: s.Tasks));
-                    await Follow(v =>
+                    Dictionary<int, ProgressTask>? bars = null;
+                    return await gateways.FollowAsync(jobId, timeout, v =>
                     {
+                        bars ??= (stages = StagesOf(v)).ToDictionary(s => s.Stage, s => progress.AddTask($"stage {s.Stage + 1} ({s.Tasks} tasks)", maxValue: s.Tasks));
                         foreach (var (stage, bar) in bars) bar.Value = Done(v, stage);
                         progress.Refresh();
-                    });
+                    }, cancel);
                 });
         else
         {
             // Piped or in a file: no bars, a line as each stage completes.
             var reported = new HashSet<int>();
-            console.MarkupLine($"job {Markup.Escape(jobId)}: {view.Tasks} tasks in {stages.Count} stage(s), {view.Status}");
-            await Follow(v =>
+            view = await gateways.FollowAsync(jobId, timeout, v =>
             {
+                if (stages is null)
+                {
+                    stages = StagesOf(v);
+                    console.MarkupLine($"job {Markup.Escape(jobId)}: {v.Tasks} tasks in {stages.Count} stage(s), {v.Status}");
+                }
                 foreach (var (stage, tasks) in stages)
                     if (Done(v, stage) == tasks && reported.Add(stage))
                         console.MarkupLine($"stage {stage + 1}: {tasks} task(s) done at {clock.Elapsed.TotalSeconds:0.0} s");
-            });
+            }, cancel);
         }
-        if (!HasEnded(view))
+        if (!GatewaySet.HasEnded(view))
         {
             await Console.Error.WriteLineAsync($"fabric {command}: ETIMEDOUT: job {jobId} is still {view.Status} after {clock.Elapsed.TotalSeconds:0} s of waiting " +
                                                $"({view.CompletedTasks}/{view.Tasks} tasks); it goes on: wait again with fabric job {jobId} --wait");
@@ -209,8 +197,6 @@ public static class JobCommands
                            $" (host check {checking.Elapsed.TotalSeconds:0.0} s)");
         return failures == 0 ? 0 : 1;
     }
-
-    private static bool HasEnded(JobView view) => view.Status is nameof(JobStatus.Completed) or nameof(JobStatus.Failed) or nameof(JobStatus.Cancelled);
 
     public static Command Jobs()
     {
@@ -248,7 +234,7 @@ public static class JobCommands
     /// </summary>
     private static async Task<int> PrintEventsAsync(GatewaySet gateways, string jobId, bool json, CancellationToken cancel)
     {
-        var all = new List<JobHistory.Entry>();
+        var all = new List<JobHistoryEntry>();
         for (long from = 1; ;)
         {
             var page = await gateways.AskAsync((c, t) => c.EventsAsync(jobId, from, t), GatewaySet.ReadPatience, cancel);

@@ -1,4 +1,5 @@
 using System.Numerics;
+using Fabric.Core.Gateway;
 using Fabric.Core.Jobs;
 
 namespace Fabric.Node.Cli;

@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Akka.Actor;
+using Fabric.Core.Gateway;
 using Fabric.Core;
 using Fabric.Core.Protocol;
 using Fabric.Core.Serialization;
@@ -52,47 +53,9 @@ public static class NodeRegistry
     [Manifest("NodeRegistry.GetNodes")]
     public sealed record GetNodes : IFabricMessage;
 
-    /// <summary>
-    /// The members, and the nodes removed from the cluster in the last <see cref="RemovedRetention"/> (at most
-    /// <see cref="MaxRemoved"/>, the latest first), as <c>ray status</c> keeps its dead nodes.
-    /// </summary>
-    [MessagePackObject]
-    [Manifest("NodeRegistry.NodeList")]
-    public sealed record NodeList(
-        [property: Key(0)] string Self,
-        [property: Key(1)] ImmutableArray<NodeStatus> Nodes,
-        [property: Key(2)] ImmutableArray<RemovedNode> Removed) : IFabricMessage;
-
     /// <summary>How long <see cref="NodeList.Removed"/> keeps a removed node.</summary>
     public static readonly TimeSpan RemovedRetention = TimeSpan.FromMinutes(10);
 
     /// <summary>The most removed nodes <see cref="NodeList.Removed"/> keeps (the oldest go first).</summary>
     public const int MaxRemoved = 64;
-
-    /// <summary>
-    /// A node removed from the cluster: its name (empty if it never published), address, why — <c>downed</c> (it
-    /// stopped answering, or its process was gone, and the cluster's split-brain resolver removed it) or <c>left</c>
-    /// (it stopped gracefully) — and when this node saw it removed (Unix ms).
-    /// </summary>
-    [MessagePackObject]
-    [Manifest("NodeRegistry.RemovedNode")]
-    public sealed record RemovedNode(
-        [property: Key(0)] string Node,
-        [property: Key(1)] string Address,
-        [property: Key(2)] string Reason,
-        [property: Key(3)] long AtMs) : IFabricMessage;
-
-    /// <summary>
-    /// A member as this node sees it; <paramref name="Node"/> is empty until it has published, <paramref name="Gateway"/>
-    /// null while its HTTP gateway is unknown (or it has none).
-    /// </summary>
-    [MessagePackObject]
-    [Manifest("NodeRegistry.NodeStatus")]
-    public sealed record NodeStatus(
-        [property: Key(0)] string Node,
-        [property: Key(1)] string Address,
-        [property: Key(2)] string Status,
-        [property: Key(3)] bool Reachable,
-        [property: Key(4)] int Devices,
-        [property: Key(5)] string? Gateway = null) : IFabricMessage;
 }

@@ -4,6 +4,7 @@ using Akka.Cluster;
 using Akka.Event;
 using Akka.Remote;
 using Fabric.Core.Client;
+using Fabric.Core.Gateway;
 using Fabric.Core.Protocol;
 using Fabric.Devices;
 using static Fabric.Node.Cluster.NodeRegistry;

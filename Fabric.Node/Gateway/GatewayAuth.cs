@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
+using Fabric.Core.Gateway;
 using Fabric.Core;
 using Microsoft.AspNetCore.Http;
 
@@ -15,7 +16,7 @@ namespace Fabric.Node.Gateway;
 public sealed class GatewayAuth(string? token)
 {
     /// <summary>The environment variable the CLI and the node read the token from.</summary>
-    public const string TokenVariable = "FABRIC_API_TOKEN";
+    public const string TokenVariable = Fabric.Core.Gateway.GatewayClient.TokenVariable;
 
     private readonly byte[]? _digest = token is null ? null : SHA256.HashData(Encoding.UTF8.GetBytes(token));
 
@@ -47,6 +48,6 @@ public sealed class GatewayAuth(string? token)
         }
         context.Response.StatusCode = StatusCodes.Status401Unauthorized;
         context.Response.Headers.WWWAuthenticate = "Bearer";
-        await context.Response.WriteAsJsonAsync(new HttpGateway.Problem(nameof(ErrorCode.EACCES), refusal), HttpGateway.Json);
+        await context.Response.WriteAsJsonAsync(new Problem(nameof(ErrorCode.EACCES), refusal), HttpGateway.Json);
     }
 }

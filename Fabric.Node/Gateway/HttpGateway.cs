@@ -3,6 +3,7 @@ using System.Text.Json.Serialization;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Hosting;
+using Fabric.Core.Gateway;
 using Fabric.Core.Protocol;
 using Fabric.Devices;
 using Fabric.Core;
@@ -22,11 +23,8 @@ namespace Fabric.Node.Gateway;
 /// </summary>
 public static class HttpGateway
 {
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        Converters = { new JsonStringEnumConverter() },
-        WriteIndented = false,
-    };
+    /// <summary>The gateway's JSON (<see cref="GatewayJson.Options"/>).</summary>
+    public static readonly JsonSerializerOptions Json = GatewayJson.Options;
 
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(5);
 
@@ -57,14 +55,14 @@ public static class HttpGateway
         app.MapGet("/health", async (ActorRegistry actors, JobsReadiness jobs) =>
         {
             var cluster = Akka.Cluster.Cluster.Get(app.Services.GetRequiredService<ActorSystem>());
-            var nodes = await actors.Get<NodeRegistryKey>().Ask<NodeRegistry.NodeList>(new NodeRegistry.GetNodes(), AskTimeout);
+            var nodes = await actors.Get<NodeRegistryKey>().Ask<NodeList>(new NodeRegistry.GetNodes(), AskTimeout);
             var status = cluster.SelfMember.Status;
             var body = new Health(options.Name, cluster.SelfAddress.ToString(), status.ToString(),
                 nodes.Nodes.Count(n => n.Status == nameof(MemberStatus.Up) && n.Reachable), nodes.Nodes.Length, jobs.State);
             return Results.Json(body, Json, statusCode: status == MemberStatus.Up ? 200 : 503);
         });
         app.MapGet("/nodes", async (ActorRegistry actors) =>
-            Results.Json(await actors.Get<NodeRegistryKey>().Ask<NodeRegistry.NodeList>(new NodeRegistry.GetNodes(), AskTimeout), Json));
+            Results.Json(await actors.Get<NodeRegistryKey>().Ask<NodeList>(new NodeRegistry.GetNodes(), AskTimeout), Json));
         app.MapGet("/devices", async (ActorRegistry actors) =>
             Results.Json((await actors.Get<NodeRegistryKey>().Ask<DeviceRequests.DeviceList>(new DeviceRequests.ListDevices(), AskTimeout)).Devices, Json));
         // This node's own devices, asked now (not the registry's copy): exact counters, for checks that need them.
@@ -115,7 +113,7 @@ public static class HttpGateway
                 try
                 {
                     var jobId = await Jobs(actors).SubmitAsync(JobJson.Parse(text), cancel, request.Query["id"].FirstOrDefault());
-                    return Results.Json(new Submitted(jobId), Json, statusCode: 202);
+                    return Results.Json(new JobAccepted(jobId), Json, statusCode: 202);
                 }
                 catch (FabricException e) when (e.Code != ErrorCode.ETIMEDOUT)
                 {
@@ -126,20 +124,20 @@ public static class HttpGateway
             });
         });
         app.MapGet("/jobs", async (ActorRegistry actors, CancellationToken cancel) =>
-            await Answer(async () => Results.Json((await Jobs(actors).ListAsync(cancel)).Select(JobView.Of), Json)));
+            await Answer(async () => Results.Json((await Jobs(actors).ListAsync(cancel)).Select(JobViews.Of), Json)));
         app.MapGet("/jobs/{id}", (string id, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>
         {
             var state = await Jobs(actors).GetAsync(id, cancel);
             return state.Status == JobStatus.Unknown
                 ? Results.Json(new Problem(nameof(ErrorCode.ENOENT), $"there is no job {id}"), Json, statusCode: 404)
-                : Results.Json(JobView.Of(state), Json);
+                : Results.Json(JobViews.Of(state), Json);
         }));
         // Cancels a running job: 200 with the job, Cancelled; 404 for an unknown job, 409 for one that has ended.
         app.MapDelete("/jobs/{id}", (string id, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>
         {
             try
             {
-                return Results.Json(JobView.Of(await Jobs(actors).CancelAsync(id, cancel)), Json);
+                return Results.Json(JobViews.Of(await Jobs(actors).CancelAsync(id, cancel)), Json);
             }
             catch (FabricException e) when (e.Code is ErrorCode.ENOENT or ErrorCode.EINVAL)
             {
@@ -219,24 +217,6 @@ public static class HttpGateway
             return (0, 0, $"max={m} is not a count from 1 to {JobHistory.MaxEvents}");
         return (from, max, null);
     }
-
-    public sealed record Submitted(string JobId);
-
-    /// <summary>A refused request: the errno-like code and the sentence.</summary>
-    public sealed record Problem(string Code, string Message)
-    {
-        /// <summary>The problem document's title: the errno-like code.</summary>
-        public string Title => Code;
-
-        /// <summary>The problem document's detail: the sentence naming the objects involved.</summary>
-        public string Detail => Message;
-    }
-
-    /// <summary>
-    /// The body of <c>GET /health</c>: 200 once the node is Up in the cluster, 503 before. <see cref="Jobs"/>:
-    /// <see cref="JobsReadiness.Ready"/> once this node's job region has answered, <see cref="JobsReadiness.Starting"/> before.
-    /// </summary>
-    public sealed record Health(string Node, string Address, string Status, int UpMembers, int Members, string Jobs);
 }
 
 /// <summary>The key of the node's registry in Akka.Hosting's actor registry.</summary>

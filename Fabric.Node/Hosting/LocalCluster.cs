@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Fabric.Core.Gateway;
 
 namespace Fabric.Node.Hosting;
 
@@ -113,8 +114,8 @@ public sealed class LocalCluster : IAsyncDisposable
         var all = new List<Fabric.Core.Protocol.DeviceInfo>();
         foreach (var node in Running)
         {
-            using var gateway = new Cli.GatewayClient(node.Gateway, TimeSpan.FromSeconds(10));
-            all.AddRange(await Cli.GatewayClient.RetryAsync(() => gateway.LocalDevicesAsync(cancel), cancel));
+            using var gateway = new GatewayClient(node.Gateway, TimeSpan.FromSeconds(10));
+            all.AddRange(await GatewayClient.RetryAsync(() => gateway.LocalDevicesAsync(cancel), cancel));
         }
         return all;
     }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using Fabric.Core.Gateway;
 using Fabric.Node.Cli;
 
 namespace Fabric.Node.Hosting;
@@ -194,7 +195,7 @@ public sealed class LocalNode
     public int? ExitCode => _process is { HasExited: true } p ? p.ExitCode : null;
 
     /// <summary>The node's own view, or null while its gateway does not answer (or its process is not Up yet).</summary>
-    public async Task<Gateway.HttpGateway.Health?> HealthAsync(CancellationToken cancel)
+    public async Task<Health?> HealthAsync(CancellationToken cancel)
     {
         if (!IsReady) return null;
         using var gateway = new GatewayClient(Gateway, TimeSpan.FromSeconds(2));

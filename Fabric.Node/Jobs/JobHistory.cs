@@ -4,6 +4,7 @@ using Akka.Persistence.Query;
 using Akka.Persistence.Sql.Query;
 using Akka.Streams;
 using Akka.Streams.Dsl;
+using Fabric.Core.Gateway;
 using Fabric.Core.Jobs;
 using static Fabric.Node.Jobs.JobEvents;
 
@@ -28,9 +29,6 @@ public sealed class JobHistory(ActorSystem system)
     /// </summary>
     public static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(8);
 
-    /// <summary>One event: its sequence number in the job's journal, when it happened (Unix ms), its kind, and a sentence.</summary>
-    public sealed record Entry(long Sequence, long AtMs, string Kind, string Text);
-
     private readonly object _gate = new();
     private Task<SqlReadJournal>? _journal;
     private IMaterializer? _materializer;
@@ -40,7 +38,7 @@ public sealed class JobHistory(ActorSystem system)
     /// history (never submitted). Throws <see cref="TimeoutException"/> past <see cref="ReadTimeout"/>, and the database's
     /// own exception when it cannot be read.
     /// </summary>
-    public async Task<ImmutableArray<Entry>?> ReadAsync(string jobId, long from, int max, CancellationToken cancel)
+    public async Task<ImmutableArray<JobHistoryEntry>?> ReadAsync(string jobId, long from, int max, CancellationToken cancel)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(from, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
@@ -53,7 +51,7 @@ public sealed class JobHistory(ActorSystem system)
         return events;
     }
 
-    private async Task<ImmutableArray<Entry>> ReadEventsAsync(string persistenceId, long from, int max, CancellationToken cancel)
+    private async Task<ImmutableArray<JobHistoryEntry>> ReadEventsAsync(string persistenceId, long from, int max, CancellationToken cancel)
     {
         var (journal, materializer) = await JournalAsync();
         var to = from > long.MaxValue - max ? long.MaxValue : from + max - 1;
@@ -83,7 +81,7 @@ public sealed class JobHistory(ActorSystem system)
     }
 
     /// <summary>The line for event <paramref name="sequence"/> of a job: its kind and a sentence naming what it concerns.</summary>
-    public static Entry Describe(long sequence, IJobEvent e) => e switch
+    public static JobHistoryEntry Describe(long sequence, IJobEvent e) => e switch
     {
         Submitted s => new(sequence, s.AtMs, "submitted", Submission(s)),
         RunStarted r => new(sequence, r.AtMs, "run-started", $"a run of the job started on the node at {r.Node}"),

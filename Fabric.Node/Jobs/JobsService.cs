@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using Akka.Actor;
+using Fabric.Core.Gateway;
 using Fabric.Core;
 using Fabric.Core.Client;
 using Fabric.Core.Jobs;
@@ -18,7 +19,7 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
     /// How long a submission may take, from its arrival at the gateway to its answer; past it, the submission expires
     /// (<see cref="JobEntity.Start.ExpiresAtMs"/>) and can no longer start the job.
     /// </summary>
-    public static readonly TimeSpan SubmitTimeout = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan SubmitTimeout = Fabric.Core.Gateway.Submission.GatewayDeadline;
 
     /// <summary>Reads answer within this or fail (503): while a lost node's jobs move, a quick retry beats a long wait.</summary>
     private static readonly TimeSpan ReadTimeout = TimeSpan.FromSeconds(5);

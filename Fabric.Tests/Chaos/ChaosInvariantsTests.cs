@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Fabric.Core.Gateway;
 using Fabric.Core;
 using Fabric.Core.Protocol;
 using Fabric.Node.Chaos;
@@ -31,7 +32,7 @@ public sealed class ChaosInvariantsTests
     private static JobView ViewOf(ImmutableArray<JournalEntry> history)
     {
         var state = history.Aggregate(JobState.Empty(Job.Id), (s, e) => s.Apply(e.Event));
-        return JobView.Of(state);
+        return JobViews.Of(state);
     }
 
     private static ImmutableArray<JournalEntry> Renumbered(IEnumerable<IJobEvent> events) => [.. events.Select((e, i) => new JournalEntry(i + 1, e))];

@@ -1,3 +1,4 @@
+using Fabric.Core.Gateway;
 using Fabric.Node.Cli;
 using Fabric.Node.Cluster;
 using Fabric.Node.Gateway;
@@ -41,8 +42,8 @@ public sealed class GatewaySetTests
     }
 
     /// <summary>A gateway whose <c>/nodes</c> answers the list given, or 503 (busy) for null.</summary>
-    private static Task<ScriptedGateway> NodesServer(Func<NodeRegistry.NodeStatus[]?> nodes) => ScriptedGateway.StartAsync(app =>
+    private static Task<ScriptedGateway> NodesServer(Func<NodeStatus[]?> nodes) => ScriptedGateway.StartAsync(app =>
         app.MapGet("/nodes", () => nodes() is { } list
-            ? Results.Json(new NodeRegistry.NodeList("n1", [.. list], []), HttpGateway.Json)
+            ? Results.Json(new NodeList("n1", [.. list], []), HttpGateway.Json)
             : ScriptedGateway.Problem("EBUSY", "the node is busy", 503)));
 }

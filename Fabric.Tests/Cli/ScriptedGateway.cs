@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Fabric.Core.Gateway;
 
 namespace Fabric.Tests.Cli;
 
@@ -32,7 +33,7 @@ public sealed class ScriptedGateway(WebApplication app, string url) : IAsyncDisp
 
     /// <summary>A problem answer as the gateway gives it: the code, a sentence, the status.</summary>
     public static IResult Problem(string code, string message, int status) =>
-        Results.Json(new Fabric.Node.Gateway.HttpGateway.Problem(code, message), Fabric.Node.Gateway.HttpGateway.Json, statusCode: status);
+        Results.Json(new Problem(code, message), Fabric.Node.Gateway.HttpGateway.Json, statusCode: status);
 
     public async ValueTask DisposeAsync() => await app.DisposeAsync();
 }

@@ -1,3 +1,4 @@
+using Fabric.Core.Gateway;
 using Fabric.Node.Cli;
 using Fabric.Node.Gateway;
 using Fabric.Node.Jobs;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Fabric.Core.Gateway;
 using Fabric.Core.Protocol;
 using Fabric.Node.Cli;
 using Fabric.Node.Jobs;

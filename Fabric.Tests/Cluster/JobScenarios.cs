@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Fabric.Core.Gateway;
 using Fabric.Core.Jobs;
 using Fabric.Node.Cli;
 using Fabric.Node.Jobs;
@@ -143,6 +144,34 @@ public abstract class JobRunsAcrossNodes<TFixture>(TFixture cluster, ITestOutput
     }
 
     [Fact]
+    public async Task A_program_submits_follows_and_fetches_a_job_with_the_client_library_alone()
+    {
+        var spec = WideJob("library", width: 4, n: 32);
+        var jobId = $"lib-{Guid.NewGuid():N}"[..20];
+        var seen = new List<JobView>();
+        var notes = new List<string>();
+        // The first gateway given is not there: the set moves on to the next, and learns the rest from it.
+        using var gateways = new GatewaySet(["http://127.0.0.1:1", Cluster["n2"].Gateway]) { Note = notes.Add };
+
+        var outcome = await Submission.SubmitAsync(gateways, JobJson.Write(spec), jobId, TimeSpan.FromSeconds(20), Submission.SettleAfter, CancellationToken.None);
+        var view = await gateways.FollowAsync(jobId, TimeSpan.FromSeconds(60), seen.Add, CancellationToken.None);
+        var output = spec.Buffers.First(b => b.Output).Name;
+        var bytes = await gateways.AskAsync((c, t) => c.OutputAsync(jobId, output, t), GatewaySet.ReadPatience, CancellationToken.None);
+
+        Assert.Equal(Submission.Outcome.Accepted, outcome);
+        Assert.True(GatewaySet.HasEnded(view));
+        Assert.Equal("Completed", view.Status);
+        Assert.Equal(jobId, view.JobId);
+        Assert.Same(view, seen[^1]);
+        Assert.True(seen.Zip(seen.Skip(1)).All(p => p.Item1.CompletedTasks <= p.Item2.CompletedTasks), "completed tasks went backwards");
+        Assert.Contains(notes, n => n.Contains("127.0.0.1:1") && n.Contains(Cluster["n2"].Gateway));
+        Assert.Equal(Cluster.Members.Select(m => m.Gateway).Order(), gateways.Urls.Skip(1).Order());
+        Assert.True(JobReference.Matches(JobReference.Evaluate(spec)[output], bytes, JobPlan.Of(spec).ProducerKernel(output)));
+        // The library is Fabric.Core alone: a program needs neither the node nor the devices.
+        Assert.DoesNotContain(typeof(GatewaySet).Assembly.GetReferencedAssemblies(), a => a.Name is "Fabric.Node" or "Fabric.Devices");
+    }
+
+    [Fact]
     public async Task A_refusal_is_a_problem_document_with_the_code_as_title_and_the_sentence_as_detail()
     {
         using var http = new HttpClient { BaseAddress = new Uri(Cluster["n1"].Gateway) };
@@ -283,7 +312,7 @@ public abstract class JobRunsAcrossNodes<TFixture>(TFixture cluster, ITestOutput
         using var gateway = new GatewayClient(Cluster["n3"].Gateway);
         var events = await gateway.EventsAsync(jobId, 1, CancellationToken.None);
         using var http = new HttpClient { BaseAddress = new Uri(Cluster["n2"].Gateway) };
-        var page = System.Text.Json.JsonSerializer.Deserialize<JobHistory.Entry[]>(await http.GetStringAsync($"jobs/{jobId}/events?from=3&max=2"),
+        var page = System.Text.Json.JsonSerializer.Deserialize<JobHistoryEntry[]>(await http.GetStringAsync($"jobs/{jobId}/events?from=3&max=2"),
             Fabric.Node.Gateway.HttpGateway.Json)!;
         using var missing = await http.GetAsync("jobs/no-such-job/events");
         var problem = System.Text.Json.JsonDocument.Parse(await missing.Content.ReadAsStringAsync()).RootElement;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Fabric.Core.Gateway;
 using Fabric.Core.Jobs;
 using Fabric.Node.Cli;
 using Xunit.Abstractions;
@@ -80,5 +81,5 @@ public sealed class JobStaysPutTests(ClusterFixture cluster, ITestOutputHelper o
         Assert.Contains(string.Join(" → ", pinned.AttemptLog.Select(a => $"{a.Device} {a.Outcome}")), show.Output);
     }
 
-    private static Fabric.Node.Jobs.JobView.TaskView Pinned(Fabric.Node.Jobs.JobView view, string node) => view.TaskDetails.Single(t => t.Name == $"on-{node}");
+    private static JobView.TaskView Pinned(JobView view, string node) => view.TaskDetails.Single(t => t.Name == $"on-{node}");
 }

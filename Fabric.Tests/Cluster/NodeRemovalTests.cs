@@ -1,3 +1,4 @@
+using Fabric.Core.Gateway;
 using Fabric.Node.Cli;
 using Fabric.Node.Cluster;
 using Xunit.Abstractions;
@@ -11,7 +12,7 @@ namespace Fabric.Tests.Cluster;
 [Collection(ProcessCollection.Name)]
 public sealed class NodeRemovalTests(ClusterFixture cluster, ITestOutputHelper output) : ClusterTest<ClusterFixture>(cluster, output)
 {
-    private async Task<NodeRegistry.NodeList> AwaitRemovedAsync(int count)
+    private async Task<NodeList> AwaitRemovedAsync(int count)
     {
         using var gateway = new GatewayClient(Cluster["n1"].Gateway);
         return await UntilAsync(() => gateway.NodesAsync(CancellationToken.None), list => list.Removed.Length == count,

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Fabric.Core.Gateway;
 using Fabric.Node.Cli;
 using Fabric.Node.Hosting;
 using Xunit.Abstractions;

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Fabric.Core.Gateway;
 using Fabric.Core.Jobs;
 using Fabric.Node.Cli;
 using Xunit.Abstractions;

@@ -1,3 +1,4 @@
+using Fabric.Core.Gateway;
 using Fabric.Core;
 using Fabric.Node.Jobs;
 using static Fabric.Node.Jobs.JobEvents;
@@ -33,6 +34,6 @@ public sealed class JobHistoryTests
 
         var entries = events.Select((e, i) => JobHistory.Describe(i + 1, e.Event)).ToArray();
 
-        Assert.Equal(events.Select((e, i) => new JobHistory.Entry(i + 1, 10 + i, e.Kind, e.Text)), entries);
+        Assert.Equal(events.Select((e, i) => new JobHistoryEntry(i + 1, 10 + i, e.Kind, e.Text)), entries);
     }
 }

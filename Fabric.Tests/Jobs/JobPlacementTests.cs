@@ -91,7 +91,7 @@ public sealed class JobPlacementTests : Akka.TestKit.Xunit2.TestKit
             new TaskPlaced("t", d2, 5, 1100), new JobEvents.TaskCompleted("t", d2, 5, 0.01, 1110),
         ];
 
-        var task = JobView.Of(history.Aggregate(JobState.Empty("j"), (s, e) => s.Apply(e))).TaskDetails.Single();
+        var task = JobViews.Of(history.Aggregate(JobState.Empty("j"), (s, e) => s.Apply(e))).TaskDetails.Single();
 
         Assert.Equal(["NodeLost", "RunLost", "HandedOff", "Failed", "Completed"], task.AttemptLog.Select(a => a.Outcome));
         Assert.Equal(["n1", "n2", "n3", "n1", "n2"], task.AttemptLog.Select(a => a.Node));

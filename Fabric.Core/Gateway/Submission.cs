@@ -1,15 +1,19 @@
-using Fabric.Node.Jobs;
-
-namespace Fabric.Node.Cli;
+namespace Fabric.Core.Gateway;
 
 /// <summary>
 /// A submission under an id of the client's choosing, sent until a gateway answers. When none answers in time, it
 /// settles what happened: it waits until a submission still on its way would have expired (the gateway's
-/// <see cref="JobsService.SubmitTimeout"/> plus <see cref="ClockSkew"/>), then asks for the job by its id. The job is
+/// <see cref="GatewayDeadline"/> plus <see cref="ClockSkew"/>), then asks for the job by its id. The job is
 /// then either known (it was accepted) or certainly not started.
 /// </summary>
 public static class Submission
 {
+    /// <summary>
+    /// How long a node's gateway keeps trying to start a submitted job before it gives up on it (after that, the
+    /// submission can no longer start the job).
+    /// </summary>
+    public static readonly TimeSpan GatewayDeadline = TimeSpan.FromSeconds(30);
+
     /// <summary>How far the clocks of the gateway's and the job's nodes may be apart for "not started" to be certain.</summary>
     public static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(10);
 
@@ -60,5 +64,5 @@ public static class Submission
     }
 
     /// <summary>The wait before a lost submission is settled: the gateway's deadline for it, and the clocks' skew.</summary>
-    public static TimeSpan SettleAfter => JobsService.SubmitTimeout + ClockSkew;
+    public static TimeSpan SettleAfter => GatewayDeadline + ClockSkew;
 }

@@ -1,20 +1,27 @@
 using System.Net.Http.Json;
 using Fabric.Core.Protocol;
-using Fabric.Node.Cluster;
-using Fabric.Node.Gateway;
-using Fabric.Node.Jobs;
 
-namespace Fabric.Node.Cli;
+namespace Fabric.Core.Gateway;
 
-/// <summary>Reads a node's HTTP gateway for the CLI; failures become one clear sentence.</summary>
-public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null) : IDisposable
+/// <summary>
+/// One node's HTTP gateway, for a program that submits jobs, follows them and fetches their outputs without the
+/// <c>fabric</c> executable (the CLI uses it too). Failures become a <see cref="GatewayException"/> with one clear
+/// sentence. <see cref="GatewaySet"/> spreads requests over several gateways so that a node loss does not end them.
+/// </summary>
+/// <param name="baseUrl">The gateway, e.g. <c>http://127.0.0.1:5080</c>.</param>
+/// <param name="timeout">How long one request may take (default 60 s).</param>
+/// <param name="token">The gateway's API token for changes (default: <c>$FABRIC_API_TOKEN</c>).</param>
+public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null, string? token = null) : IDisposable
 {
-    private readonly HttpClient _http = Client(baseUrl, timeout, Environment.GetEnvironmentVariable(GatewayAuth.TokenVariable));
+    /// <summary>The environment variable the API token is read from when none is given.</summary>
+    public const string TokenVariable = "FABRIC_API_TOKEN";
+
+    private readonly HttpClient _http = Client(baseUrl, timeout, token ?? Environment.GetEnvironmentVariable(TokenVariable));
 
     /// <summary>An HTTP client for the gateway at <paramref name="baseUrl"/>, sending the API token when there is one.</summary>
     private static HttpClient Client(string baseUrl, TimeSpan? timeout, string? token)
     {
-        var http = new HttpClient { BaseAddress = new Uri(Gateways.Check(baseUrl) + "/"), Timeout = timeout ?? TimeSpan.FromSeconds(60) };
+        var http = new HttpClient { BaseAddress = new Uri(GatewayUrl.Check(baseUrl) + "/"), Timeout = timeout ?? TimeSpan.FromSeconds(60) };
         if (!string.IsNullOrEmpty(token)) http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
         return http;
     }
@@ -26,15 +33,15 @@ public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null) : ID
 
     public Task<DeviceInfo[]> DevicesAsync(CancellationToken cancel) => GetAsync<DeviceInfo[]>("devices", cancel);
     public Task<DeviceInfo[]> LocalDevicesAsync(CancellationToken cancel) => GetAsync<DeviceInfo[]>("devices/local", cancel);
-    public Task<NodeRegistry.NodeList> NodesAsync(CancellationToken cancel) => GetAsync<NodeRegistry.NodeList>("nodes", cancel);
-    public Task<HttpGateway.Health> HealthAsync(CancellationToken cancel) => GetAsync<HttpGateway.Health>("health", cancel);
+    public Task<NodeList> NodesAsync(CancellationToken cancel) => GetAsync<NodeList>("nodes", cancel);
+    public Task<Health> HealthAsync(CancellationToken cancel) => GetAsync<Health>("health", cancel);
 
     public Task<JobView[]> JobsAsync(CancellationToken cancel) => GetAsync<JobView[]>("jobs", cancel);
     public Task<JobView> JobAsync(string id, CancellationToken cancel) => GetAsync<JobView>($"jobs/{Uri.EscapeDataString(id)}", cancel);
 
-    /// <summary>A job's events from sequence number <paramref name="from"/> on, at most <see cref="JobHistory.MaxEvents"/>.</summary>
-    public Task<JobHistory.Entry[]> EventsAsync(string id, long from, CancellationToken cancel) =>
-        GetAsync<JobHistory.Entry[]>($"jobs/{Uri.EscapeDataString(id)}/events?from={from}", cancel);
+    /// <summary>A job's events from sequence number <paramref name="from"/> on, as many as the gateway answers at once (10 000).</summary>
+    public Task<JobHistoryEntry[]> EventsAsync(string id, long from, CancellationToken cancel) =>
+        GetAsync<JobHistoryEntry[]>($"jobs/{Uri.EscapeDataString(id)}/events?from={from}", cancel);
 
     /// <summary>Submits a job spec (JSON) → its id; a refused spec → <see cref="GatewayException"/> with the code and sentence.</summary>
     public async Task<string> SubmitAsync(string json, CancellationToken cancel, string? jobId = null)
@@ -44,7 +51,7 @@ public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null) : ID
         using (response)
         {
             if (response.IsSuccessStatusCode)
-                return (await response.Content.ReadFromJsonAsync<HttpGateway.Submitted>(HttpGateway.Json, cancel))!.JobId;
+                return (await response.Content.ReadFromJsonAsync<JobAccepted>(GatewayJson.Options, cancel))!.JobId;
             throw await ProblemAsync(response, cancel);
         }
     }
@@ -61,7 +68,7 @@ public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null) : ID
     public async Task<JobView> CancelAsync(string id, CancellationToken cancel)
     {
         using var response = await SendAsync(() => _http.DeleteAsync($"jobs/{Uri.EscapeDataString(id)}", cancel));
-        if (response.IsSuccessStatusCode) return (await response.Content.ReadFromJsonAsync<JobView>(HttpGateway.Json, cancel))!;
+        if (response.IsSuccessStatusCode) return (await response.Content.ReadFromJsonAsync<JobView>(GatewayJson.Options, cancel))!;
         throw await ProblemAsync(response, cancel);
     }
 
@@ -76,7 +83,7 @@ public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null) : ID
     {
         try
         {
-            var problem = await response.Content.ReadFromJsonAsync<HttpGateway.Problem>(HttpGateway.Json, cancel);
+            var problem = await response.Content.ReadFromJsonAsync<Problem>(GatewayJson.Options, cancel);
             return new GatewayException($"{problem!.Code}: {problem.Message}", Transient(response), answered: true);
         }
         catch (System.Text.Json.JsonException)
@@ -122,7 +129,7 @@ public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null) : ID
             // /health answers 503 with its body while the node is not Up yet; anywhere else a failure is a problem.
             if (!response.IsSuccessStatusCode && !(path == "health" && response.StatusCode == System.Net.HttpStatusCode.ServiceUnavailable))
                 throw await ProblemAsync(response, cancel);
-            var body = await response.Content.ReadFromJsonAsync<T>(HttpGateway.Json, cancel);
+            var body = await response.Content.ReadFromJsonAsync<T>(GatewayJson.Options, cancel);
             return body ?? throw new GatewayException($"the gateway at {_http.BaseAddress} answered {path} with nothing");
         }
         catch (HttpRequestException e)
@@ -140,15 +147,4 @@ public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null) : ID
     }
 
     public void Dispose() => _http.Dispose();
-}
-
-/// <summary>
-/// A gateway request that failed, in one sentence. <see cref="Transient"/>: the gateway could not be reached, did not
-/// answer in time, or answered 5xx — asking again may work; false for a refusal (4xx: an invalid spec, a taken id).
-/// <see cref="Answered"/>: the gateway answered (with an error), so a node is there.
-/// </summary>
-public sealed class GatewayException(string message, bool transient = true, bool answered = false) : Exception(message)
-{
-    public bool Transient { get; } = transient;
-    public bool Answered { get; } = answered;
 }
