@@ -25,6 +25,8 @@ public static class NodeCommand
     private static readonly Option<string> LogLevel = new("--log-level") { Description = $"The least level of the node's log lines: {string.Join(", ", Hosting.NodeLogging.Levels)}. Default information: Fabric's own events (nodes lost, jobs recovered and ended) and everyone's warnings; debug adds Akka's and ASP.NET Core's routine. Env FABRIC_LOG_LEVEL." };
     private static readonly Option<string> ApiToken = new("--api-token") { Description = "The gateway's API token (16 or more characters): submitting and cancelling need it as Authorization: Bearer <token>, and so do reads from other machines. Required with an --http-bind beyond loopback. Env FABRIC_API_TOKEN (better: a command line is visible to every user)." };
     private static readonly Option<string> Sqlite = new("--sqlite") { Description = "The SQLite journal file, shared by the nodes of one machine. Default .fabric/fabric.db. Env FABRIC_SQLITE." };
+    private static Option[] Options => [Config, Name, Host, PublicHost, Port, Seeds, DataPort, HttpBind, HttpPort, NoGateway, ReadyFile, DataDir, Devices, DeviceMemory, Queues, IommuGroups, LogLevel, ApiToken, Sqlite, Postgres];
+
     private static readonly Option<string> Postgres = new("--postgres") { Description = "PostgreSQL connection string for the journal. Default: SQLite in the data directory. Env FABRIC_POSTGRES." };
 
     public static Command Build()
@@ -35,7 +37,7 @@ public static class NodeCommand
             "Example of a 3-node cluster on one machine: fabric node --name n1 --port 4053 --http-port 5080; " +
             "fabric node --name n2 --port 4054 --http-port 5081 --seeds 127.0.0.1:4053; " +
             "fabric node --name n3 --port 4055 --http-port 5082 --seeds 127.0.0.1:4053.");
-        foreach (var option in new Option[] { Config, Name, Host, PublicHost, Port, Seeds, DataPort, HttpBind, HttpPort, NoGateway, ReadyFile, DataDir, Devices, DeviceMemory, Queues, IommuGroups, LogLevel, ApiToken, Sqlite, Postgres })
+        foreach (var option in Options)
             command.Options.Add(option);
         command.SetAction(async (parse, cancel) =>
         {
@@ -54,32 +56,19 @@ public static class NodeCommand
         return command;
     }
 
-    /// <summary>The node's options from flags, then environment, then the --config file, then defaults; validated.</summary>
+    /// <summary>The node's options from flags, then environment, then the --config file, then defaults (<see cref="NodeConfiguration"/>); validated.</summary>
     public static NodeOptions Read(ParseResult parse, Func<string, string?> environment)
     {
-        var options = parse.GetValue(Config) is { } file ? NodeOptions.FromFile(file) : new NodeOptions();
-        options = options.WithEnvironment(environment);
-        if (Given(parse, Name)) options = options with { Name = parse.GetValue(Name)! };
-        if (Given(parse, Host)) options = options with { Host = parse.GetValue(Host)! };
-        if (Given(parse, PublicHost)) options = options with { PublicHost = parse.GetValue(PublicHost) };
-        if (Given(parse, Port)) options = options with { Port = parse.GetValue(Port) };
-        if (Given(parse, Seeds)) options = options with { Seeds = NodeOptions.List(parse.GetValue(Seeds)!) };
-        if (Given(parse, DataPort)) options = options with { DataPort = parse.GetValue(DataPort) };
-        if (Given(parse, HttpBind)) options = options with { HttpBind = parse.GetValue(HttpBind)! };
-        if (Given(parse, HttpPort)) options = options with { HttpPort = parse.GetValue(HttpPort) };
-        if (Given(parse, NoGateway)) options = options with { NoGateway = parse.GetValue(NoGateway) };
-        if (Given(parse, ReadyFile)) options = options with { ReadyFile = parse.GetValue(ReadyFile) };
-        if (Given(parse, DataDir)) options = options with { DataDirectory = parse.GetValue(DataDir) };
-        if (Given(parse, Devices)) options = options with { Devices = parse.GetValue(Devices) };
-        if (Given(parse, DeviceMemory)) options = options with { DeviceMemory = NodeOptions.ParseSize(parse.GetValue(DeviceMemory)!) };
-        if (Given(parse, LogLevel)) options = options with { LogLevel = Hosting.NodeLogging.Parse(parse.GetValue(LogLevel)!, "--log-level") };
-        if (Given(parse, ApiToken)) options = options with { ApiToken = parse.GetValue(ApiToken) };
-        if (Given(parse, Queues)) options = options with { Queues = parse.GetValue(Queues) };
-        if (Given(parse, IommuGroups))
-            options = options with { IommuGroups = [.. NodeOptions.List(parse.GetValue(IommuGroups)!).Select(g => int.TryParse(g, out var n) ? n : throw new ArgumentException($"--iommu-groups: '{g}' is not a whole number"))] };
-        if (Given(parse, Postgres)) options = options with { Postgres = parse.GetValue(Postgres) };
-        if (Given(parse, Sqlite)) options = options with { Sqlite = parse.GetValue(Sqlite) };
-        return options.Validate();
+        var flags = new Dictionary<string, string>();
+        foreach (var option in Options.Where(o => o != Config && Given(parse, o)))
+            flags[NodeConfiguration.KeyOf(option.Name)] = option switch
+            {
+                Option<bool> flag => parse.GetValue(flag) ? "true" : "false",
+                Option<int> number => parse.GetValue(number).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                Option<string> text => parse.GetValue(text)!,
+                _ => throw new InvalidOperationException($"{option.Name} is an option of a type the node's configuration does not read"),
+            };
+        return NodeConfiguration.Read(parse.GetValue(Config), environment, flags);
     }
 
     private static bool Given(ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };

@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
-using System.Text.Json.Serialization;
 using Fabric.Devices;
 using Fabric.Node.Persistence;
 
@@ -8,8 +6,8 @@ namespace Fabric.Node.Cluster;
 
 /// <summary>
 /// Everything a node is started with. Each value comes from (first that is set): a command-line flag, an environment
-/// variable <c>FABRIC_*</c>, the JSON file given by <c>--config</c>, or the default here — defaults that run a
-/// single-node fabric on a laptop.
+/// variable <c>FABRIC_*</c>, the JSON file given by <c>--config</c> (layered by <see cref="NodeConfiguration"/>), or the
+/// default here — defaults that run a single-node fabric on a laptop.
 /// </summary>
 public sealed record NodeOptions
 {
@@ -59,15 +57,13 @@ public sealed record NodeOptions
     /// <summary>How many devices the node hosts.</summary>
     public int Devices { get; init; } = 2;
 
-    /// <summary>Memory of each device, in bytes; in JSON a number of bytes or a size as <c>--device-memory</c> takes it (<c>"64MiB"</c>).</summary>
-    [JsonConverter(typeof(SizeConverter))]
+    /// <summary>Memory of each device, in bytes; in a config file a number of bytes or a size as <c>--device-memory</c> takes it (<c>"64MiB"</c>).</summary>
     public long DeviceMemory { get; init; } = DeviceProfile.DefaultMemoryBytes;
 
     /// <summary>Queues per device.</summary>
     public int Queues { get; init; } = 4;
 
-    /// <summary>The least level of the node's logs (see <see cref="Hosting.NodeLogging"/>); in JSON, a name such as <c>"debug"</c>.</summary>
-    [JsonConverter(typeof(LogLevelConverter))]
+    /// <summary>The least level of the node's logs (see <see cref="Hosting.NodeLogging"/>); in a config file, a name such as <c>"debug"</c>.</summary>
     public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Information;
 
     /// <summary>IOMMU group of each device, in order; devices past the list get groups of their own.</summary>
@@ -82,10 +78,10 @@ public sealed record NodeOptions
     /// </summary>
     public string? Sqlite { get; init; }
 
-    [JsonIgnore] public string SqlitePath => Sqlite ?? Path.Combine(".fabric", "fabric.db");
+    public string SqlitePath => Sqlite ?? Path.Combine(".fabric", "fabric.db");
 
-    [JsonIgnore] public string AdvertisedHost => PublicHost ?? Host;
-    [JsonIgnore] public string DataPath => DataDirectory ?? Path.Combine(".fabric", Name);
+    public string AdvertisedHost => PublicHost ?? Host;
+    public string DataPath => DataDirectory ?? Path.Combine(".fabric", Name);
 
     /// <summary>Where the node's journal lives: PostgreSQL when a connection string is given, else the shared SQLite file.</summary>
     public PersistenceOptions Persistence() =>
@@ -159,104 +155,6 @@ public sealed record NodeOptions
         throw new ArgumentException($"'{text}' is not a size (examples: 268435456, 256MiB, 1GiB)");
     }
 
-    private static readonly JsonSerializerOptions Json = new()
-    {
-        PropertyNameCaseInsensitive = true,
-        ReadCommentHandling = JsonCommentHandling.Skip,
-        AllowTrailingCommas = true,
-        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
-    };
-
-    /// <summary>The keys a <c>--config</c> file may have, as written there.</summary>
-    public static IEnumerable<string> ConfigKeys =>
-        typeof(NodeOptions).GetProperties().Where(p => p.CanWrite && p.GetCustomAttributes(typeof(JsonIgnoreAttribute), false).Length == 0)
-            .Select(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name));
-
-    /// <summary>A size as a number of bytes or as text such as <c>"64MiB"</c>, the way the flag takes it.</summary>
-    private sealed class SizeConverter : JsonConverter<long>
-    {
-        public override long Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
-            reader.TokenType == JsonTokenType.String ? ParseSize(reader.GetString()!) : reader.GetInt64();
-
-        public override void Write(Utf8JsonWriter writer, long value, JsonSerializerOptions options) => writer.WriteNumberValue(value);
-    }
-
-    /// <summary>A log level by the names <c>--log-level</c> takes.</summary>
-    private sealed class LogLevelConverter : JsonConverter<Microsoft.Extensions.Logging.LogLevel>
-    {
-        public override Microsoft.Extensions.Logging.LogLevel Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
-            Hosting.NodeLogging.Parse(reader.GetString() ?? "", "logLevel");
-
-        public override void Write(Utf8JsonWriter writer, Microsoft.Extensions.Logging.LogLevel value, JsonSerializerOptions options) =>
-            writer.WriteStringValue(value.ToString().ToLowerInvariant());
-    }
-
-    /// <summary>Reads a JSON file whose keys are this record's properties (e.g. <c>{"name": "n2", "port": 4054}</c>).</summary>
-    public static NodeOptions FromFile(string path)
-    {
-        try
-        {
-            return JsonSerializer.Deserialize<NodeOptions>(File.ReadAllText(path), Json)
-                   ?? throw new ArgumentException($"--config {path} is empty");
-        }
-        catch (JsonException e) when (UnknownKey(e) is { } key)
-        {
-            throw new ArgumentException($"--config {path}: '{key}' is not a node option (the keys: {string.Join(", ", ConfigKeys)})");
-        }
-        catch (JsonException e)
-        {
-            throw new ArgumentException($"--config {path} is not valid node options JSON: {(e.InnerException as ArgumentException)?.Message ?? e.Message}");
-        }
-        catch (ArgumentException e)
-        {
-            throw new ArgumentException($"--config {path}: {e.Message}");
-        }
-        catch (IOException e)
-        {
-            throw new ArgumentException($"--config {path} cannot be read: {e.Message}");
-        }
-    }
-
-    /// <summary>The key a file has that no option has, from System.Text.Json's refusal of it; null for other errors.</summary>
-    private static string? UnknownKey(JsonException e) =>
-        e.Path is { Length: > 2 } jsonPath && e.Message.Contains("could not be mapped", StringComparison.Ordinal) ? jsonPath[2..].Trim('[', ']', '\'') : null;
-
-    /// <summary>Applies the <c>FABRIC_*</c> environment variables that are set.</summary>
-    public NodeOptions WithEnvironment(Func<string, string?> env)
-    {
-        var o = this;
-        if (env("FABRIC_NAME") is { } name) o = o with { Name = name };
-        if (env("FABRIC_HOST") is { } host) o = o with { Host = host };
-        if (env("FABRIC_PUBLIC_HOST") is { } pub) o = o with { PublicHost = pub };
-        if (env("FABRIC_PORT") is { } port) o = o with { Port = Int(port, "FABRIC_PORT") };
-        if (env("FABRIC_SEEDS") is { } seeds) o = o with { Seeds = List(seeds) };
-        if (env("FABRIC_HTTP_BIND") is { } bind) o = o with { HttpBind = bind };
-        if (env("FABRIC_DATA_PORT") is { } dataPort) o = o with { DataPort = Int(dataPort, "FABRIC_DATA_PORT") };
-        if (env("FABRIC_HTTP_PORT") is { } http) o = o with { HttpPort = Int(http, "FABRIC_HTTP_PORT") };
-        if (env("FABRIC_NO_GATEWAY") is { } noGateway) o = o with { NoGateway = Bool(noGateway, "FABRIC_NO_GATEWAY") };
-        if (env("FABRIC_READY_FILE") is { } ready) o = o with { ReadyFile = ready };
-        if (env("FABRIC_DATA_DIR") is { } data) o = o with { DataDirectory = data };
-        if (env("FABRIC_DEVICES") is { } devices) o = o with { Devices = Int(devices, "FABRIC_DEVICES") };
-        if (env("FABRIC_DEVICE_MEMORY") is { } memory) o = o with { DeviceMemory = ParseSize(memory) };
-        if (env(Gateway.GatewayAuth.TokenVariable) is { Length: > 0 } token) o = o with { ApiToken = token };
-        if (env("FABRIC_LOG_LEVEL") is { } level) o = o with { LogLevel = Hosting.NodeLogging.Parse(level, "FABRIC_LOG_LEVEL") };
-        if (env("FABRIC_QUEUES") is { } queues) o = o with { Queues = Int(queues, "FABRIC_QUEUES") };
-        if (env("FABRIC_IOMMU_GROUPS") is { } groups) o = o with { IommuGroups = [.. List(groups).Select(g => Int(g, "FABRIC_IOMMU_GROUPS"))] };
-        if (env("FABRIC_POSTGRES") is { } pg) o = o with { Postgres = pg };
-        if (env("FABRIC_SQLITE") is { } sqlite) o = o with { Sqlite = sqlite };
-        return o;
-    }
-
     public static IReadOnlyList<string> List(string text) =>
         [.. text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
-
-    private static bool Bool(string text, string what) => text.Trim().ToLowerInvariant() switch
-    {
-        "1" or "true" or "on" or "yes" => true,
-        "0" or "false" or "off" or "no" or "" => false,
-        _ => throw new ArgumentException($"{what}: '{text}' is not on or off"),
-    };
-
-    private static int Int(string text, string what) =>
-        int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : throw new ArgumentException($"{what}: '{text}' is not a whole number");
 }

@@ -94,6 +94,64 @@ public sealed class NodeOptionsTests
         finally { File.Delete(file); }
     }
 
+    [Fact]
+    public void Each_layer_takes_lists_and_switches_its_own_way_and_the_last_layer_that_sets_a_key_wins()
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"fabric-node-{Guid.NewGuid():N}.json");
+        File.WriteAllText(file, """
+            // comments are allowed
+            { "Seeds": ["a:1", "b:2"], "iommuGroups": [3, 3, 5], "noGateway": true, "DEVICEMEMORY": "2MiB", "sqlite": "from-file.db" }
+            """);
+        try
+        {
+            var fromFile = Read($"node --config {file}");
+            var env = new Dictionary<string, string> { ["FABRIC_SEEDS"] = "c:3, d:4", ["FABRIC_NO_GATEWAY"] = "off", ["FABRIC_SQLITE"] = "", ["FABRIC_GATEWAY"] = "not a node option" };
+            var layered = Read($"node --config {file} --sqlite from-flag.db", env);
+
+            Assert.Equal(["a:1", "b:2"], fromFile.Seeds);
+            Assert.Equal([3, 3, 5], fromFile.IommuGroups);
+            Assert.True(fromFile.NoGateway);
+            Assert.Equal(2L << 20, fromFile.DeviceMemory);
+            Assert.Equal("from-file.db", fromFile.Sqlite);
+            Assert.Equal(["c:3", "d:4"], layered.Seeds);          // the environment over the file
+            Assert.False(layered.NoGateway);
+            Assert.Equal([3, 3, 5], layered.IommuGroups);          // set by the file alone
+            Assert.Equal("from-flag.db", layered.Sqlite);          // the flag over both (an empty variable sets nothing)
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Theory]
+    [InlineData("""{ "port": "forty" }""", null, ": port: 'forty' is not a whole number")]
+    [InlineData("""{ "name": { "first": "n" } }""", null, ": name: a value, not an object")]
+    [InlineData("""{ "name": "n1", """, null, " is not valid node options JSON")]
+    [InlineData("""{ "queues": 2 }""", "FABRIC_QUEUES=many", "FABRIC_QUEUES: 'many' is not a whole number")]
+    [InlineData("""{ "queues": 2 }""", "FABRIC_DEVICE_MEMORY=lots", "FABRIC_DEVICE_MEMORY: 'lots' is not a size")]
+    public void A_bad_value_is_refused_naming_the_layer_and_key_it_came_from(string json, string? variable, string named)
+    {
+        var file = Path.Combine(Path.GetTempPath(), $"fabric-node-{Guid.NewGuid():N}.json");
+        File.WriteAllText(file, json);
+        try
+        {
+            var env = variable is null ? null : new Dictionary<string, string> { [variable.Split('=')[0]] = variable.Split('=')[1] };
+
+            var error = Assert.Throws<ArgumentException>(() => Read($"node --config {file}", env));
+
+            Assert.Contains(variable is null ? $"--config {file}{named}" : named, error.Message);
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Fact]
+    public void A_config_file_that_is_not_there_is_refused_naming_it()
+    {
+        var missing = Path.Combine(Path.GetTempPath(), $"fabric-node-{Guid.NewGuid():N}.json");
+
+        var error = Assert.Throws<ArgumentException>(() => Read($"node --config {missing}"));
+
+        Assert.Equal($"--config {missing} cannot be read: there is no such file", error.Message);
+    }
+
     [Theory]
     [InlineData("node --log-level loud", "--log-level: 'loud' is not a log level")]
     [InlineData("node --http-bind 0.0.0.0", "give an API token (--api-token or FABRIC_API_TOKEN)")]
