@@ -85,23 +85,24 @@ public static class ChaosCommand
     {
         // Time columns in seconds: when the fault struck (run clock), how long the victims were down, when the cluster was
         // whole again, and the recovery (fault → first completion of work redone because of it; the task is in the JSON report).
-        var faults = new Table().Title($"faults (seed {report.Seed}, {report.Nodes} nodes)")
-            .AddColumns("#", "fault", "victims", "at s", "during", "down s", "whole s", "hit", "tasks cut", "recovery s");
+        var faults = new FitTable(new("#"), new("fault"), new("victims"), new("at s", 2), new("during", 3), new("down s", 1), new("whole s", 2), new("hit", 3),
+            new("tasks cut", 2), new("recovery s")) { Title = $"faults (seed {report.Seed}, {report.Nodes} nodes)" };
         foreach (var f in report.Faults)
             faults.AddRow($"{f.Number}", f.Kind, string.Join(",", f.Victims), $"{f.AtSeconds:0.0}", Markup.Escape($"{f.Job.Split('-')[^2]}-{f.Job.Split('-')[^1]} {f.JobProgress:P0}"),
                 $"{f.DownSeconds:0.0}", $"{f.HealedSeconds:0.0}", f.Role, $"{f.InterruptedTasks}", f.RecoverySeconds is { } r ? $"{r:0.00}" : "-");
-        console.Write(faults);
+        faults.Write(console);
 
         var jobs = report.Jobs;
         console.MarkupLine($"jobs: {jobs.Count(j => j.Status == "Completed")}/{jobs.Length} completed, " +
                            $"{jobs.Count(j => j.Verified == true)} verified against the host reference, " +
                            $"{jobs.Sum(j => j.Tasks)} tasks, {jobs.Sum(j => j.Retries)} retried, {jobs.Sum(j => j.Recomputations)} recomputed (lineage), " +
                            $"{jobs.Count(j => j.Runs > 1)} recovered on another node");
-        var devices = new Table().Title("devices at the end").AddColumns("device", "memory used", "allocs", "contexts", "exports", "imports", "waits", "queued", "baseline");
+        var devices = new FitTable(new("device"), new("memory used"), new("allocs", 1), new("contexts", 1), new("exports", 2), new("imports", 2), new("waits", 3),
+            new("queued", 3), new("baseline")) { Title = "devices at the end" };
         foreach (var d in report.Devices)
             devices.AddRow(d.Device, $"{d.MemoryUsed:N0}", $"{d.Allocations}", $"{d.Contexts}", $"{d.Exports}", $"{d.Imports}", $"{d.Waiters}", $"{d.QueueDepth}",
                 d.AtBaseline ? "[green]yes[/]" : "[red]no[/]");
-        console.Write(devices);
+        devices.Write(console);
 
         var invariants = new Table().Title("invariants").AddColumns("invariant", "violations");
         foreach (var name in report.InvariantsChecked)

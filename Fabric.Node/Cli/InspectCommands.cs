@@ -42,12 +42,12 @@ public static class InspectCommands
         {
             var nodes = await gateways.AskAsync((c, t) => c.NodesAsync(t), GatewaySet.ReadPatience, cancel);
             if (parse.GetValue(json)) { System.Console.Out.WriteLine(JsonSerializer.Serialize(nodes, HttpGateway.Json)); return 0; }
-            var table = new Table().AddColumns("node", "address", "gateway", "status", "reachable", "devices");
+            var table = new FitTable(new("node"), new("address", 1), new("gateway", 2), new("status"), new("reachable"), new("devices"));
             foreach (var n in nodes.Nodes)
                 table.AddRow(Markup.Escape(n.Node == nodes.Self ? $"{n.Node} (this)" : n.Node), Markup.Escape(n.Address), Markup.Escape(n.Gateway ?? ""),
                     n.Status, n.Reachable ? "yes" : "[red]no[/]", n.Devices.ToString());
             var console = WideConsole();
-            console.Write(table);
+            table.Write(console);
             if (!nodes.Removed.IsDefaultOrEmpty) WriteRemoved(console, nodes.Removed, DateTimeOffset.UtcNow);
             return 0;
         }));
@@ -57,25 +57,29 @@ public static class InspectCommands
     /// <summary>The nodes removed in the last minutes: name, address, why (downed or left) and how long ago.</summary>
     public static void WriteRemoved(IAnsiConsole console, IReadOnlyList<RemovedNode> removed, DateTimeOffset now)
     {
-        var table = new Table().AddColumns("removed node", "address", "why", "when")
-            .Caption($"[grey]removed in the last {NodeRegistry.RemovedRetention.TotalMinutes:0} min[/]");
+        var table = new FitTable(new("removed node"), new("address", 1), new("why"), new("when"))
+        {
+            Caption = $"[grey]removed in the last {NodeRegistry.RemovedRetention.TotalMinutes:0} min[/]",
+        };
         foreach (var r in removed)
         {
             var ago = now - DateTimeOffset.FromUnixTimeMilliseconds(r.AtMs);
             var when = ago < TimeSpan.FromMinutes(1) ? $"{Math.Max(0, ago.TotalSeconds):0} s ago" : $"{ago.TotalMinutes:0} min ago";
             table.AddRow(Markup.Escape(r.Node), Markup.Escape(r.Address), r.Reason == "downed" ? "[red]downed[/]" : r.Reason, when);
         }
-        console.Write(table);
+        table.Write(console);
     }
 
     public static void WriteDevices(IAnsiConsole console, IReadOnlyList<DeviceInfo> devices)
     {
-        var table = new Table().AddColumns("device", "status", "kind", "group", "memory used", "total", "frag", "contexts", "exports", "imports", "queue", "util", "done", "failed", "resets");
+        // On a narrow terminal the figures one looks at first stay: the device, its status, memory, contexts, utilization.
+        var table = new FitTable(new("device"), new("status"), new("kind", 3), new("group", 4), new("memory used"), new("total"), new("frag", 4),
+            new("contexts", 1), new("exports", 3), new("imports", 3), new("queue", 2), new("util", 1), new("done", 2), new("failed", 2), new("resets", 4));
         foreach (var d in devices)
             table.AddRow(Markup.Escape(d.Id.ToString()), StatusOf(d), Markup.Escape(d.Kind), d.IommuGroup.ToString(), Size(d.MemoryUsed), Size(d.MemoryTotal),
                 $"{d.Fragmentation:P0}", d.OpenContexts.ToString(), d.Exports.ToString(), d.Imports.ToString(), d.QueueDepth.ToString(), $"{d.Utilization:P0}",
                 d.CompletedSubmissions.ToString(), d.FailedSubmissions.ToString(), d.Resets.ToString());
-        console.Write(table);
+        table.Write(console);
     }
 
     /// <summary>The device's status as a table cell; a failed device shows why.</summary>

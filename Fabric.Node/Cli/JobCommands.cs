@@ -217,11 +217,11 @@ public static class JobCommands
                 var jobs = (await gateways.AskAsync((c, t) => c.JobsAsync(t), GatewaySet.ReadPatience, cancel))
                     .Where(j => only is null || string.Equals(j.Status, only, StringComparison.OrdinalIgnoreCase)).ToArray();
                 if (parse.GetValue(json)) { Console.Out.WriteLine(JsonSerializer.Serialize(jobs, HttpGateway.Json)); return 0; }
-                var table = new Table().AddColumns("job", "name", "status", "tasks", "runs", "submitted", "finished");
+                var table = new FitTable(new("job"), new("name", 1), new("status"), new("tasks"), new("runs", 3), new("submitted", 2), new("finished", 2));
                 foreach (var j in jobs)
                     table.AddRow(Markup.Escape(j.JobId), Markup.Escape(j.Name), j.Status, $"{j.CompletedTasks}/{j.Tasks}", j.Runs.ToString(),
                         j.SubmittedAt?.ToString("u") ?? "", j.FinishedAt?.ToString("u") ?? "");
-                InspectCommands.WideConsole().Write(table);
+                table.Write(InspectCommands.WideConsole());
                 return 0;
             });
         });
@@ -312,7 +312,8 @@ public static class JobCommands
                                    $"{view.Runs} run(s) on {Markup.Escape(string.Join(", ", view.RunNodes))}");
                 if (view.Error is { } error) console.MarkupLine($"[red]{Markup.Escape(error)}[/]");
                 // Each attempt: its device and how it ended (Completed, Failed, NodeLost, RunLost, HandedOff, Abandoned, or Running).
-                var table = new Table().AddColumns("task", "stage", "status", "attempts", "attempts: device and outcome", "recomputed", "seconds", "last error");
+                var table = new FitTable(new("task"), new("stage", 2), new("status"), new("attempts", 1), new("attempts: device and outcome", 1),
+                    new("recomputed", 2), new("seconds", 1), new("last error", 3));
                 foreach (var t in view.TaskDetails)
                 {
                     var attempts = t.AttemptLog.IsDefaultOrEmpty ? string.Join(" → ", t.Placements)
@@ -320,7 +321,7 @@ public static class JobCommands
                     table.AddRow(Markup.Escape(t.Name), (t.Stage + 1).ToString(), t.Status, t.Attempts.ToString(), Markup.Escape(attempts),
                         t.Recomputations.ToString(), $"{t.Seconds:0.000}", Markup.Escape(t.LastError ?? ""));
                 }
-                console.Write(table);
+                table.Write(console);
                 foreach (var o in view.Outputs) console.MarkupLine($"output {Markup.Escape(o.Name)}: {o.Bytes:N0} bytes");
                 return 0;
             });

@@ -23,11 +23,12 @@ internal static class DemoText
 
     public static void ShowDevices(IAnsiConsole console, IReadOnlyList<DeviceInfo> devices)
     {
-        var table = new Table().AddColumns("device", "kind", "group", "used", "total", "contexts", "exports", "imports", "done", "failed");
+        var table = new Cli.FitTable(new("device"), new("kind", 3), new("group", 3), new("used"), new("total"), new("contexts", 1), new("exports", 1),
+            new("imports", 1), new("done", 2), new("failed", 2));
         foreach (var d in devices)
-            table.AddRow(d.Id.ToString(), d.Kind, d.IommuGroup.ToString(), Bytes(d.MemoryUsed), Bytes(d.MemoryTotal),
+            table.AddRow(Markup.Escape(d.Id.ToString()), Markup.Escape(d.Kind), d.IommuGroup.ToString(), Bytes(d.MemoryUsed), Bytes(d.MemoryTotal),
                 d.OpenContexts.ToString(), d.Exports.ToString(), d.Imports.ToString(), d.CompletedSubmissions.ToString(), d.FailedSubmissions.ToString());
-        console.Write(table);
+        table.Write(console);
     }
 
     /// <summary>Bytes as a person reads them: exact below 1 MiB, else in MiB.</summary>
