@@ -92,6 +92,9 @@ public static class NodeHost
         // founds the cluster: it joins itself, at that address, which no configuration written beforehand could name.
         var self = cluster.SelfAddress;
         if (options.Seeds.Count == 0) cluster.Join(self);
+        // While the node joins: its first journal read, so that the first job it hosts does not wait for it (the ready
+        // file and jobs: ready wait for it too, which is seldom longer than the join).
+        var journalWarm = Persistence.JournalWarmup.RunAsync(system, options.Name, TimeSpan.FromSeconds(15));
         var gateway = options.NoGateway ? null : app.Urls.First(); // with the port Kestrel bound
         var endpoints = new NodeEndpoints(options.Name, Environment.ProcessId, self.ToString(), self.Host!, self.Port!.Value,
             gateway, gateway is null ? null : new Uri(gateway).Port, dataPlane.Endpoint, dataPlane.Port);
@@ -102,7 +105,7 @@ public static class NodeHost
             return 1;
         }
         _ = app.Services.GetRequiredService<JobsReadiness>()
-            .WatchAsync(app.Services.GetRequiredService<ActorRegistry>().Get<JobRegionKey>(), app.Lifetime.ApplicationStopping);
+            .WatchAsync(app.Services.GetRequiredService<ActorRegistry>().Get<JobRegionKey>(), journalWarm, app.Lifetime.ApplicationStopping);
         output.WriteLine($"fabric node {options.Name}: {endpoints.Address}, " +
                          $"{options.Devices} devices of {options.DeviceMemory >> 20} MiB, data plane {endpoints.DataEndpoint}, " +
                          (endpoints.Gateway is { } url ? $"gateway {url}, " : "no gateway, ") +
@@ -110,8 +113,9 @@ public static class NodeHost
                          (options.Seeds.Count > 0 ? $"seeds {string.Join(",", options.Seeds)}" : "founding a new cluster"));
         output.Flush();
         if (options.ReadyFile is { } readyFile)
-            cluster.RegisterOnMemberUp(() =>
+            cluster.RegisterOnMemberUp(async () =>
             {
+                await journalWarm;
                 try { endpoints.Write(readyFile); }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {

@@ -79,15 +79,26 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
         public DeviceId Device => Context.Device;
     }
 
-    /// <summary>Where a buffer's current value lives.</summary>
+    /// <summary>
+    /// Where a buffer's current value lives, and where it has been made readable on other devices (<see cref="Reaches"/>:
+    /// a buffer is a value, never written again, so one import — and on another node one copy — serves every later task
+    /// there while the buffer lives). Its fields other than the first four are touched under the run's lock.
+    /// </summary>
     private sealed class Holding(Slot slot, BufferHandle handle, Iova iova, long size)
     {
         public Slot Slot { get; } = slot;
         public BufferHandle Handle { get; } = handle;
         public Iova Iova { get; } = iova;
         public long Size { get; } = size;
-        public ExportToken? Token { get; set; }
+        public Task<ExportToken>? Export { get; set; }
+        public Dictionary<Slot, Task<Reach>> Reaches { get; } = [];
     }
+
+    /// <summary>
+    /// A holding made readable on another slot: the IOVA a task there reads it at, and the buffers that took (the import,
+    /// and on another node the local copy), released when the holding is forgotten or the slot needs the memory.
+    /// </summary>
+    private sealed record Reach(Iova Iova, ImmutableArray<(BufferHandle Handle, Iova Iova, long Size)> Buffers);
 
     private sealed record Outcome(string Task, DeviceId Device, FabricError? Error, ImmutableArray<Slot> Involved);
 
@@ -150,6 +161,8 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                     continue;
                 }
                 var tries = _attempts[outcome.Task];
+                // No room on the device: the copies of other devices' buffers kept there for later tasks give theirs back.
+                if (outcome.Error.Code == ErrorCode.ENOMEM) DropReachesOn(outcome.Device, cancel);
                 // A failure explained by a node or device found lost is given more attempts than one of its own.
                 var explained = IsTransient(outcome.Error) && await ForgetLostAsync(outcome.Involved, outcome.Error.Message);
                 var unexplained = _unexplainedFailures[outcome.Task] = _unexplainedFailures.GetValueOrDefault(outcome.Task) + (explained ? 0 : 1);
@@ -170,6 +183,18 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
             foreach (var slot in _slots.Values) await slot.Context.DisposeAsync();
             _slots.Clear();
         }
+    }
+
+    private void DropReachesOn(DeviceId device, CancellationToken cancel)
+    {
+        Slot? slot;
+        List<Holding> holdings;
+        lock (_gate)
+        {
+            slot = _slots.GetValueOrDefault(device);
+            holdings = [.. _held.Values];
+        }
+        if (slot is not null) DropReaches(holdings, slot, cancel);
     }
 
     private static JobRunResult Failed(FabricError error) => new(error, ImmutableDictionary<string, byte[]>.Empty);
@@ -235,7 +260,14 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
         var local = new Dictionary<DeviceId, long>();
         foreach (var input in _plan.Task(task).Inputs)
             if (HeldOrNull(input) is { } holding)
+            {
                 local[holding.Slot.Device] = local.GetValueOrDefault(holding.Slot.Device) + holding.Size;
+                // A device it was already made readable on needs no memory and no transfer for it either.
+                lock (_gate)
+                    foreach (var (slot, reach) in holding.Reaches)
+                        if (reach.IsCompletedSuccessfully && slot.Device != holding.Slot.Device)
+                            local[slot.Device] = local.GetValueOrDefault(slot.Device) + holding.Size;
+            }
         var load = running.Select(t => _lastPlacement.GetValueOrDefault(t)).Where(d => d.Node is not null)
             .GroupBy(d => d).ToDictionary(g => g.Key, g => g.Count());
         var choice = Scheduler.Choose(new Scheduler.Demand(task, memory, local, spec.Needs.Node, spec.Needs.DeviceKind, load, spec.Needs.Prefer), devices, _avoid);
@@ -290,10 +322,15 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
             slot = await SlotAsync(device, cancel);
             involved.Add(slot);
             var iovas = new Dictionary<string, ulong>();
-            var staging = new CommandBufferBuilder();
             foreach (var input in _plan.Task(task.Name).Inputs)
             {
                 var holding = HeldOrNull(input);
+                if (holding is null && _buffers[input].Init is null)
+                {
+                    // Held when the task was placed, forgotten since (its holder was found lost): its producer runs again first.
+                    throw new FabricException(new FabricError(ErrorCode.ENODEV,
+                        $"input {input} of task {task.Name} was lost with its holder before the task started; it is recomputed"));
+                }
                 if (holding is null)
                 {
                     // A job input: made where it is first needed.
@@ -319,20 +356,7 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                     throw new FabricException(new FabricError(ErrorCode.ENODEV,
                         $"input {input} of task {task.Name} was held by this run's context on {holding.Slot.Device}, which is gone"));
                 }
-                holding.Token ??= (await holding.Slot.Context.ExportAsync(holding.Handle, Access.Read, cancel)).Token;
-                var imported = await slot.Context.ImportAsync(holding.Token.Value, cancel);
-                var importIova = await slot.Context.MapAsync(slot.Space, imported.Handle, Access.Read, cancel: cancel);
-                cleanup.Add((imported.Handle, importIova, imported.Size));
-                if (holding.Slot.Device.Node == device.Node)
-                {
-                    iovas[input] = importIova;
-                    continue;
-                }
-                var local = await slot.Context.AllocateAsync(holding.Size, cancel: cancel);
-                var localIova = await slot.Context.MapAsync(slot.Space, local, Access.ReadWrite, cancel: cancel);
-                cleanup.Add((local, localIova, holding.Size));
-                staging.Copy(localIova, importIova, (ulong)holding.Size);
-                iovas[input] = localIova;
+                iovas[input] = (await ReachAsync(holding, slot, cancel)).Iova;
             }
             foreach (var output in _plan.Task(task.Name).Outputs)
             {
@@ -343,7 +367,6 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                 iovas[output] = iova;
             }
             var program = TaskCompiler.Compile(task, name => iovas[name], name => _buffers[name].Size);
-            if (staging.Count > 0) await slot.Context.RunAsync(staging.Build(), options.TaskTimeout, cancel: cancel);
             await slot.Context.RunAsync(program, options.TaskTimeout, cancel: cancel);
             lock (_gate)
             {
@@ -380,6 +403,72 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
     }
 
     /// <summary>
+    /// <paramref name="holding"/> readable on <paramref name="slot"/>: imported there once (P2P: exported once by its
+    /// holder), and on another node copied into that device's memory once; every later task there reads the same.
+    /// Several tasks asking at once share one import. A failed one is forgotten, so that the next asks again.
+    /// </summary>
+    private async Task<Reach> ReachAsync(Holding holding, Slot slot, CancellationToken cancel)
+    {
+        Task<Reach> reach;
+        lock (_gate)
+        {
+            if (!holding.Reaches.TryGetValue(slot, out reach!) || reach.IsFaulted || reach.IsCanceled)
+                holding.Reaches[slot] = reach = Task.Run(() => ImportAsync(holding, slot, cancel), cancel);
+        }
+        try
+        {
+            return await reach;
+        }
+        catch (Exception) when (!reach.IsCompletedSuccessfully)
+        {
+            lock (_gate)
+                if (holding.Reaches.TryGetValue(slot, out var current) && current == reach)
+                    holding.Reaches.Remove(slot);
+            throw;
+        }
+    }
+
+    private async Task<Reach> ImportAsync(Holding holding, Slot slot, CancellationToken cancel)
+    {
+        Task<ExportToken> export;
+        lock (_gate) export = holding.Export ??= ExportAsync(holding, cancel);
+        ExportToken token;
+        try { token = await export; }
+        catch (FabricException)
+        {
+            lock (_gate) if (holding.Export == export) holding.Export = null;
+            throw;
+        }
+        var imported = await slot.Context.ImportAsync(token, cancel);
+        var importIova = await slot.Context.MapAsync(slot.Space, imported.Handle, Access.Read, cancel: cancel);
+        if (holding.Slot.Device.Node == slot.Device.Node) return new Reach(importIova, [(imported.Handle, importIova, imported.Size)]);
+        // On another node an import reads over the data plane: copied once into this device's memory, it is read locally.
+        var local = await slot.Context.AllocateAsync(holding.Size, cancel: cancel);
+        var localIova = await slot.Context.MapAsync(slot.Space, local, Access.ReadWrite, cancel: cancel);
+        await slot.Context.RunAsync(new CommandBufferBuilder().Copy(localIova, importIova, (ulong)holding.Size).Build(), options.TaskTimeout, cancel: cancel);
+        return new Reach(localIova, [(imported.Handle, importIova, imported.Size), (local, localIova, holding.Size)]);
+    }
+
+    private static async Task<ExportToken> ExportAsync(Holding holding, CancellationToken cancel) =>
+        (await holding.Slot.Context.ExportAsync(holding.Handle, Access.Read, cancel)).Token;
+
+    /// <summary>Releases the reaches of <paramref name="holdings"/> (on every slot, or on <paramref name="only"/>); in the background.</summary>
+    private void DropReaches(IEnumerable<Holding> holdings, Slot? only, CancellationToken cancel)
+    {
+        var dropped = new List<(Slot Slot, Task<Reach> Reach)>();
+        lock (_gate)
+            foreach (var holding in holdings)
+                foreach (var (slot, reach) in holding.Reaches.Where(kv => only is null || kv.Key == only).ToList())
+                {
+                    holding.Reaches.Remove(slot);
+                    dropped.Add((slot, reach));
+                }
+        foreach (var (slot, reach) in dropped)
+            _ = reach.ContinueWith(r => r.IsCompletedSuccessfully ? ReleaseAsync(slot, [.. r.Result.Buffers], cancel) : Task.CompletedTask,
+                TaskScheduler.Default).Unwrap();
+    }
+
+    /// <summary>
     /// After a transient failure: every context involved is probed; one that does not answer (its node lost, its
     /// context gone) is dropped, its device avoided from now on, and the buffers it held are forgotten — their producers
     /// run again (lineage). Returns whether one was found lost (the failure is explained).
@@ -399,15 +488,19 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
             if (alive) continue;
             found = true;
             _avoid.Add(slot.Device);
+            var forgotten = new List<Holding>();
             lock (_gate)
             {
                 if (_slots.TryGetValue(slot.Device, out var current) && current == slot) _slots.Remove(slot.Device);
-                foreach (var (name, _) in _held.Where(kv => kv.Value.Slot == slot).ToList())
+                foreach (var (name, holding) in _held.Where(kv => kv.Value.Slot == slot).ToList())
                 {
                     _held.Remove(name);
                     lost.Add(name);
+                    forgotten.Add(holding);
                 }
+                foreach (var holding in _held.Values) holding.Reaches.Remove(slot); // gone with the slot
             }
+            DropReaches(forgotten, null, CancellationToken.None);
         }
         if (lost.Count > 0)
         {
@@ -417,24 +510,29 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
         return found;
     }
 
-    /// <summary>Reads every output back from where it is held; null when a holder is gone (the caller recomputes).</summary>
+    /// <summary>How many outputs are read back at once at the end of a run.</summary>
+    private const int FetchParallelism = 32;
+
+    /// <summary>Reads every output back from where it is held, many at once; null when a holder is gone (the caller recomputes).</summary>
     private async Task<ImmutableDictionary<string, byte[]>?> FetchOutputsAsync(CancellationToken cancel)
     {
-        var outputs = ImmutableDictionary.CreateBuilder<string, byte[]>();
-        foreach (var buffer in spec.Buffers.Where(b => b.Output))
+        var wanted = spec.Buffers.Where(b => b.Output).Select(b => (b.Name, b.Size, Holding: HeldOrNull(b.Name))).ToList();
+        if (wanted.Any(w => w.Holding is null)) return null;
+        var outputs = new System.Collections.Concurrent.ConcurrentDictionary<string, byte[]>();
+        var lost = new System.Collections.Concurrent.ConcurrentBag<(Slot Slot, FabricError Error)>();
+        await Parallel.ForEachAsync(wanted, new ParallelOptions { MaxDegreeOfParallelism = FetchParallelism, CancellationToken = cancel }, async (w, token) =>
         {
-            var holding = HeldOrNull(buffer.Name);
-            if (holding is null) return null;
             try
             {
-                outputs[buffer.Name] = await holding.Slot.Context.ReadAsync(holding.Handle, 0, checked((int)buffer.Size), cancel);
+                outputs[w.Name] = await w.Holding!.Slot.Context.ReadAsync(w.Holding.Handle, 0, checked((int)w.Size), token);
             }
             catch (FabricException e) when (IsTransient(e.Error))
             {
-                await ForgetLostAsync([holding.Slot], e.Error.Message);
-                return null;
+                lost.Add((w.Holding!.Slot, e.Error));
             }
-        }
-        return outputs.ToImmutable();
+        });
+        if (lost.IsEmpty) return outputs.ToImmutableDictionary();
+        foreach (var (slot, error) in lost.DistinctBy(l => l.Slot)) await ForgetLostAsync([slot], error.Message);
+        return null;
     }
 }

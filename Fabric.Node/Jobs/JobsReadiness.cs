@@ -19,9 +19,13 @@ public sealed class JobsReadiness
 
     public string State => _ready ? Ready : Starting;
 
-    /// <summary>Asks the job index through <paramref name="region"/> until it answers, or <paramref name="cancel"/> ends it.</summary>
-    public async Task WatchAsync(IActorRef region, CancellationToken cancel)
+    /// <summary>
+    /// Asks the job index through <paramref name="region"/> until it answers, or <paramref name="cancel"/> ends it; ready
+    /// once it has and <paramref name="journalWarm"/> (the node's first journal read) has ended.
+    /// </summary>
+    public async Task WatchAsync(IActorRef region, Task journalWarm, CancellationToken cancel)
     {
+        await journalWarm;
         while (!cancel.IsCancellationRequested)
         {
             try

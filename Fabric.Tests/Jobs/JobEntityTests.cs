@@ -326,6 +326,17 @@ public sealed class JobEntityTests : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(before, await AllJournalRowsAsync());
     }
 
+    [Fact]
+    public async Task The_journal_warm_up_of_a_starting_node_reads_the_journal_and_writes_nothing()
+    {
+        // A fresh journal: the warm-up's read creates its tables (as any first use does) and no row.
+        var warm = Fabric.Node.Persistence.JournalWarmup.RunAsync(Sys, "n9", TimeSpan.FromSeconds(30));
+        var ended = await Task.WhenAny(warm, Task.Delay(TimeSpan.FromSeconds(40)));
+
+        Assert.Same(warm, ended);
+        Assert.Equal(0, await AllJournalRowsAsync());
+    }
+
     private static async Task<JobState> AwaitJobAsync(IActorRef entities, string jobId, Func<JobState, bool> until)
     {
         var deadline = DateTime.UtcNow + Wait;
