@@ -463,9 +463,15 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                     holding.Reaches.Remove(slot);
                     dropped.Add((slot, reach));
                 }
-        foreach (var (slot, reach) in dropped)
-            _ = reach.ContinueWith(r => r.IsCompletedSuccessfully ? ReleaseAsync(slot, [.. r.Result.Buffers], cancel) : Task.CompletedTask,
-                TaskScheduler.Default).Unwrap();
+        foreach (var (slot, reach) in dropped) _ = ReleaseReachAsync(slot, reach, cancel);
+    }
+
+    private static async Task ReleaseReachAsync(Slot slot, Task<Reach> reach, CancellationToken cancel)
+    {
+        Reach made;
+        try { made = await reach; }
+        catch (Exception) { return; } // never made: nothing to release
+        await ReleaseAsync(slot, [.. made.Buffers], cancel);
     }
 
     /// <summary>

@@ -12,11 +12,12 @@ namespace Fabric.Tests.Cluster;
 [Collection(ProcessCollection.Name)]
 public sealed class NodeRemovalTests(ClusterFixture cluster, ITestOutputHelper output) : ClusterTest<ClusterFixture>(cluster, output)
 {
-    private async Task<NodeList> AwaitRemovedAsync(int count)
+    /// <summary>Each node sees a removal when its gossip tells it: asks <paramref name="via"/> until it lists <paramref name="count"/>.</summary>
+    private async Task<NodeList> AwaitRemovedAsync(int count, string via = "n1")
     {
-        using var gateway = new GatewayClient(Cluster["n1"].Gateway);
+        using var gateway = new GatewayClient(Cluster[via].Gateway);
         return await UntilAsync(() => gateway.NodesAsync(CancellationToken.None), list => list.Removed.Length == count,
-            TimeSpan.FromSeconds(60), $"{count} removed node(s) listed by n1");
+            TimeSpan.FromSeconds(60), $"{count} removed node(s) listed by {via}");
     }
 
     [Fact]
@@ -32,6 +33,7 @@ public sealed class NodeRemovalTests(ClusterFixture cluster, ITestOutputHelper o
         await Cluster.AwaitDevicesAsync(ds => ds.Count(d => d.Id.Node == "n3") == 2, TimeSpan.FromSeconds(60));
         Cluster["n3"].Process.Kill();
         var afterKill = await AwaitRemovedAsync(2);
+        await AwaitRemovedAsync(2, "n2"); // the CLI asks n2
         using var cli = FabricProcess.Start("fabric nodes", "nodes", "--gateway", Cluster["n2"].Gateway);
         var cliExit = await cli.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
