@@ -178,8 +178,9 @@ public static class NodeHost
         while (true)
         {
             var devices = (await manager.Ask<DeviceRequests.DeviceList>(new DeviceManager.ListLocalDevices(), TimeSpan.FromSeconds(10), cancel)).Devices;
-            var failed = devices.Where(d => d.Status != DeviceStatus.Operational).ToList();
-            if (failed.Count > 0)
+            var failed = devices.Where(d => d.Status != DeviceStatus.Operational).OrderBy(d => d.Id.Index).ToList();
+            // Told once every device has answered (they start side by side), so the first named is the first that failed.
+            if (failed.Count > 0 && (devices.Length == options.Devices || clock.Elapsed > TimeSpan.FromSeconds(10)))
                 return $"device {failed[0].Id} could not be created" + (failed.Count > 1 ? $" (nor {failed.Count - 1} other of its {options.Devices} devices)" : "") +
                        $": {failed[0].Failure ?? failed[0].Status.ToString()}";
             if (devices.Length == options.Devices) return null;

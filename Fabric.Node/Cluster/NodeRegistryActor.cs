@@ -22,7 +22,7 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
     // Members whose process is gone (their port refused after their connection closed: see PortProbe), before the
     // failure detector says so; until they are removed, or a new incarnation at the address publishes its devices.
     private readonly HashSet<Address> _gone = [];
-    private readonly HashSet<Address> _probing = [];
+    private readonly Dictionary<Address, UniqueAddress> _probing = []; // the incarnation each probe is about
     private readonly Dictionary<Address, NodeSnapshot> _snapshots = [];
     private readonly HashSet<string> _departed = [];
     private readonly LinkedList<RemovedNode> _removed = []; // the latest first
@@ -67,17 +67,24 @@ internal sealed class NodeRegistryActor : ReceiveActor, IWithTimers
         Receive<ClusterEvent.IMemberEvent>(_ => { });
         Receive<DisassociatedEvent>(m =>
         {
-            if (_snapshots.ContainsKey(m.RemoteAddress) && !Unavailable(m.RemoteAddress) && _probing.Add(m.RemoteAddress))
+            if (_snapshots.ContainsKey(m.RemoteAddress) && !Unavailable(m.RemoteAddress) && _members.TryGetValue(m.RemoteAddress, out var member)
+                && _probing.TryAdd(m.RemoteAddress, member.UniqueAddress))
                 PortProbe.Start(m.RemoteAddress, Self);
         });
         Receive<PortProbe.Answered>(m =>
         {
-            _probing.Remove(m.Address);
+            _probing.Remove(m.Address, out var probed);
             if (!m.Refused || !_snapshots.TryGetValue(m.Address, out var snapshot) || Unavailable(m.Address)) return;
             _gone.Add(m.Address);
             _log.Info("node {0} at {1}: {2}", snapshot.Node, m.Address, PortProbe.Reason);
             Announce(new NodeRegistry.NodeLost(snapshot.Node, m.Address));
             PeersChanged();
+            // Nothing listens where it did: its process is gone, so it is downed now rather than after the failure
+            // detector's silence and the split-brain resolver's stable-after (about 6 s): its jobs move, and a new
+            // incarnation at its address joins, that much sooner. Only the incarnation probed, never a newer one, and
+            // not one leaving on its own (it ends as left).
+            if (_members.TryGetValue(m.Address, out var member) && member.UniqueAddress.Equals(probed) && member.Status is MemberStatus.Up or MemberStatus.WeaklyUp)
+                _cluster.Down(m.Address);
         });
 
         Timers.StartPeriodicTimer("publish", new Publish(), TimeSpan.Zero, publishEvery);
