@@ -198,6 +198,23 @@ public sealed class DeviceContext : IAsyncDisposable
     }
 
     /// <summary>
+    /// Runs tasks on the device itself, side by side, in one message each way (see <see cref="TaskRequests"/>): each
+    /// program addresses its operands with <see cref="Commands.TaskOperands.Address"/>; the device maps them, makes the
+    /// outputs, submits and waits. Returns each task's outcome in order (a failed task has an error and made nothing).
+    /// <paramref name="release"/> buffers (made or named by tasks) are unmapped and freed first, and the imports of
+    /// <paramref name="forget"/> let go.
+    /// </summary>
+    public async Task<ImmutableArray<TaskRequests.TaskOutcome>> RunTasksAsync(IReadOnlyList<TaskRequests.TaskRequest> tasks, TimeSpan timeout,
+        IEnumerable<BufferHandle>? release = null, IEnumerable<ExportId>? forget = null, bool forgetAllImports = false, CancellationToken cancel = default)
+    {
+        var request = new TaskRequests.RunTasks([.. tasks], (long)Math.Ceiling(timeout.TotalMilliseconds), release is null ? [] : [.. release],
+            forget is null ? [] : [.. forget], forgetAllImports);
+        // One reply once all have ended: it may wait for the slowest task (and its imports) besides the usual answer time.
+        var ran = await Ask<TaskRequests.TasksRan>(request, $"run {tasks.Count} tasks on {Device}", cancel, waitsFor: timeout * 2);
+        return ran.Outcomes;
+    }
+
+    /// <summary>
     /// Creates a fence this context owns (a sync_file / drm_syncobj fence): it signals when <see cref="SignalFenceAsync"/>
     /// says so, or with EIO when this context goes. <paramref name="signalled"/>: a stub already signalled. With a
     /// <paramref name="timeline"/>, it is point <paramref name="point"/> of that timeline and signals only after the
@@ -253,11 +270,11 @@ public sealed class DeviceContext : IAsyncDisposable
     }
 
     /// <summary>Asks the context; a request still pending when the context fails or is lost fails at once with that error.</summary>
-    private Task<T> Ask<T>(IFabricMessage request, string what, CancellationToken cancel, Task<FabricError>? alsoLost = null)
+    private Task<T> Ask<T>(IFabricMessage request, string what, CancellationToken cancel, Task<FabricError>? alsoLost = null, TimeSpan? waitsFor = null)
     {
         if (request is not Close) ThrowIfUnusable(what);
         var gone = alsoLost is null ? _goneSignal.Task : Task.WhenAny(_goneSignal.Task, alsoLost).Unwrap();
-        return _client.RequestAsync<T>(_actor, request, what, cancel, lostAlso: gone);
+        return _client.RequestAsync<T>(_actor, request, what, cancel, waitsFor, lostAlso: gone);
     }
 
     /// <summary>The context's error once it failed, was torn down or its node was lost; null while it is usable.</summary>

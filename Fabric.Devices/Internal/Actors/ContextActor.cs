@@ -31,6 +31,7 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
     private readonly Dictionary<AddressSpaceId, IActorRef> _spaces = [];
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private AddressSpaceId? _attached;
+    private IActorRef? _tasks; // the runner of device-side tasks
     private DeviceStatus _deviceStatus = DeviceStatus.Operational;
     private IActorRef? _closeReplyTo;
     private FabricError? _failure;
@@ -59,9 +60,9 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
     private void Open()
     {
         Facts();
-        Receive<Allocate>(m => Sender.Tell(Allocate(m)));
-        Receive<PinHostMemory>(m => Sender.Tell(DeviceBusy($"pin {m.Token}") ?? PinHost(m)));
-        Receive<Free>(m => Sender.Tell(Free(m)));
+        Receive<Allocate>(m => Sender.Tell(DeviceBusy($"allocate {m.Size} bytes") ?? _buffers.Allocate(m, _spec.Memory, _spec.Profile, _spec.Device)));
+        Receive<PinHostMemory>(m => Sender.Tell(DeviceBusy($"pin {m.Token}") ?? _buffers.PinHost(m, _spec.Profile, _spec.Device)));
+        Receive<Free>(m => Sender.Tell(_buffers.Free(m, _spec.Imports)));
         Receive<WriteBuffer>(m => HostAccess(m.Handle, m.Offset, m.Data.Length, Access.Write, m.Data));
         Receive<ReadBuffer>(m => HostAccess(m.Handle, m.Offset, m.Length, Access.Read, null));
         Receive<CreateAddressSpace>(_ => Sender.Tell(CreateSpace()));
@@ -78,6 +79,7 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
         Receive<WriteIova>(m => WithSpace(m.Space, s => s.Tell(new AddressSpace.WriteIova(m.Iova, m.Data, Sender))));
         Receive<Submit>(m => Submit([m]));
         Receive<SubmitBatch>(m => Submit(m.Submits));
+        Receive<TaskRequests.RunTasks>(RunTasks);
         Receive<Export>(m => _dmaBufs.Export(m, Sender));
         Receive<Import>(m => _dmaBufs.Import(m, Sender));
         Receive<Revoke>(m => _dmaBufs.Revoke(m, Sender));
@@ -170,22 +172,6 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
 
     private FabricError? DeviceBusy(string what) => ContextChecks.DeviceBusy(_deviceStatus, _name, _spec.Device, what);
 
-    private object Allocate(Allocate m) =>
-        DeviceBusy($"allocate {m.Size} bytes") is { } busy ? busy
-        : _buffers.TryAllocate(_spec.Memory, _spec.Profile, _spec.Device, m.Size, m.Alignment, m.Flags, out var buffer, out var error)
-            ? new BufferAllocated(buffer.Handle, buffer.Size) : error!;
-
-    private object PinHost(PinHostMemory m) =>
-        _buffers.TryPinHost(m.Size, m.Access, m.Token, _spec.Profile, _spec.Device, out var buffer, out var zeroCopy, out var error)
-            ? new HostMemoryPinned(buffer.Handle, buffer.Size, zeroCopy) : error!;
-
-    private object Free(Free m)
-    {
-        if (!_buffers.TryFree(m.Handle, out var buffer, out var error)) return error!;
-        buffer.Release(_spec.Imports);
-        return new Ack();
-    }
-
     private void HostAccess(BufferHandle handle, long offset, int length, Access needed, byte[]? write)
     {
         if (!_buffers.TryHostAccess(handle, offset, length, needed, out var buffer, out var error)) Sender.Tell(error!);
@@ -255,16 +241,24 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
     /// </summary>
     private void Submit(ImmutableArray<Submit> submits)
     {
-        var refused = DeviceBusy("submit") ?? (_attached is null
-            ? FabricError.Invalid($"{_name} has no address space attached: attach {_spec.Device} to one before submitting") : null);
-        if (refused is not null)
-        {
+        if (CannotSubmit("submit") is { } refused)
             foreach (var m in submits) SubmitReply.For(m, Sender).Rejected(refused);
-            return;
+        else
+        {
+            _submissions += submits.Length;
+            _spaces[_attached!.Value].Tell(new AddressSpace.Resolve(submits, Sender));
         }
-        _submissions += submits.Length;
-        _spaces[_attached!.Value].Tell(new AddressSpace.Resolve(submits, Sender));
     }
+
+    /// <summary>Device-side tasks go to the runner (started with the first), which submits them here like a client would.</summary>
+    private void RunTasks(TaskRequests.RunTasks m)
+    {
+        if (CannotSubmit("run tasks") is { } refused) Sender.Tell(new TaskRequests.TasksRan([.. m.Tasks.Select(t => new TaskRequests.TaskOutcome(t.Tag, refused, [], 0))]));
+        else (_tasks ??= Context.ActorOf(TaskRunner.Props(new(_spec.Device, _name, _spec.Profile.PageSize)), "tasks")).Tell(new TaskRunner.Run(m, _attached!.Value, Sender));
+    }
+
+    private FabricError? CannotSubmit(string what) => DeviceBusy(what) ?? (_attached is null
+        ? FabricError.Invalid($"{_name} has no address space attached: attach {_spec.Device} to one before it can {what}") : null);
 
     /// <summary>Address spaces hold mappings of this context's memory: one that throws is stopped, and the context with it.</summary>
     protected override SupervisorStrategy SupervisorStrategy() =>

@@ -3,6 +3,7 @@ using Fabric.Core;
 using Fabric.Core.Client;
 using Fabric.Devices.DataPlane;
 using Fabric.Devices.Internal.Memory;
+using static Fabric.Core.Protocol.ContextRequests;
 
 namespace Fabric.Devices.Internal.State;
 
@@ -44,6 +45,23 @@ internal sealed class BufferTable(ContextId context, string name)
         if (size > profile.MemoryBytes)
             return new FabricError(ErrorCode.ENOMEM, $"{name} cannot allocate {size} bytes: {device} has only {profile.MemoryBytes} bytes of memory");
         return null;
+    }
+
+    /// <summary>Allocate's answer: <see cref="BufferAllocated"/>, or the error that refused it.</summary>
+    public object Allocate(Allocate m, DeviceMemory memory, DeviceProfile profile, DeviceId device) =>
+        TryAllocate(memory, profile, device, m.Size, m.Alignment, m.Flags, out var buffer, out var error) ? new BufferAllocated(buffer.Handle, buffer.Size) : error!;
+
+    /// <summary>PinHostMemory's answer: <see cref="HostMemoryPinned"/>, or the error that refused it.</summary>
+    public object PinHost(PinHostMemory m, DeviceProfile profile, DeviceId device) =>
+        TryPinHost(m.Size, m.Access, m.Token, profile, device, out var buffer, out var zeroCopy, out var error)
+            ? new HostMemoryPinned(buffer.Handle, buffer.Size, zeroCopy) : error!;
+
+    /// <summary>Free's answer: <see cref="Ack"/> once the buffer is gone from the table and its memory released, or the error.</summary>
+    public object Free(Free m, ImportCount imports)
+    {
+        if (!TryFree(m.Handle, out var buffer, out var error)) return error!;
+        buffer.Release(imports);
+        return new Ack();
     }
 
     /// <summary>Checks and allocates zeroed memory, rounded up to whole pages, as a new handle.</summary>
