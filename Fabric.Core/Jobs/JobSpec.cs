@@ -22,13 +22,20 @@ public sealed record JobSpec(
     [property: Key(1)] ImmutableArray<BufferSpec> Buffers,
     [property: Key(2)] ImmutableArray<TaskSpec> Tasks) : IFabricMessage
 {
-    /// <summary>The buffer named <paramref name="name"/>, or null.</summary>
-    public BufferSpec? Buffer(string name)
+    /// <summary>The buffer named <paramref name="name"/> (the first, if the name is declared twice), or null.</summary>
+    public BufferSpec? Buffer(string name) => ByName.GetValue(this, Index).GetValueOrDefault(name);
+
+    // Looked up for every task (its memory need): an index per spec instance keeps a wide job's validation and planning
+    // linear. Kept beside the record, not in it, so that it takes no part in the record's equality.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<JobSpec, Dictionary<string, BufferSpec>> ByName = new();
+
+    private static Dictionary<string, BufferSpec> Index(JobSpec spec)
     {
-        if (Buffers.IsDefault) return null;
-        foreach (var buffer in Buffers)
-            if (string.Equals(buffer.Name, name, StringComparison.Ordinal)) return buffer;
-        return null;
+        var index = new Dictionary<string, BufferSpec>(StringComparer.Ordinal);
+        if (!spec.Buffers.IsDefault)
+            foreach (var buffer in spec.Buffers)
+                if (buffer?.Name is { } name) index.TryAdd(name, buffer);
+        return index;
     }
 }
 
