@@ -130,8 +130,10 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
         Command<JobEntity.Start>(m => Sender.Tell(JobDecisions.StartAgain(_state, m.Spec)));
         Command<JobEntity.Get>(_ => Sender.Tell(JobDecisions.Summary(_state)));
         Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(_state, m)));
-        Command<RunEvent>(m => Record(m.Event));
-        Command<TaskSucceeded>(m => Record(_firstCompletions.Succeeded(m.Task, m.Device, m.Attempt, m.Seconds, Now())));
+        Command<RunEvent>(m => Record([m.Event]));
+        Command<RunEvents>(m => Record(m.Events));
+        Command<TaskSucceeded>(m => Record([_firstCompletions.Succeeded(m.Task, m.Device, m.Attempt, m.Seconds, Now())]));
+        Command<TasksSucceeded>(m => Record([.. m.Tasks.Select(t => _firstCompletions.Succeeded(t.Task, t.Device, t.Attempt, t.Seconds, Now()))]));
         Command<RunFinished>(m =>
         {
             EndRun();
@@ -163,9 +165,9 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
         });
     }
 
-    /// <summary>Progress events are persisted without holding up the entity (the journal batches them): a wide job reports thousands,
-    /// and a lost one is harmless — the run that follows a crash recomputes what it cannot prove done.</summary>
-    private void Record(IJobEvent e) => PersistAsync(e, persisted =>
+    /// <summary>Progress events are persisted without holding up the entity, those reported together in one write: a wide job
+    /// reports thousands, and a lost one is harmless — the run that follows a crash recomputes what it cannot prove done.</summary>
+    private void Record(IReadOnlyList<IJobEvent> events) => PersistAllAsync(events, persisted =>
     {
         _state = _state.Apply(persisted);
         if (!JobDecisions.SnapshotDue(_state, _snapshotAt)) return;
@@ -187,8 +189,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
         Command<JobEntity.Get>(_ => Sender.Tell(JobDecisions.Summary(_state)));
         Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(_state, m)));
         Command<JobEntity.Cancel>(_ => Sender.Tell(JobDecisions.CancelAnswer(_state)!));
-        Command<RunEvent>(_ => { }); // what a cancelled run still reported on its way out: nothing to record any more
-        Command<TaskSucceeded>(_ => { });
+        Command<IProgress>(_ => { }); // what a cancelled run still reported on its way out: nothing to record any more
         Command<RunFinished>(_ => { });
         Command<ReceiveTimeout>(_ => Become(Stopping));
         Housekeeping();
@@ -247,7 +248,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     /// </summary>
     private void HandOff()
     {
-        if (_run is not null) Record(new RunStopped("handed off: the job's node is leaving", JobRunReports.Now()));
+        if (_run is not null) Record([new RunStopped("handed off: the job's node is leaving", JobRunReports.Now())]);
         EndRun();
         foreach (var held in Stash.ClearStash()) Context.Parent.Tell(held.Message, held.Sender);
         Become(HandingOff);
@@ -261,8 +262,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     /// <summary>Waiting for its last writes before it stops: a run's late reports are dropped (the run is cancelled).</summary>
     private void HandingOff()
     {
-        Command<RunEvent>(_ => { });
-        Command<TaskSucceeded>(_ => { });
+        Command<IProgress>(_ => { });
         Command<RunFinished>(_ => { });
         Command<JobEntity.Get>(_ => Sender.Tell(JobDecisions.Summary(_state)));
         Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(_state, m)));

@@ -15,6 +15,18 @@ public interface IJobRunEvents
     void TaskSucceeded(string task, DeviceId device, int attempt, TimeSpan took);
     void TaskFailed(string task, DeviceId device, int attempt, FabricError error, bool willRetry);
     void BuffersLost(ImmutableArray<string> buffers, string reason);
+
+    /// <summary>Several placements at once (one round of the run); reported one by one unless the receiver takes them together.</summary>
+    void TasksPlaced(IReadOnlyList<(string Task, DeviceId Device, int Attempt)> placed)
+    {
+        foreach (var (task, device, attempt) in placed) TaskPlaced(task, device, attempt);
+    }
+
+    /// <summary>Several successes at once (one device's batch).</summary>
+    void TasksSucceeded(IReadOnlyList<(string Task, DeviceId Device, int Attempt, TimeSpan Took)> succeeded)
+    {
+        foreach (var (task, device, attempt, took) in succeeded) TaskSucceeded(task, device, attempt, took);
+    }
 }
 
 public sealed record JobRunOptions
@@ -27,8 +39,11 @@ public sealed record JobRunOptions
 
     public TimeSpan TaskTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>Tasks running at once across the cluster.</summary>
-    public int Parallelism { get; init; } = 16;
+    /// <summary>
+    /// Tasks running at once across the cluster. Those placed on one device travel together (see
+    /// <see cref="TaskRequests.RunTasks"/>), so this bounds the memory they take more than it slows them.
+    /// </summary>
+    public int Parallelism { get; init; } = 256;
 
     /// <summary>
     /// Attempts of one task when each failure is explained by a lost node or device (its results were recomputed and it
@@ -80,25 +95,20 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
     }
 
     /// <summary>
-    /// Where a buffer's current value lives, and where it has been made readable on other devices (<see cref="Reaches"/>:
-    /// a buffer is a value, never written again, so one import — and on another node one copy — serves every later task
-    /// there while the buffer lives). Its fields other than the first four are touched under the run's lock.
+    /// Where a buffer's current value lives (a buffer of this run's context there, mapped by its device's task runner),
+    /// and the slots where tasks have read it (<see cref="ReachedOn"/>: a buffer is a value, never written again, so its
+    /// export is imported there once — on another node copied once — and serves every later task there while the
+    /// buffer lives). Its fields other than the first three are touched under the run's lock.
     /// </summary>
-    private sealed class Holding(Slot slot, BufferHandle handle, Iova iova, long size)
+    private sealed class Holding(Slot slot, BufferHandle handle, long size)
     {
         public Slot Slot { get; } = slot;
         public BufferHandle Handle { get; } = handle;
-        public Iova Iova { get; } = iova;
         public long Size { get; } = size;
         public Task<ExportToken>? Export { get; set; }
-        public Dictionary<Slot, Task<Reach>> Reaches { get; } = [];
+        public ExportId? Exported { get; set; } // once Export has succeeded
+        public HashSet<Slot> ReachedOn { get; } = [];
     }
-
-    /// <summary>
-    /// A holding made readable on another slot: the IOVA a task there reads it at, and the buffers that took (the import,
-    /// and on another node the local copy), released when the holding is forgotten or the slot needs the memory.
-    /// </summary>
-    private sealed record Reach(Iova Iova, ImmutableArray<(BufferHandle Handle, Iova Iova, long Size)> Buffers);
 
     private sealed record Outcome(string Task, DeviceId Device, FabricError? Error, ImmutableArray<Slot> Involved);
 
@@ -107,7 +117,8 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
 
     public async Task<JobRunResult> RunAsync(CancellationToken cancel)
     {
-        var running = new Dictionary<string, Task<Outcome>>();
+        var running = new HashSet<string>();
+        var batches = new List<Task<Outcome[]>>();
         try
         {
             while (true)
@@ -122,10 +133,12 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                 }
                 var devices = await client.ListDevicesAsync(cancel);
                 var now = DateTime.UtcNow;
-                foreach (var task in needed.InOrder.Where(t => !running.ContainsKey(t) && _notBefore.GetValueOrDefault(t) <= now && Ready(t))
+                var placed = new Dictionary<DeviceId, List<(TaskSpec Task, int Attempt)>>();
+                var placements = new List<(string, DeviceId, int)>();
+                foreach (var task in needed.InOrder.Where(t => !running.Contains(t) && _notBefore.GetValueOrDefault(t) <= now && Ready(t))
                              .Take(Math.Max(0, options.Parallelism - running.Count)))
                 {
-                    var device = Place(task, devices, running.Keys);
+                    var device = Place(task, devices, running);
                     if (device is null && _tasks[task].Needs.Node is { } pinned && devices.All(d => d.Id.Node != pinned))
                     {
                         var since = _pinnedNodeGoneSince.TryGetValue(task, out var t) ? t : _pinnedNodeGoneSince[task] = now;
@@ -139,62 +152,77 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                     if (device is null)
                         return Failed(new FabricError(ErrorCode.ENOMEM, $"task {task} fits on no device of the cluster now ({devices.Count} devices)"));
                     var attempt = _attempts[task] = _attempts.GetValueOrDefault(task) + 1;
-                    events.TaskPlaced(task, device.Value, attempt);
-                    running[task] = RunTaskAsync(_tasks[task], device.Value, attempt, cancel);
+                    placements.Add((task, device.Value, attempt));
+                    running.Add(task);
+                    if (!placed.TryGetValue(device.Value, out var batch)) placed[device.Value] = batch = [];
+                    batch.Add((_tasks[task], attempt));
                 }
-                var backingOff = _notBefore.Where(kv => kv.Value > now && !running.ContainsKey(kv.Key) && needed.Contains(kv.Key)).Select(kv => kv.Value).ToList();
+                if (placements.Count > 0) events.TasksPlaced(placements);
+                foreach (var (device, placedThere) in placed)
+                    foreach (var batch in placedThere.Chunk(BatchSize))
+                        batches.Add(RunBatchAsync(device, [.. batch], cancel));
+                var backingOff = _notBefore.Where(kv => kv.Value > now && !running.Contains(kv.Key) && needed.Contains(kv.Key)).Select(kv => kv.Value).ToList();
                 if (running.Count == 0 && backingOff.Count == 0)
                     return Failed(new FabricError(ErrorCode.EIO, $"job {spec.Name} cannot make progress: tasks {string.Join(", ", needed.InOrder)} wait on inputs nothing will produce"));
 
-                // The next thing to act on: a task ending, or a failed task's wait running out.
-                var waits = running.Values.Cast<Task>().ToList();
+                // The next thing to act on: a batch of tasks ending, or a failed task's wait running out.
+                var waits = batches.Cast<Task>().ToList();
                 if (backingOff.Count > 0) waits.Add(Task.Delay(backingOff.Min() - now + TimeSpan.FromMilliseconds(1), cancel));
                 var finished = await Task.WhenAny(waits);
-                if (finished is not Task<Outcome> ended) continue;
-                var outcome = await ended;
-                running.Remove(outcome.Task);
-                if (outcome.Error is null)
+                if (finished is not Task<Outcome[]> ended) continue;
+                batches.Remove(ended);
+                foreach (var outcome in await ended)
                 {
-                    // Its results may already be lost again (their holder was found gone while this outcome waited
-                    // here): then it stays on the agenda and runs again.
-                    if (_plan.Task(outcome.Task).Outputs.All(IsHeld)) needed.Done(outcome.Task);
-                    continue;
+                    running.Remove(outcome.Task);
+                    if (await ActOnAsync(outcome, needed) is { } failed) return failed;
                 }
-                var tries = _attempts[outcome.Task];
-                // No room on the device: the copies of other devices' buffers kept there for later tasks give theirs back.
-                if (outcome.Error.Code == ErrorCode.ENOMEM) DropReachesOn(outcome.Device, cancel);
-                // A failure explained by a node or device found lost is given more attempts than one of its own.
-                var explained = IsTransient(outcome.Error) && await ForgetLostAsync(outcome.Involved, outcome.Error.Message);
-                var unexplained = _unexplainedFailures[outcome.Task] = _unexplainedFailures.GetValueOrDefault(outcome.Task) + (explained ? 0 : 1);
-                var limit = _tasks[outcome.Task].MaxAttempts;
-                if (!IsTransient(outcome.Error) || (limit > 0 ? tries >= limit : unexplained >= options.MaxAttempts || tries >= options.MaxAttemptsOnNodeLoss))
-                {
-                    events.TaskFailed(outcome.Task, outcome.Device, tries, outcome.Error, willRetry: false);
-                    return Failed(outcome.Error with { Message = $"task {outcome.Task} failed on {outcome.Device} (attempt {tries}): {outcome.Error.Message}" });
-                }
-                events.TaskFailed(outcome.Task, outcome.Device, tries, outcome.Error, willRetry: true);
-                var backoff = options.Backoff * Math.Pow(2, Math.Min(tries - 1, 8));
-                _notBefore[outcome.Task] = DateTime.UtcNow + (backoff < options.MaxBackoff ? backoff : options.MaxBackoff);
             }
         }
         finally
         {
-            foreach (var task in running.Values) await task.ContinueWith(_ => { }, TaskScheduler.Default);
+            foreach (var batch in batches) await batch.ContinueWith(_ => { }, TaskScheduler.Default);
             foreach (var slot in _slots.Values) await slot.Context.DisposeAsync();
             _slots.Clear();
         }
     }
 
-    private void DropReachesOn(DeviceId device, CancellationToken cancel)
+    /// <summary>What an ended task means for the run: done, placed again after a wait, or (returned) the run's failure.</summary>
+    private async Task<JobRunResult?> ActOnAsync(Outcome outcome, Agenda needed)
     {
-        Slot? slot;
-        List<Holding> holdings;
+        if (outcome.Error is null)
+        {
+            // Its results may already be lost again (their holder was found gone while this outcome waited
+            // here): then it stays on the agenda and runs again.
+            if (_plan.Task(outcome.Task).Outputs.All(IsHeld)) needed.Done(outcome.Task);
+            return null;
+        }
+        var tries = _attempts[outcome.Task];
+        // No room on the device: the copies of other devices' buffers kept there for later tasks give theirs back.
+        if (outcome.Error.Code == ErrorCode.ENOMEM) DropReachesOn(outcome.Device);
+        // A failure explained by a node or device found lost is given more attempts than one of its own.
+        var explained = IsTransient(outcome.Error) && await ForgetLostAsync(outcome.Involved, outcome.Error.Message);
+        var unexplained = _unexplainedFailures[outcome.Task] = _unexplainedFailures.GetValueOrDefault(outcome.Task) + (explained ? 0 : 1);
+        var limit = _tasks[outcome.Task].MaxAttempts;
+        if (!IsTransient(outcome.Error) || (limit > 0 ? tries >= limit : unexplained >= options.MaxAttempts || tries >= options.MaxAttemptsOnNodeLoss))
+        {
+            events.TaskFailed(outcome.Task, outcome.Device, tries, outcome.Error, willRetry: false);
+            return Failed(outcome.Error with { Message = $"task {outcome.Task} failed on {outcome.Device} (attempt {tries}): {outcome.Error.Message}" });
+        }
+        events.TaskFailed(outcome.Task, outcome.Device, tries, outcome.Error, willRetry: true);
+        var backoff = options.Backoff * Math.Pow(2, Math.Min(tries - 1, 8));
+        _notBefore[outcome.Task] = DateTime.UtcNow + (backoff < options.MaxBackoff ? backoff : options.MaxBackoff);
+        return null;
+    }
+
+    /// <summary>No room on the device: its imports of other devices' buffers (kept for later tasks) go with its next message.</summary>
+    private void DropReachesOn(DeviceId device)
+    {
         lock (_gate)
         {
-            slot = _slots.GetValueOrDefault(device);
-            holdings = [.. _held.Values];
+            if (_slots.GetValueOrDefault(device) is not { } slot) return;
+            foreach (var holding in _held.Values) holding.ReachedOn.Remove(slot);
+            Chores(slot).ForgetAll = true;
         }
-        if (slot is not null) DropReaches(holdings, slot, cancel);
     }
 
     private static JobRunResult Failed(FabricError error) => new(error, ImmutableDictionary<string, byte[]>.Empty);
@@ -264,8 +292,8 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                 local[holding.Slot.Device] = local.GetValueOrDefault(holding.Slot.Device) + holding.Size;
                 // A device it was already made readable on needs no memory and no transfer for it either.
                 lock (_gate)
-                    foreach (var (slot, reach) in holding.Reaches)
-                        if (reach.IsCompletedSuccessfully && slot.Device != holding.Slot.Device)
+                    foreach (var slot in holding.ReachedOn)
+                        if (slot.Device != holding.Slot.Device)
                             local[slot.Device] = local.GetValueOrDefault(slot.Device) + holding.Size;
             }
         var load = running.Select(t => _lastPlacement.GetValueOrDefault(t)).Where(d => d.Node is not null)
@@ -310,168 +338,196 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
         return slot;
     }
 
-    private async Task<Outcome> RunTaskAsync(TaskSpec task, DeviceId device, int attempt, CancellationToken cancel)
-    {
-        var involved = new HashSet<Slot>();
-        var clock = Stopwatch.StartNew();
-        var cleanup = new List<(BufferHandle Handle, Iova Iova, long Size)>();
-        var outputs = new List<(string Name, BufferHandle Handle, Iova Iova, long Size)>();
-        Slot? slot = null;
-        try
-        {
-            slot = await SlotAsync(device, cancel);
-            involved.Add(slot);
-            var iovas = new Dictionary<string, ulong>();
-            foreach (var input in _plan.Task(task.Name).Inputs)
-            {
-                var holding = HeldOrNull(input);
-                if (holding is null && _buffers[input].Init is null)
-                {
-                    // Held when the task was placed, forgotten since (its holder was found lost): its producer runs again first.
-                    throw new FabricException(new FabricError(ErrorCode.ENODEV,
-                        $"input {input} of task {task.Name} was lost with its holder before the task started; it is recomputed"));
-                }
-                if (holding is null)
-                {
-                    // A job input: made where it is first needed.
-                    var data = BufferInit.Materialize(_buffers[input]);
-                    var handle = await slot.Context.AllocateAsync(data.Length, cancel: cancel);
-                    await slot.Context.WriteAsync(handle, 0, data, cancel);
-                    var iova = await slot.Context.MapAsync(slot.Space, handle, Access.ReadWrite, cancel: cancel);
-                    var made = new Holding(slot, handle, iova, data.Length);
-                    lock (_gate) holding = _held.TryAdd(input, made) ? made : _held[input];
-                    if (holding != made) cleanup.Add((handle, iova, data.Length)); // another task made it first
-                }
-                involved.Add(holding.Slot);
-                if (holding.Slot == slot)
-                {
-                    iovas[input] = holding.Iova;
-                    continue;
-                }
-                // Another device holds it: import it (P2P), and on another node copy it in first.
-                if (!holding.Slot.Context.IsUsable)
-                {
-                    // Its holder's context went with its node (maybe a new incarnation of that device is back, under
-                    // the same id, without the buffer): the failure makes the run forget it and recompute it.
-                    throw new FabricException(new FabricError(ErrorCode.ENODEV,
-                        $"input {input} of task {task.Name} was held by this run's context on {holding.Slot.Device}, which is gone"));
-                }
-                iovas[input] = (await ReachAsync(holding, slot, cancel)).Iova;
-            }
-            foreach (var output in _plan.Task(task.Name).Outputs)
-            {
-                var size = _buffers[output].Size;
-                var handle = await slot.Context.AllocateAsync(size, cancel: cancel);
-                var iova = await slot.Context.MapAsync(slot.Space, handle, Access.ReadWrite, cancel: cancel);
-                outputs.Add((output, handle, iova, size));
-                iovas[output] = iova;
-            }
-            var program = TaskCompiler.Compile(task, name => iovas[name], name => _buffers[name].Size);
-            await slot.Context.RunAsync(program, options.TaskTimeout, cancel: cancel);
-            lock (_gate)
-            {
-                // Its context may have been found lost while it ran: then its results are not kept (they are not reachable).
-                if (!(_slots.TryGetValue(device, out var current) && current == slot && slot.Context.IsUsable))
-                    throw new FabricException(new FabricError(ErrorCode.ENODEV, $"the context of this run on {device} was lost as task {task.Name} ended"));
-                foreach (var (name, handle, iova, size) in outputs) _held[name] = new Holding(slot, handle, iova, size);
-            }
-            outputs.Clear();
-            events.TaskSucceeded(task.Name, device, attempt, clock.Elapsed);
-            await ReleaseAsync(slot, cleanup, cancel);
-            return new Outcome(task.Name, device, null, [.. involved]);
-        }
-        catch (FabricException e)
-        {
-            if (slot is not null) await ReleaseAsync(slot, [.. cleanup, .. outputs.Select(o => (o.Handle, o.Iova, o.Size))], cancel);
-            return new Outcome(task.Name, device, e.Error, [.. involved]);
-        }
-    }
-
-    /// <summary>Imports and staging copies are dropped once the task has run; failures here change nothing that matters.</summary>
-    private static async Task ReleaseAsync(Slot slot, List<(BufferHandle Handle, Iova Iova, long Size)> buffers, CancellationToken cancel)
-    {
-        if (!slot.Context.IsUsable) return; // gone with its node: nothing left to release
-        foreach (var (handle, iova, size) in buffers)
-        {
-            try
-            {
-                await slot.Context.UnmapAsync(slot.Space, iova, (ulong)((size + 4095) / 4096 * 4096), cancel);
-                await slot.Context.FreeAsync(handle, cancel);
-            }
-            catch (FabricException) { }
-        }
-    }
+    /// <summary>Tasks for one device travel to it in messages of at most this many (each answered once all of them ended).</summary>
+    private const int BatchSize = 64;
 
     /// <summary>
-    /// <paramref name="holding"/> readable on <paramref name="slot"/>: imported there once (P2P: exported once by its
-    /// holder), and on another node copied into that device's memory once; every later task there reads the same.
-    /// Several tasks asking at once share one import. A failed one is forgotten, so that the next asks again.
+    /// Runs <paramref name="batch"/> on <paramref name="device"/> in one device-side message (<see cref="TaskRequests"/>):
+    /// each task's inputs are named where they are (a buffer of this run's context there, or an export of the device
+    /// holding it: imported there once, and on another node copied there once), its outputs are made there.
     /// </summary>
-    private async Task<Reach> ReachAsync(Holding holding, Slot slot, CancellationToken cancel)
+    private async Task<Outcome[]> RunBatchAsync(DeviceId device, List<(TaskSpec Task, int Attempt)> batch, CancellationToken cancel)
     {
-        Task<Reach> reach;
+        var clock = Stopwatch.StartNew();
+        Slot slot;
+        try { slot = await SlotAsync(device, cancel); }
+        catch (FabricException e) { return [.. batch.Select(b => new Outcome(b.Task.Name, device, e.Error, []))]; }
+        var outcomes = new Outcome?[batch.Count];
+        var sent = new List<(int Index, HashSet<Slot> Involved)>();
+        var requests = new List<TaskRequests.TaskRequest>();
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var involved = new HashSet<Slot> { slot };
+            try
+            {
+                requests.Add(await PrepareAsync(batch[i].Task, slot, i, involved, cancel));
+                sent.Add((i, involved));
+            }
+            catch (FabricException e) { outcomes[i] = new Outcome(batch[i].Task.Name, device, e.Error, [.. involved]); }
+        }
+        var (release, forget, forgetAll) = TakeChores(slot);
+        ImmutableArray<TaskRequests.TaskOutcome> ran;
+        try { ran = await slot.Context.RunTasksAsync(requests, options.TaskTimeout, release, forget, forgetAll, cancel); }
+        catch (FabricException e)
+        {
+            foreach (var (i, involved) in sent) outcomes[i] = new Outcome(batch[i].Task.Name, device, e.Error, [.. involved]);
+            return [.. outcomes.Select(o => o!)];
+        }
+        var succeeded = new List<(string, DeviceId, int, TimeSpan)>();
+        for (var k = 0; k < sent.Count; k++)
+        {
+            var (i, involved) = sent[k];
+            var (task, attempt) = batch[i];
+            var result = ran[k];
+            var error = result.Error;
+            if (error is null)
+            {
+                var outputs = _plan.Task(task.Name).Outputs;
+                lock (_gate)
+                {
+                    // Its context may have been found lost while it ran: then its results are not kept (they are not reachable).
+                    if (!(_slots.TryGetValue(device, out var current) && current == slot && slot.Context.IsUsable))
+                        error = new FabricError(ErrorCode.ENODEV, $"the context of this run on {device} was lost as task {task.Name} ended");
+                    else
+                    {
+                        for (var j = 0; j < outputs.Length; j++) _held[outputs[j]] = new Holding(slot, result.Made[j].Handle, _buffers[outputs[j]].Size);
+                        foreach (var input in _plan.Task(task.Name).Inputs)
+                            if (_held.TryGetValue(input, out var holding) && holding.Slot != slot) holding.ReachedOn.Add(slot);
+                    }
+                }
+                if (error is null) succeeded.Add((task.Name, device, attempt, TimeSpan.FromTicks(result.Microseconds * 10)));
+            }
+            outcomes[i] = new Outcome(task.Name, device, error, [.. involved]);
+        }
+        if (succeeded.Count > 0) events.TasksSucceeded(succeeded);
+        return [.. outcomes.Select(o => o!)];
+    }
+
+    /// <summary>The device-side request for <paramref name="task"/> on <paramref name="slot"/>: its inputs where they are, then its outputs.</summary>
+    private async Task<TaskRequests.TaskRequest> PrepareAsync(TaskSpec task, Slot slot, long tag, HashSet<Slot> involved, CancellationToken cancel)
+    {
+        var operands = new List<TaskRequests.Operand>();
+        var index = new Dictionary<string, int>();
+        foreach (var input in _plan.Task(task.Name).Inputs)
+        {
+            var holding = HeldOrNull(input);
+            if (holding is null && _buffers[input].Init is null)
+            {
+                // Held when the task was placed, forgotten since (its holder was found lost): its producer runs again first.
+                throw new FabricException(new FabricError(ErrorCode.ENODEV,
+                    $"input {input} of task {task.Name} was lost with its holder before the task started; it is recomputed"));
+            }
+            holding ??= await JobInputAsync(input, slot, cancel); // a job input: made where it is first needed
+            involved.Add(holding.Slot);
+            index[input] = operands.Count;
+            if (holding.Slot == slot)
+            {
+                operands.Add(TaskRequests.Operand.Local(holding.Handle, holding.Size));
+                continue;
+            }
+            if (!holding.Slot.Context.IsUsable)
+            {
+                // Its holder's context went with its node (maybe a new incarnation of that device is back, under
+                // the same id, without the buffer): the failure makes the run forget it and recompute it.
+                throw new FabricException(new FabricError(ErrorCode.ENODEV,
+                    $"input {input} of task {task.Name} was held by this run's context on {holding.Slot.Device}, which is gone"));
+            }
+            operands.Add(TaskRequests.Operand.Import(await ExportOfAsync(holding, cancel), holding.Size));
+        }
+        foreach (var output in _plan.Task(task.Name).Outputs)
+        {
+            index.TryAdd(output, operands.Count);
+            operands.Add(TaskRequests.Operand.Output(_buffers[output].Size));
+        }
+        var program = TaskCompiler.Compile(task, name => TaskOperands.Address(index[name]), name => _buffers[name].Size);
+        return new TaskRequests.TaskRequest(tag, program, [.. operands]);
+    }
+
+    private readonly Dictionary<string, Task<Holding>> _makingInputs = [];
+
+    /// <summary>A job input made on <paramref name="slot"/> (one device-side task with no program), once however many tasks ask at the same time.</summary>
+    private Task<Holding> JobInputAsync(string input, Slot slot, CancellationToken cancel)
+    {
         lock (_gate)
         {
-            if (!holding.Reaches.TryGetValue(slot, out reach!) || reach.IsFaulted || reach.IsCanceled)
-                holding.Reaches[slot] = reach = Task.Run(() => ImportAsync(holding, slot, cancel), cancel);
+            if (_held.TryGetValue(input, out var held)) return Task.FromResult(held);
+            if (!_makingInputs.TryGetValue(input, out var making) || making.IsFaulted || making.IsCanceled)
+                _makingInputs[input] = making = MakeAsync();
+            return making;
         }
-        try
+
+        async Task<Holding> MakeAsync()
         {
-            return await reach;
-        }
-        catch (Exception) when (!reach.IsCompletedSuccessfully)
-        {
+            var data = BufferInit.Materialize(_buffers[input]);
+            var made = (await slot.Context.RunTasksAsync([new TaskRequests.TaskRequest(0, new CommandBufferBuilder().Build(), [TaskRequests.Operand.Of(data)])],
+                options.TaskTimeout, cancel: cancel))[0];
+            if (made.Error is { } error) throw new FabricException(error);
+            var holding = new Holding(slot, made.Made[0].Handle, data.Length);
             lock (_gate)
-                if (holding.Reaches.TryGetValue(slot, out var current) && current == reach)
-                    holding.Reaches.Remove(slot);
-            throw;
+            {
+                _makingInputs.Remove(input);
+                if (_held.TryAdd(input, holding)) return holding;
+                Chores(slot).Release.Add(holding.Handle); // made meanwhile by another way: this copy goes
+                return _held[input];
+            }
         }
     }
 
-    private async Task<Reach> ImportAsync(Holding holding, Slot slot, CancellationToken cancel)
+    /// <summary>The holding's export, made once by its holder (and again after a failed try).</summary>
+    private async Task<ExportToken> ExportOfAsync(Holding holding, CancellationToken cancel)
     {
         Task<ExportToken> export;
         lock (_gate) export = holding.Export ??= ExportAsync(holding, cancel);
-        ExportToken token;
-        try { token = await export; }
+        try
+        {
+            var token = await export;
+            lock (_gate) holding.Exported = token.Export;
+            return token;
+        }
         catch (FabricException)
         {
             lock (_gate) if (holding.Export == export) holding.Export = null;
             throw;
         }
-        var imported = await slot.Context.ImportAsync(token, cancel);
-        var importIova = await slot.Context.MapAsync(slot.Space, imported.Handle, Access.Read, cancel: cancel);
-        if (holding.Slot.Device.Node == slot.Device.Node) return new Reach(importIova, [(imported.Handle, importIova, imported.Size)]);
-        // On another node an import reads over the data plane: copied once into this device's memory, it is read locally.
-        var local = await slot.Context.AllocateAsync(holding.Size, cancel: cancel);
-        var localIova = await slot.Context.MapAsync(slot.Space, local, Access.ReadWrite, cancel: cancel);
-        await slot.Context.RunAsync(new CommandBufferBuilder().Copy(localIova, importIova, (ulong)holding.Size).Build(), options.TaskTimeout, cancel: cancel);
-        return new Reach(localIova, [(imported.Handle, importIova, imported.Size), (local, localIova, holding.Size)]);
     }
 
     private static async Task<ExportToken> ExportAsync(Holding holding, CancellationToken cancel) =>
         (await holding.Slot.Context.ExportAsync(holding.Handle, Access.Read, cancel)).Token;
 
-    /// <summary>Releases the reaches of <paramref name="holdings"/> (on every slot, or on <paramref name="only"/>); in the background.</summary>
-    private void DropReaches(IEnumerable<Holding> holdings, Slot? only, CancellationToken cancel)
+    /// <summary>What a slot's device is to let go with the next message it gets: buffers to free, imports to drop.</summary>
+    private sealed class SlotChores
     {
-        var dropped = new List<(Slot Slot, Task<Reach> Reach)>();
-        lock (_gate)
-            foreach (var holding in holdings)
-                foreach (var (slot, reach) in holding.Reaches.Where(kv => only is null || kv.Key == only).ToList())
-                {
-                    holding.Reaches.Remove(slot);
-                    dropped.Add((slot, reach));
-                }
-        foreach (var (slot, reach) in dropped) _ = ReleaseReachAsync(slot, reach, cancel);
+        public List<BufferHandle> Release { get; } = [];
+        public HashSet<ExportId> Forget { get; } = [];
+        public bool ForgetAll { get; set; }
     }
 
-    private static async Task ReleaseReachAsync(Slot slot, Task<Reach> reach, CancellationToken cancel)
+    private readonly Dictionary<Slot, SlotChores> _chores = [];
+
+    private SlotChores Chores(Slot slot) => _chores.TryGetValue(slot, out var chores) ? chores : _chores[slot] = new SlotChores();
+
+    private (List<BufferHandle> Release, List<ExportId> Forget, bool ForgetAll) TakeChores(Slot slot)
     {
-        Reach made;
-        try { made = await reach; }
-        catch (Exception) { return; } // never made: nothing to release
-        await ReleaseAsync(slot, [.. made.Buffers], cancel);
+        lock (_gate)
+        {
+            if (!_chores.Remove(slot, out var chores)) return ([], [], false);
+            return (chores.Release, [.. chores.Forget], chores.ForgetAll);
+        }
+    }
+
+    /// <summary>The imports of <paramref name="holdings"/> are let go where they were made readable (on every slot, or on <paramref name="only"/>).</summary>
+    private void DropReaches(IEnumerable<Holding> holdings, Slot? only)
+    {
+        lock (_gate)
+            foreach (var holding in holdings)
+            {
+                if (holding.Exported is not { } export) continue;
+                foreach (var slot in holding.ReachedOn.Where(s => only is null || s == only).ToList())
+                {
+                    holding.ReachedOn.Remove(slot);
+                    Chores(slot).Forget.Add(export);
+                }
+            }
     }
 
     /// <summary>
@@ -504,9 +560,10 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                     lost.Add(name);
                     forgotten.Add(holding);
                 }
-                foreach (var holding in _held.Values) holding.Reaches.Remove(slot); // gone with the slot
+                foreach (var holding in _held.Values) holding.ReachedOn.Remove(slot); // gone with the slot
+                _chores.Remove(slot);
             }
-            DropReaches(forgotten, null, CancellationToken.None);
+            DropReaches(forgotten, null);
         }
         if (lost.Count > 0)
         {

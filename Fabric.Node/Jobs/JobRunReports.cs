@@ -11,8 +11,15 @@ namespace Fabric.Node.Jobs;
 /// </summary>
 internal static class JobRunReports
 {
-    public sealed record RunEvent(JobEvents.IJobEvent Event) : INoSerializationVerificationNeeded;
-    public sealed record TaskSucceeded(string Task, DeviceId Device, int Attempt, double Seconds) : INoSerializationVerificationNeeded;
+    /// <summary>A report of progress (what a stopped run still sends is dropped).</summary>
+    public interface IProgress : INoSerializationVerificationNeeded;
+
+    public sealed record RunEvent(JobEvents.IJobEvent Event) : IProgress;
+    public sealed record TaskSucceeded(string Task, DeviceId Device, int Attempt, double Seconds) : IProgress;
+
+    /// <summary>Reports of many tasks at once (a placement round, a device's batch): persisted together, in one write.</summary>
+    public sealed record RunEvents(ImmutableArray<JobEvents.IJobEvent> Events) : IProgress;
+    public sealed record TasksSucceeded(ImmutableArray<TaskSucceeded> Tasks) : IProgress;
     public sealed record RunFinished(JobRunResult Outcome) : INoSerializationVerificationNeeded;
 
     internal static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
@@ -22,6 +29,15 @@ internal static class JobRunReports
     {
         public void TaskPlaced(string task, DeviceId device, int attempt) =>
             entity.Tell(new RunEvent(new JobEvents.TaskPlaced(task, device, attempt, Now())));
+
+        public void TasksPlaced(IReadOnlyList<(string Task, DeviceId Device, int Attempt)> placed)
+        {
+            var now = Now();
+            entity.Tell(new RunEvents([.. placed.Select(p => (JobEvents.IJobEvent)new JobEvents.TaskPlaced(p.Task, p.Device, p.Attempt, now))]));
+        }
+
+        public void TasksSucceeded(IReadOnlyList<(string Task, DeviceId Device, int Attempt, TimeSpan Took)> succeeded) =>
+            entity.Tell(new JobRunReports.TasksSucceeded([.. succeeded.Select(s => new TaskSucceeded(s.Task, s.Device, s.Attempt, s.Took.TotalSeconds))]));
 
         public void TaskSucceeded(string task, DeviceId device, int attempt, TimeSpan took) =>
             entity.Tell(new JobRunReports.TaskSucceeded(task, device, attempt, took.TotalSeconds));
