@@ -65,9 +65,20 @@ public static class JobsBench
         var seconds = clock.Elapsed.TotalSeconds;
         var own = view.FinishedAt - view.SubmittedAt;
         Console.Error.WriteLine($"  {count} tasks in {seconds:0.0} s (the submission answered after {submitted:0.00} s; the job's own journal: submitted " +
-                                $"to finished in {own?.TotalSeconds:0.00} s)");
+                                $"to finished in {own?.TotalSeconds:0.00} s{Phases(view)})");
         if (view.Status != "Completed") throw new InvalidOperationException($"the wide job {view.Status}: {view.Error}");
         return (count / seconds, seconds / count);
+    }
+
+    /// <summary>Where the job's own time went, from its journal: to the first placement, placements to the last task's end, then to its end.</summary>
+    private static string Phases(JobView view)
+    {
+        var attempts = view.TaskDetails.Where(t => !t.AttemptLog.IsDefaultOrEmpty).SelectMany(t => t.AttemptLog).ToList();
+        if (attempts.Count == 0 || view.SubmittedAt is not { } submitted || view.FinishedAt is not { } finished) return "";
+        var first = attempts.Min(a => a.StartedAt);
+        var last = attempts.Max(a => a.EndedAt ?? a.StartedAt);
+        return $": {(first - submitted).TotalSeconds:0.00} s to the first placement, {(last - first).TotalSeconds:0.00} s running tasks, " +
+               $"{(finished - last).TotalSeconds:0.00} s after the last";
     }
 
     /// <summary>Seconds per submission of the same tiny command buffer, submitted and waited on one at a time.</summary>
