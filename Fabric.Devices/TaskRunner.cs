@@ -19,4 +19,7 @@ internal static class TaskRunner
 
     /// <summary>From the context: run these tasks through <paramref name="Space"/>, the address space its device is attached to.</summary>
     internal sealed record Run(TaskRequests.RunTasks Request, AddressSpaceId Space, IActorRef ReplyTo) : INoSerializationVerificationNeeded;
+
+    /// <summary>From the context: read these buffers and answer <paramref name="ReplyTo"/> once.</summary>
+    internal sealed record Read(TaskRequests.ReadBuffers Request, IActorRef ReplyTo) : INoSerializationVerificationNeeded;
 }

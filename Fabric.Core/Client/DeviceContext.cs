@@ -215,6 +215,29 @@ public sealed class DeviceContext : IAsyncDisposable
     }
 
     /// <summary>
+    /// Reads the first <c>Length</c> bytes of each buffer, many per message (up to <see cref="FabricClientOptions.TransferChunkBytes"/>
+    /// of data each, sent side by side); in order.
+    /// </summary>
+    public async Task<byte[][]> ReadBuffersAsync(IReadOnlyList<(BufferHandle Handle, int Length)> buffers, CancellationToken cancel = default)
+    {
+        var chunk = _client.Options.TransferChunkBytes;
+        var groups = new List<(int Start, int Count)>();
+        for (int start = 0, at = 0, bytes = 0; at <= buffers.Count; at++)
+        {
+            if (at == buffers.Count || (at > start && bytes + buffers[at].Length > chunk))
+            {
+                if (at > start) groups.Add((start, at - start));
+                (start, bytes) = (at, 0);
+            }
+            if (at < buffers.Count) bytes += buffers[at].Length;
+        }
+        var reads = groups.Select(g => Ask<TaskRequests.BuffersRead>(
+            new TaskRequests.ReadBuffers([.. buffers.Skip(g.Start).Take(g.Count).Select(b => b.Handle)], [.. buffers.Skip(g.Start).Take(g.Count).Select(b => b.Length)]),
+            $"read {g.Count} buffers of {this}", cancel)).ToArray();
+        return [.. (await Task.WhenAll(reads)).SelectMany(r => r.Data)];
+    }
+
+    /// <summary>
     /// Creates a fence this context owns (a sync_file / drm_syncobj fence): it signals when <see cref="SignalFenceAsync"/>
     /// says so, or with EIO when this context goes. <paramref name="signalled"/>: a stub already signalled. With a
     /// <paramref name="timeline"/>, it is point <paramref name="point"/> of that timeline and signals only after the

@@ -95,4 +95,17 @@ public static class TaskRequests
     [MessagePackObject]
     [Manifest("TaskRequests.TasksRan")]
     public sealed record TasksRan([property: Key(0)] ImmutableArray<TaskOutcome> Outcomes) : IFabricMessage;
+
+    /// <summary>
+    /// Reads the first <paramref name="Lengths"/>[i] bytes of each of <paramref name="Handles"/> (buffers of this context,
+    /// such as tasks made) → <see cref="BuffersRead"/>, in order, in one reply: what tasks produced, fetched without a
+    /// round trip per buffer. One that cannot be read fails the request with its error.
+    /// </summary>
+    [MessagePackObject]
+    [Manifest("TaskRequests.ReadBuffers")]
+    public sealed record ReadBuffers([property: Key(0)] ImmutableArray<BufferHandle> Handles, [property: Key(1)] ImmutableArray<int> Lengths) : IFabricMessage;
+
+    [MessagePackObject]
+    [Manifest("TaskRequests.BuffersRead")]
+    public sealed record BuffersRead([property: Key(0)] ImmutableArray<byte[]> Data) : IFabricMessage;
 }

@@ -573,27 +573,35 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
         return found;
     }
 
-    /// <summary>How many outputs are read back at once at the end of a run.</summary>
-    private const int FetchParallelism = 32;
+    /// <summary>Outputs up to this size are read back many per message; larger ones alone, in chunks.</summary>
+    private const int SmallOutput = 16 * 1024;
 
-    /// <summary>Reads every output back from where it is held, many at once; null when a holder is gone (the caller recomputes).</summary>
+    /// <summary>Reads every output back from where it is held (per device, many per message); null when a holder is gone (the caller recomputes).</summary>
     private async Task<ImmutableDictionary<string, byte[]>?> FetchOutputsAsync(CancellationToken cancel)
     {
-        var wanted = spec.Buffers.Where(b => b.Output).Select(b => (b.Name, b.Size, Holding: HeldOrNull(b.Name))).ToList();
+        var wanted = spec.Buffers.Where(b => b.Output).Select(b => (b.Name, Size: checked((int)b.Size), Holding: HeldOrNull(b.Name))).ToList();
         if (wanted.Any(w => w.Holding is null)) return null;
         var outputs = new System.Collections.Concurrent.ConcurrentDictionary<string, byte[]>();
         var lost = new System.Collections.Concurrent.ConcurrentBag<(Slot Slot, FabricError Error)>();
-        await Parallel.ForEachAsync(wanted, new ParallelOptions { MaxDegreeOfParallelism = FetchParallelism, CancellationToken = cancel }, async (w, token) =>
+        async Task FetchAsync(Slot slot, List<(string Name, int Size)> small, List<(string Name, int Size, BufferHandle Handle)> large, List<BufferHandle> handles)
         {
             try
             {
-                outputs[w.Name] = await w.Holding!.Slot.Context.ReadAsync(w.Holding.Handle, 0, checked((int)w.Size), token);
+                var data = await slot.Context.ReadBuffersAsync([.. small.Select((w, i) => (handles[i], w.Size))], cancel);
+                for (var i = 0; i < small.Count; i++) outputs[small[i].Name] = data[i];
+                foreach (var (name, size, handle) in large) outputs[name] = await slot.Context.ReadAsync(handle, 0, size, cancel);
             }
             catch (FabricException e) when (IsTransient(e.Error))
             {
-                lost.Add((w.Holding!.Slot, e.Error));
+                lost.Add((slot, e.Error));
             }
-        });
+        }
+        await Task.WhenAll(wanted.GroupBy(w => w.Holding!.Slot).Select(g =>
+        {
+            var small = g.Where(w => w.Size <= SmallOutput).ToList();
+            return FetchAsync(g.Key, [.. small.Select(w => (w.Name, w.Size))],
+                [.. g.Where(w => w.Size > SmallOutput).Select(w => (w.Name, w.Size, w.Holding!.Handle))], [.. small.Select(w => w.Holding!.Handle)]);
+        }));
         if (lost.IsEmpty) return outputs.ToImmutableDictionary();
         foreach (var (slot, error) in lost.DistinctBy(l => l.Slot)) await ForgetLostAsync([slot], error.Message);
         return null;

@@ -128,4 +128,22 @@ public sealed class DeviceTaskTests(ITestOutputHelper output) : DeviceStackTest(
         Assert.Contains("no address space attached", outcomes[0].Error!.Message);
         Assert.Equal(0, (await InfoAsync(0)).MemoryUsed);
     }
+
+    [Fact]
+    public async Task Many_buffers_are_read_back_in_order_and_one_that_cannot_be_read_fails_the_read_naming_it()
+    {
+        var (context, space) = await OpenAttachedAsync(0);
+        var buffers = new List<(BufferHandle Handle, int Length)>();
+        for (var k = 0; k < 40; k++) buffers.Add(((await BufferWithAsync(context, space, Floats(k, k + 1, k + 2, k + 3))).Handle, 16));
+        buffers.Add(((await BufferWithAsync(context, space, new byte[70_000])).Handle, 70_000)); // more than one message's worth: alone
+
+        var data = await context.ReadBuffersAsync(buffers);
+
+        Assert.Equal(41, data.Length);
+        for (var k = 0; k < 40; k++) Assert.Equal(new float[] { k, k + 1, k + 2, k + 3 }, AsFloats(data[k]));
+        Assert.Equal(70_000, data[40].Length);
+        var unknown = new BufferHandle(buffers[0].Handle.Value + 1000);
+        var error = await FailsWithAsync(ErrorCode.EINVAL, () => context.ReadBuffersAsync([buffers[0], (unknown, 4)]));
+        Assert.Contains(unknown.ToString(), error.Message);
+    }
 }

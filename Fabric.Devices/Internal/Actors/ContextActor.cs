@@ -80,6 +80,7 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
         Receive<Submit>(m => Submit([m]));
         Receive<SubmitBatch>(m => Submit(m.Submits));
         Receive<TaskRequests.RunTasks>(RunTasks);
+        Receive<TaskRequests.ReadBuffers>(m => Runner().Tell(new TaskRunner.Read(m, Sender)));
         Receive<Export>(m => _dmaBufs.Export(m, Sender));
         Receive<Import>(m => _dmaBufs.Import(m, Sender));
         Receive<Revoke>(m => _dmaBufs.Revoke(m, Sender));
@@ -254,8 +255,10 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
     private void RunTasks(TaskRequests.RunTasks m)
     {
         if (CannotSubmit("run tasks") is { } refused) Sender.Tell(new TaskRequests.TasksRan([.. m.Tasks.Select(t => new TaskRequests.TaskOutcome(t.Tag, refused, [], 0))]));
-        else (_tasks ??= Context.ActorOf(TaskRunner.Props(new(_spec.Device, _name, _spec.Profile.PageSize)), "tasks")).Tell(new TaskRunner.Run(m, _attached!.Value, Sender));
+        else Runner().Tell(new TaskRunner.Run(m, _attached!.Value, Sender));
     }
+
+    private IActorRef Runner() => _tasks ??= Context.ActorOf(TaskRunner.Props(new(_spec.Device, _name, _spec.Profile.PageSize)), "tasks");
 
     private FabricError? CannotSubmit(string what) => DeviceBusy(what) ?? (_attached is null
         ? FabricError.Invalid($"{_name} has no address space attached: attach {_spec.Device} to one before it can {what}") : null);

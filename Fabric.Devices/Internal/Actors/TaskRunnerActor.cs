@@ -42,6 +42,7 @@ internal sealed class TaskRunnerActor : ReceiveActor
         _context = Context.Parent;
         _self = Self;
         Receive<TaskRunner.Run>(OnRun);
+        Receive<TaskRunner.Read>(OnRead);
         Receive<SubmitAccepted>(Accepted);
         Receive<SubmitOutcomes>(m =>
         {
@@ -70,6 +71,20 @@ internal sealed class TaskRunnerActor : ReceiveActor
         var timeout = TimeSpan.FromMilliseconds(Math.Clamp(m.Request.TimeoutMs, 1, (long)TimeSpan.FromDays(1).TotalMilliseconds));
         var runs = m.Request.Tasks.Select(t => RunAsync(t, space, timeout)).ToArray();
         Task.WhenAll(runs).PipeTo(m.ReplyTo, success: outcomes => new TasksRan([.. outcomes]));
+    }
+
+    private void OnRead(TaskRunner.Read m)
+    {
+        var request = m.Request;
+        if (request.Handles.Length != request.Lengths.Length)
+        {
+            m.ReplyTo.Tell(FabricError.Invalid($"{_spec.Name}: {request.Handles.Length} buffers to read but {request.Lengths.Length} lengths"));
+            return;
+        }
+        var reads = request.Handles.Select((handle, i) => AskAsync<BufferData>(new ReadBuffer(handle, 0, request.Lengths[i]))).ToArray();
+        Task.WhenAll(reads).PipeTo(m.ReplyTo, success: data => new BuffersRead([.. data.Select(d => d.Data)]),
+            failure: e => (e is AggregateException { InnerException: { } inner } ? inner : e) is FabricException refused ? refused.Error
+                : new FabricError(ErrorCode.EIO, $"reading {request.Handles.Length} buffers of {_spec.Name} broke: {e.GetType().Name}"));
     }
 
     private async Task<TaskOutcome> RunAsync(TaskRequest task, AddressSpaceId space, TimeSpan timeout)
