@@ -68,8 +68,15 @@ public sealed class JobPlan
     public string? ProducerKernel(string buffer) =>
         Producer(buffer) is { } task ? _byName[task].Task.Steps.Last(s => s.Dst == buffer).Kernel : null;
 
-    /// <summary>Plans <paramref name="spec"/>; throws <see cref="FabricException"/> when it is not valid (memory is not checked).</summary>
-    public static JobPlan Of(JobSpec spec)
+    /// <summary>
+    /// Plans <paramref name="spec"/>; throws <see cref="FabricException"/> when it is not valid (memory is not checked).
+    /// A spec is immutable: its plan is made once per instance (the job's state and its run share it).
+    /// </summary>
+    public static JobPlan Of(JobSpec spec) => Plans.GetValue(spec, Make);
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<JobSpec, JobPlan> Plans = new();
+
+    private static JobPlan Make(JobSpec spec)
     {
         JobValidator.ThrowIfInvalid(spec);
 
