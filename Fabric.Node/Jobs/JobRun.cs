@@ -348,7 +348,6 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
     /// </summary>
     private async Task<Outcome[]> RunBatchAsync(DeviceId device, List<(TaskSpec Task, int Attempt)> batch, CancellationToken cancel)
     {
-        var clock = Stopwatch.StartNew();
         Slot slot;
         try { slot = await SlotAsync(device, cancel); }
         catch (FabricException e) { return [.. batch.Select(b => new Outcome(b.Task.Name, device, e.Error, []))]; }
@@ -370,6 +369,14 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
         try { ran = await slot.Context.RunTasksAsync(requests, options.TaskTimeout, release, forget, forgetAll, cancel); }
         catch (FabricException e)
         {
+            lock (_gate)
+            {
+                // Not delivered: what the device was to let go goes with its next message instead.
+                var chores = Chores(slot);
+                chores.Release.AddRange(release);
+                chores.Forget.UnionWith(forget);
+                chores.ForgetAll |= forgetAll;
+            }
             foreach (var (i, involved) in sent) outcomes[i] = new Outcome(batch[i].Task.Name, device, e.Error, [.. involved]);
             return [.. outcomes.Select(o => o!)];
         }
