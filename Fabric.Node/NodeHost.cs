@@ -238,6 +238,7 @@ public static class NodeHost
                 var devices = FabricDevices.Start(system, options.Name, options.DeviceProfiles(), dataPlane);
                 var nodes = system.ActorOf(NodeRegistry.Props(options.Name, devices, TimeSpan.FromSeconds(1)), NodeRegistry.Name);
                 system.ActorOf(Ping.Props(), Ping.Name);
+                system.ActorOf(AssociationResetActor.Props(), AssociationResetActor.Name);
                 system.ActorOf(DataPlaneProbe.Props(dataPlane), DataPlaneProbe.Name);
                 registry.Register<DeviceManagerKey>(devices);
                 registry.Register<NodeRegistryKey>(nodes);

@@ -51,19 +51,27 @@ public abstract class JobScenario<TFixture>(TFixture cluster, ITestOutputHelper 
     {
         var clock = Stopwatch.StartNew();
         var turn = 0;
+        JobView? last = null;
         while (true)
         {
             using var gateway = new GatewayClient(Cluster[gateways[turn++ % gateways.Length]].Gateway);
             try
             {
-                var view = await gateway.JobAsync(jobId, CancellationToken.None);
+                var view = last = await gateway.JobAsync(jobId, CancellationToken.None);
                 if (until(view)) return view;
             }
             catch (GatewayException e) { Output.WriteLine($"{clock.Elapsed.TotalSeconds:0.0} s: {e.Message}"); }
-            if (clock.Elapsed > timeout) throw new TimeoutException($"job {jobId} did not reach the expected state within {timeout.TotalSeconds:0} s");
+            if (clock.Elapsed > timeout)
+                throw new TimeoutException($"job {jobId} did not reach the expected state within {timeout.TotalSeconds:0} s; last seen: " +
+                                           (last is null ? "nothing" : Describe(last)));
             await Task.Delay(200);
         }
     }
+
+    /// <summary>A job's status and each task's attempts, for a failure message.</summary>
+    protected static string Describe(JobView view) =>
+        $"{view.Status} ({view.Runs} runs){(view.Error is null ? "" : $", {view.Error}")}; " + string.Join("; ", view.TaskDetails.Select(t =>
+            $"{t.Name}: {string.Join(", ", t.AttemptLog.Select(a => $"#{a.Number} {a.Device} {a.Outcome}{(a.Error is null ? "" : $" ({a.Error})")}"))}"));
 
     /// <summary>Checks every output of a completed job against the host reference; returns them.</summary>
     protected async Task VerifyOutputsAsync(string jobId, JobSpec spec, string via)
