@@ -39,6 +39,9 @@ public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null, stri
     public Task<JobView[]> JobsAsync(CancellationToken cancel) => GetAsync<JobView[]>("jobs", cancel);
     public Task<JobView> JobAsync(string id, CancellationToken cancel) => GetAsync<JobView>($"jobs/{Uri.EscapeDataString(id)}", cancel);
 
+    /// <summary>The job's status and counts without each task's record (<see cref="JobView.TaskDetails"/> empty): cheap to poll however wide the job.</summary>
+    public Task<JobView> JobBriefAsync(string id, CancellationToken cancel) => GetAsync<JobView>($"jobs/{Uri.EscapeDataString(id)}?tasks=false", cancel);
+
     /// <summary>A job's events from sequence number <paramref name="from"/> on, as many as the gateway answers at once (10 000).</summary>
     public Task<JobHistoryEntry[]> EventsAsync(string id, long from, CancellationToken cancel) =>
         GetAsync<JobHistoryEntry[]>($"jobs/{Uri.EscapeDataString(id)}/events?from={from}", cancel);

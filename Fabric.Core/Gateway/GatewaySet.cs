@@ -111,7 +111,8 @@ public sealed class GatewaySet : IDisposable
 
     /// <summary>
     /// Follows job <paramref name="jobId"/> until it ends or <paramref name="timeout"/> has passed, telling
-    /// <paramref name="onView"/> each answer (about five a second) → the last one (check <see cref="HasEnded"/>). It
+    /// <paramref name="onView"/> each answer (about five a second; brief ones, without task details, while it runs) → the
+    /// last one, in full once it has ended (check <see cref="HasEnded"/>). It
     /// rides through the loss of the node it asks: it learns the cluster's other gateways at the start and every 10 s,
     /// and asks them when one fails. An unknown job, and no gateway answering at the start → <see cref="GatewayException"/>.
     /// </summary>
@@ -121,11 +122,18 @@ public sealed class GatewaySet : IDisposable
         TimeSpan Left() => timeout - clock.Elapsed > TimeSpan.Zero ? timeout - clock.Elapsed : TimeSpan.Zero;
         await LearnAsync(TimeSpan.FromSeconds(5), cancel);
         var learnedAt = clock.Elapsed;
-        var view = await AskAsync((c, t) => c.JobAsync(jobId, t), Left(), cancel);
+        var view = await AskAsync((c, t) => c.JobBriefAsync(jobId, t), Left(), cancel);
         while (true)
         {
+            if (HasEnded(view))
+            {
+                try { view = await AskAsync((c, t) => c.JobAsync(jobId, t), ReadPatience, cancel); }
+                catch (GatewayException) { } // the brief one says how it ended
+                onView(view);
+                return view;
+            }
             onView(view);
-            if (HasEnded(view) || Left() == TimeSpan.Zero) return view;
+            if (Left() == TimeSpan.Zero) return view;
             await Task.Delay(200, cancel);
             // Again every 10 s (members come and go), and at once while the last try heard no list.
             if (!Learned || clock.Elapsed - learnedAt > TimeSpan.FromSeconds(10))
@@ -133,7 +141,7 @@ public sealed class GatewaySet : IDisposable
                 await LearnAsync(TimeSpan.Zero, cancel);
                 learnedAt = clock.Elapsed;
             }
-            try { view = await AskAsync((c, t) => c.JobAsync(jobId, t), Left(), cancel); }
+            try { view = await AskAsync((c, t) => c.JobBriefAsync(jobId, t), Left(), cancel); }
             catch (GatewayException) when (Left() == TimeSpan.Zero) { return view; }
         }
     }

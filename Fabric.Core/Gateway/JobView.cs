@@ -2,7 +2,10 @@ using System.Collections.Immutable;
 
 namespace Fabric.Core.Gateway;
 
-/// <summary>A job as the gateway answers it (<c>GET /jobs/{id}</c>) and the CLI shows it: status, every task's placements, attempts and time, the outputs' sizes.</summary>
+/// <summary>
+/// A job as the gateway answers it (<c>GET /jobs/{id}</c>) and the CLI shows it: status, progress per stage, every task's
+/// placements, attempts and time (none with <c>?tasks=false</c>), the outputs' sizes.
+/// </summary>
 public sealed record JobView(
     string JobId,
     string Name,
@@ -16,8 +19,15 @@ public sealed record JobView(
     ImmutableArray<JobView.OutputView> Outputs,
     DateTimeOffset? SubmittedAt,
     DateTimeOffset? FinishedAt,
-    long Events)
+    long Events,
+    ImmutableArray<JobView.StageView> Stages = default)
 {
+    /// <summary>Progress per stage; empty when not given (a default array would not serialize).</summary>
+    public ImmutableArray<StageView> Stages { get; init; } = Stages.IsDefault ? [] : Stages;
+
+    /// <summary>One stage (tasks whose inputs come from earlier stages only): its tasks, and how many have completed.</summary>
+    public sealed record StageView(int Stage, int Tasks, int Completed);
+
     public sealed record TaskView(string Name, int Stage, string Status, int Attempts, ImmutableArray<string> Placements,
         int Completions, int Recomputations, double Seconds, string? LastError, ImmutableArray<AttemptView> AttemptLog = default);
 

@@ -132,9 +132,8 @@ public static class JobCommands
 
         // The stages as the first answer lists them; each answer then moves the bars (a line per completed stage when piped).
         List<(int Stage, int Tasks)>? stages = null;
-        int Done(JobView v, int stage) => v.TaskDetails.Count(t => t.Stage == stage && t.Completions > 0);
-        List<(int Stage, int Tasks)> StagesOf(JobView v) =>
-            [.. v.TaskDetails.GroupBy(t => t.Stage).OrderBy(g => g.Key).Select(g => (Stage: g.Key, Tasks: g.Count()))];
+        int Done(JobView v, int stage) => v.Stages.FirstOrDefault(s => s.Stage == stage)?.Completed ?? 0;
+        List<(int Stage, int Tasks)> StagesOf(JobView v) => [.. v.Stages.Select(s => (s.Stage, s.Tasks))];
         JobView view;
         if (console.Profile.Capabilities.Interactive)
             view = await console.Progress()

@@ -125,12 +125,18 @@ public static class HttpGateway
         });
         app.MapGet("/jobs", async (ActorRegistry actors, CancellationToken cancel) =>
             await Answer(async () => Results.Json((await Jobs(actors).ListAsync(cancel)).Select(JobViews.Of), Json)));
-        app.MapGet("/jobs/{id}", (string id, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>
+        // ?tasks=false leaves out each task's record (taskDetails is empty): a watcher's poll of a wide job costs the same as a small one's.
+        app.MapGet("/jobs/{id}", (string id, HttpRequest request, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>
         {
-            var state = await Jobs(actors).GetAsync(id, cancel);
-            return state.Status == JobStatus.Unknown
+            var tasks = request.Query["tasks"].FirstOrDefault();
+            if (tasks is not (null or "true" or "false"))
+                return Results.Json(new Problem(nameof(ErrorCode.EINVAL), $"tasks={tasks}: say tasks=true (the default) or tasks=false"), Json, statusCode: 400);
+            var (status, view) = tasks == "false"
+                ? await Jobs(actors).GetBriefAsync(id, cancel) is var brief ? (brief.Status, JobViews.Of(brief)) : default
+                : await Jobs(actors).GetAsync(id, cancel) is var state ? (state.Status, JobViews.Of(state)) : default;
+            return status == JobStatus.Unknown
                 ? Results.Json(new Problem(nameof(ErrorCode.ENOENT), $"there is no job {id}"), Json, statusCode: 404)
-                : Results.Json(JobViews.Of(state), Json);
+                : Results.Json(view, Json);
         }));
         // Cancels a running job: 200 with the job, Cancelled; 404 for an unknown job, 409 for one that has ended.
         app.MapDelete("/jobs/{id}", (string id, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>

@@ -39,6 +39,9 @@ internal static class JobDecisions
         _ => FabricError.Invalid($"job {state.JobId} has already {state.Status}; only a running job can be cancelled"),
     };
 
+    /// <summary>The answer to <paramref name="get"/>: the <see cref="Summary"/>, or the brief one asked for.</summary>
+    public static IFabricMessage Read(JobState state, JobEntity.Get get) => get.Brief ? JobBrief.Of(state) : Summary(state);
+
     /// <summary>The answer to Get: the state without output bytes (they can be large, and replies cross nodes: GetOutput reads them in chunks).</summary>
     public static JobState Summary(JobState state) => state with { Outputs = [.. state.Outputs.Select(o => o with { Data = [] })] };
 

@@ -37,10 +37,13 @@ public static class JobEntity
     [Manifest("JobEntity.Accepted")]
     public sealed record Accepted([property: Key(0)] string JobId) : IFabricMessage;
 
-    /// <summary>→ the job's <see cref="JobState"/> without output bytes (status Unknown for a job never submitted).</summary>
+    /// <summary>
+    /// → the job's <see cref="JobState"/> without output bytes (status Unknown for a job never submitted); with
+    /// <paramref name="Brief"/>, its <see cref="JobBrief"/> instead: no spec and no task records, what a watcher polls.
+    /// </summary>
     [MessagePackObject]
     [Manifest("JobEntity.Get")]
-    public sealed record Get([property: Key(0)] string JobId) : IJobMessage;
+    public sealed record Get([property: Key(0)] string JobId, [property: Key(1)] bool Brief = false) : IJobMessage;
 
     /// <summary>Reads part of an output of a completed job → <see cref="OutputChunk"/>, or ENOENT naming what is missing.</summary>
     [MessagePackObject]

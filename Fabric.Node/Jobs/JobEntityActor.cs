@@ -97,7 +97,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
                 Become(Running);
             });
         });
-        Command<JobEntity.Get>(_ => AnswerAndStop(JobDecisions.Summary(_state)));
+        Command<JobEntity.Get>(m => AnswerAndStop(JobDecisions.Read(_state, m)));
         Command<JobEntity.GetOutput>(m => AnswerAndStop(JobDecisions.Output(_state, m)));
         Command<JobEntity.Cancel>(_ => AnswerAndStop(JobDecisions.CancelAnswer(_state)!));
         Housekeeping();
@@ -128,7 +128,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
                     ImmutableDictionary<string, byte[]>.Empty)));
         });
         Command<JobEntity.Start>(m => Sender.Tell(JobDecisions.StartAgain(_state, m.Spec)));
-        Command<JobEntity.Get>(_ => Sender.Tell(JobDecisions.Summary(_state)));
+        Command<JobEntity.Get>(m => Sender.Tell(JobDecisions.Read(_state, m)));
         Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(_state, m)));
         Command<RunEvent>(m => Record([m.Event]));
         Command<RunEvents>(m => Record(m.Events));
@@ -186,7 +186,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
         Context.System.EventStream.Unsubscribe(Self);
         Context.SetReceiveTimeout(_idleAfterEnd);
         Command<JobEntity.Start>(m => Sender.Tell(JobDecisions.StartAgain(_state, m.Spec)));
-        Command<JobEntity.Get>(_ => Sender.Tell(JobDecisions.Summary(_state)));
+        Command<JobEntity.Get>(m => Sender.Tell(JobDecisions.Read(_state, m)));
         Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(_state, m)));
         Command<JobEntity.Cancel>(_ => Sender.Tell(JobDecisions.CancelAnswer(_state)!));
         Command<IProgress>(_ => { }); // what a cancelled run still reported on its way out: nothing to record any more
@@ -213,7 +213,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
             else Sender.Tell(new FabricError(ErrorCode.EBUSY,
                 $"job {m.JobId} is stopping and holds {StashLimit} submissions for its next start already; submit it again"));
         });
-        Command<JobEntity.Get>(_ => Sender.Tell(JobDecisions.Summary(_state)));
+        Command<JobEntity.Get>(m => Sender.Tell(JobDecisions.Read(_state, m)));
         Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(_state, m)));
         Command<JobEntity.Cancel>(_ => Sender.Tell(JobDecisions.CancelAnswer(_state)!));
         Command<Rest>(_ =>
@@ -264,7 +264,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     {
         Command<IProgress>(_ => { });
         Command<RunFinished>(_ => { });
-        Command<JobEntity.Get>(_ => Sender.Tell(JobDecisions.Summary(_state)));
+        Command<JobEntity.Get>(m => Sender.Tell(JobDecisions.Read(_state, m)));
         Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(_state, m)));
         Command<JobEntity.Start>(m => Sender.Tell(_state.Status != JobStatus.Unknown ? JobDecisions.StartAgain(_state, m.Spec)
             : new FabricError(ErrorCode.EBUSY, $"job {m.JobId} is moving to another node; submit it again")));

@@ -138,7 +138,7 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                 foreach (var task in needed.InOrder.Where(t => !running.Contains(t) && _notBefore.GetValueOrDefault(t) <= now && Ready(t))
                              .Take(Math.Max(0, options.Parallelism - running.Count)))
                 {
-                    var device = Place(task, devices, running);
+                    var device = Place(task, devices);
                     if (device is null && _tasks[task].Needs.Node is { } pinned && devices.All(d => d.Id.Node != pinned))
                     {
                         var since = _pinnedNodeGoneSince.TryGetValue(task, out var t) ? t : _pinnedNodeGoneSince[task] = now;
@@ -154,6 +154,7 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                     var attempt = _attempts[task] = _attempts.GetValueOrDefault(task) + 1;
                     placements.Add((task, device.Value, attempt));
                     running.Add(task);
+                    _load[device.Value] = _load.GetValueOrDefault(device.Value) + 1;
                     if (!placed.TryGetValue(device.Value, out var batch)) placed[device.Value] = batch = [];
                     batch.Add((_tasks[task], attempt));
                 }
@@ -174,6 +175,7 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                 foreach (var outcome in await ended)
                 {
                     running.Remove(outcome.Task);
+                    _load[outcome.Device] -= 1;
                     if (await ActOnAsync(outcome, needed) is { } failed) return failed;
                 }
             }
@@ -281,7 +283,7 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
 
     private bool Ready(string task) => _plan.Task(task).Inputs.All(b => IsHeld(b) || _buffers[b].Init is not null);
 
-    private DeviceId? Place(string task, IReadOnlyList<DeviceInfo> devices, IEnumerable<string> running)
+    private DeviceId? Place(string task, IReadOnlyList<DeviceInfo> devices)
     {
         var spec = _tasks[task];
         var memory = _plan.Task(task).MemoryBytes;
@@ -296,14 +298,12 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                         if (slot.Device != holding.Slot.Device)
                             local[slot.Device] = local.GetValueOrDefault(slot.Device) + holding.Size;
             }
-        var load = running.Select(t => _lastPlacement.GetValueOrDefault(t)).Where(d => d.Node is not null)
-            .GroupBy(d => d).ToDictionary(g => g.Key, g => g.Count());
-        var choice = Scheduler.Choose(new Scheduler.Demand(task, memory, local, spec.Needs.Node, spec.Needs.DeviceKind, load, spec.Needs.Prefer), devices, _avoid);
-        if (choice is { } chosen) _lastPlacement[task] = chosen;
-        return choice;
+        return Scheduler.Choose(new Scheduler.Demand(task, memory, local, spec.Needs.Node, spec.Needs.DeviceKind, _load, spec.Needs.Prefer), devices, _avoid);
     }
 
-    private readonly Dictionary<string, DeviceId> _lastPlacement = [];
+    // Tasks of this run now running on each device: kept as they are placed and end, never counted afresh per placement
+    // (that made placing a round of a wide job quadratic in the tasks running).
+    private readonly Dictionary<DeviceId, int> _load = [];
     private readonly Dictionary<string, DateTime> _pinnedNodeGoneSince = [];
     private readonly Dictionary<DeviceId, Task<Slot>> _opening = [];
 

@@ -93,6 +93,10 @@ public sealed record JobState(
     [IgnoreMember] public bool IsFinished => Status is JobStatus.Completed or JobStatus.Failed or JobStatus.Cancelled;
     [IgnoreMember] public int CompletedTasks => Tasks.Count(t => t.Completions > 0);
 
+    /// <summary>Each stage's tasks and completed tasks, in stage order.</summary>
+    public ImmutableArray<StageProgress> Stages() =>
+        [.. Tasks.GroupBy(t => t.Stage).OrderBy(g => g.Key).Select(g => new StageProgress(g.Key, g.Count(), g.Count(t => t.Completions > 0)))];
+
     public JobState Apply(IJobEvent e)
     {
         var next = e switch
@@ -167,3 +171,33 @@ public sealed record JobState(
         return i;
     }
 }
+
+/// <summary>
+/// A job's state without its spec and its tasks' records (<see cref="JobEntity.Get"/> with Brief): its status and counts,
+/// a few hundred bytes however wide the job is. What a watcher polls while the job runs.
+/// </summary>
+[MessagePackObject]
+[Manifest("JobBrief")]
+public sealed record JobBrief(
+    [property: Key(0)] string JobId,
+    [property: Key(1)] string Name,
+    [property: Key(2)] JobStatus Status,
+    [property: Key(3)] FabricError? Error,
+    [property: Key(4)] int Runs,
+    [property: Key(5)] ImmutableArray<string> RunNodes,
+    [property: Key(6)] int Tasks,
+    [property: Key(7)] int CompletedTasks,
+    [property: Key(8)] ImmutableArray<JobOutput> Outputs,
+    [property: Key(9)] long SubmittedAtMs,
+    [property: Key(10)] long FinishedAtMs,
+    [property: Key(11)] long Events,
+    [property: Key(12)] ImmutableArray<StageProgress> Stages) : IFabricMessage
+{
+    public static JobBrief Of(JobState state) => new(state.JobId, state.Spec?.Name ?? "", state.Status, state.Error, state.Runs, state.RunNodes,
+        state.Tasks.Count, state.CompletedTasks, [.. state.Outputs.Select(o => o with { Data = [] })], state.SubmittedAtMs, state.FinishedAtMs, state.Events,
+        state.Stages());
+}
+
+/// <summary>One stage of a job: its tasks, and how many have completed (at least once).</summary>
+[MessagePackObject]
+public sealed record StageProgress([property: Key(0)] int Stage, [property: Key(1)] int Tasks, [property: Key(2)] int Completed);

@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using Fabric.Core.Gateway;
 
 namespace Fabric.Node.Jobs;
@@ -22,5 +23,17 @@ public static class JobViews
         [.. state.Outputs.Select(o => new JobView.OutputView(o.Name, o.Size))],
         state.SubmittedAtMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(state.SubmittedAtMs) : null,
         state.FinishedAtMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(state.FinishedAtMs) : null,
-        state.Events);
+        state.Events,
+        Stages(state.Stages()));
+
+    /// <summary>The view of a brief state: the same, with no task details.</summary>
+    public static JobView Of(JobBrief brief) => new(brief.JobId, brief.Name, brief.Status.ToString(), brief.Error?.ToString(), brief.Runs, brief.RunNodes,
+        brief.Tasks, brief.CompletedTasks, [], [.. brief.Outputs.Select(o => new JobView.OutputView(o.Name, o.Size))],
+        brief.SubmittedAtMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(brief.SubmittedAtMs) : null,
+        brief.FinishedAtMs > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(brief.FinishedAtMs) : null,
+        brief.Events,
+        Stages(brief.Stages));
+
+    private static ImmutableArray<JobView.StageView> Stages(ImmutableArray<StageProgress> stages) =>
+        [.. stages.Select(s => new JobView.StageView(s.Stage, s.Tasks, s.Completed))];
 }

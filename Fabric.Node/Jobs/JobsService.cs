@@ -108,6 +108,13 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
         return await Ask<JobState>(new JobEntity.Get(jobId), cancel);
     }
 
+    /// <summary>A job's status and counts without its tasks' records (<see cref="JobBrief"/>); status Unknown for a job never submitted.</summary>
+    public async Task<JobBrief> GetBriefAsync(string jobId, CancellationToken cancel)
+    {
+        await KnownAsync(jobId, cancel);
+        return await Ask<JobBrief>(new JobEntity.Get(jobId, Brief: true), cancel);
+    }
+
     /// <summary>Cancels a running job → its state, Cancelled; an ended job → EINVAL, an unknown one → ENOENT (<see cref="JobEntity.Cancel"/>).</summary>
     public async Task<JobState> CancelAsync(string jobId, CancellationToken cancel)
     {

@@ -312,6 +312,36 @@ public abstract class JobRunsAcrossNodes<TFixture>(TFixture cluster, ITestOutput
     }
 
     [Fact]
+    public async Task A_brief_view_has_the_full_views_status_counts_and_stage_progress_without_the_tasks_records()
+    {
+        var jobId = await SubmitAsync(WideJob("brief", width: 4, n: 16), "n1");
+        var full = await AwaitJobAsync(jobId, v => v.Status is "Completed" or "Failed", TimeSpan.FromSeconds(60), "n2");
+        using var gateway = new GatewayClient(Cluster["n3"].Gateway);
+        var brief = await gateway.JobBriefAsync(jobId, CancellationToken.None);
+        using var http = new HttpClient { BaseAddress = new Uri(Cluster["n3"].Gateway) };
+        using var bad = await http.GetAsync($"jobs/{jobId}?tasks=maybe");
+        var problem = System.Text.Json.JsonDocument.Parse(await bad.Content.ReadAsStringAsync()).RootElement;
+        using var missing = await http.GetAsync("jobs/no-such-job?tasks=false");
+
+        Assert.Equal("Completed", full.Status);
+        Assert.Empty(brief.TaskDetails);
+        Assert.Equal((full.JobId, full.Name, full.Status, full.Runs, full.Tasks, full.CompletedTasks, full.Events, full.SubmittedAt, full.FinishedAt),
+            (brief.JobId, brief.Name, brief.Status, brief.Runs, brief.Tasks, brief.CompletedTasks, brief.Events, brief.SubmittedAt, brief.FinishedAt));
+        Assert.Equal([.. full.RunNodes], brief.RunNodes.ToArray());
+        Assert.Equal([.. full.Outputs], brief.Outputs.ToArray());
+        // Stages as the tasks' records count them: WideJob has 3 (the products, the reduction, the checksum).
+        var stages = full.TaskDetails.GroupBy(t => t.Stage).OrderBy(g => g.Key)
+            .Select(g => new JobView.StageView(g.Key, g.Count(), g.Count(t => t.Completions > 0))).ToArray();
+        Assert.Equal(3, stages.Length);
+        Assert.Equal(stages, full.Stages.ToArray());
+        Assert.Equal(stages, brief.Stages.ToArray());
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Equal("EINVAL", problem.GetProperty("title").GetString());
+        Assert.Contains("tasks=maybe", problem.GetProperty("detail").GetString());
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, missing.StatusCode);
+    }
+
+    [Fact]
     public async Task A_jobs_events_read_from_the_journal_tell_its_history_as_its_view_counts_it_through_the_gateway_and_the_CLI()
     {
         var jobId = await SubmitAsync(WideJob("history", width: 4, n: 16), "n1");
