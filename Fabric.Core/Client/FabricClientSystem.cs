@@ -24,7 +24,7 @@ public static class FabricClientSystem
               actor.provider = remote
               remote {
                 log-remote-lifecycle-events = off
-                dot-netty.tcp { hostname = "{{hostname}}", port = 0, maximum-frame-size = 4 MiB }
+                dot-netty.tcp { hostname = "{{hostname}}", port = 0, maximum-frame-size = 16 MiB }
                 watch-failure-detector { heartbeat-interval = 500ms, acceptable-heartbeat-pause = 2s }
                 watch-unreachable-reaper-interval = 500ms
               }

@@ -4,6 +4,7 @@ using Fabric.Core;
 using Fabric.Core.Commands;
 using Fabric.Core.Jobs;
 using Fabric.Node.Cli;
+using Fabric.Node.Hosting;
 using Fabric.Node.Jobs;
 
 namespace Fabric.Node.Bench;
@@ -39,6 +40,11 @@ public static class JobsBench
         }
         await using (var nodes = await BenchNodes.StartAsync("j", 3, "256MiB", progress, cancel))
         {
+            if (!options.Quick)
+            {
+                progress($"scale: a wide job of {ScaleTasks:N0} tiny tasks on a fresh cluster, the peak memory of its node");
+                lines.Add(await ScaleAsync(nodes, ScaleTasks, progress, cancel));
+            }
             progress("recovery: SIGKILL of the node hosting the job");
             jobNodeRecovery = await RecoveryAsync(nodes, killEntityNode: true, options.Quick ? 768u : 1024u, progress, cancel);
         }
@@ -48,7 +54,7 @@ public static class JobsBench
     }
 
     /// <summary>One input, <paramref name="count"/> independent tasks each scaling it into an output of its own.</summary>
-    private static async Task<(double PerSecond, double SecondsPerTask)> WideJobAsync(BenchNodes nodes, int count, CancellationToken cancel)
+    private static JobSpec WideSpec(int count)
     {
         var job = new JobBuilder($"wide-{count}").RandomInput("x", 16, seed: 3);
         for (var i = 0; i < count; i++)
@@ -56,7 +62,36 @@ public static class JobsBench
             var k = i;
             job.Output($"y{k}", 64).Task($"t{k}", t => t.Scale($"y{k}", "x", k));
         }
-        var spec = job.Build();
+        return job.Build();
+    }
+
+    private const int ScaleTasks = 100_000;
+
+    /// <summary>
+    /// A wide job of <paramref name="count"/> tiny tasks → the peak resident memory of the node that ran it (Linux's
+    /// VmHWM, reset on every node just before the submission), with that node's resident memory before as the baseline.
+    /// </summary>
+    private static async Task<BenchLine> ScaleAsync(BenchNodes nodes, int count, Action<string> progress, CancellationToken cancel)
+    {
+        var json = JobJson.Write(WideSpec(count));
+        int Pid(LocalNode node) => node.ProcessId ?? throw new InvalidOperationException($"node {node.Name} is not running");
+        var before = nodes.Cluster.Nodes.ToDictionary(n => n.Name, n => ResidentMemory.ResetPeak(Pid(n)));
+        using var gateway = new GatewayClient(nodes.Gateway(0));
+        var clock = Stopwatch.StartNew();
+        var jobId = await gateway.SubmitAsync(json, cancel);
+        var brief = await AwaitAsync(gateway, jobId, v => v.Status is "Completed" or "Failed", TimeSpan.FromMinutes(10), cancel, brief: true);
+        var seconds = clock.Elapsed.TotalSeconds;
+        if (brief.Status != "Completed") throw new InvalidOperationException($"the {count:N0}-task job {brief.Status}: {brief.Error}");
+        var jobNode = (await gateway.NodesAsync(cancel)).Nodes.Single(m => m.Address == brief.RunNodes[^1]).Node;
+        var peaks = nodes.Cluster.Nodes.ToDictionary(n => n.Name, n => ResidentMemory.Peak(Pid(n)));
+        progress($"{count:N0} tasks in {seconds:0.0} s ({count / seconds:0} tasks/s); peak resident memory: " +
+                 string.Join(", ", peaks.Select(p => $"{p.Key} {p.Value:0} MiB (from {before[p.Key]:0}){(p.Key == jobNode ? ", the job's node" : "")}")));
+        return new BenchLine("job_100k_peak_rss_MiB", peaks[jobNode], "MiB", before[jobNode], "job_node_rss_before_MiB");
+    }
+
+    private static async Task<(double PerSecond, double SecondsPerTask)> WideJobAsync(BenchNodes nodes, int count, CancellationToken cancel)
+    {
+        var spec = WideSpec(count);
         using var gateway = new GatewayClient(nodes.Gateway(0));
         var clock = Stopwatch.StartNew();
         var jobId = await gateway.SubmitAsync(JobJson.Write(spec), cancel);

@@ -257,15 +257,15 @@ public abstract class JobRunsAcrossNodes<TFixture>(TFixture cluster, ITestOutput
             .Task("copy", t => t.Copy("y", "x")).Build());
 
         var clock = Stopwatch.StartNew();
-        var tooBig = await Assert.ThrowsAsync<GatewayException>(() => gateway.SubmitAsync(Job("too-big", 5 << 20), CancellationToken.None, jobId: "too-big-1"));
+        var tooBig = await Assert.ThrowsAsync<GatewayException>(() => gateway.SubmitAsync(Job("too-big", 17 << 20), CancellationToken.None, jobId: "too-big-1"));
         var refusedAfter = clock.Elapsed;
         var fits = await gateway.SubmitAsync(Job("fits", 3 << 20), CancellationToken.None);
         var view = await AwaitJobAsync(fits, v => v.Status is "Completed" or "Failed", TimeSpan.FromSeconds(60), "n2", "n3");
         var after = await gateway.JobsAsync(CancellationToken.None);
 
         Output.WriteLine($"refused after {refusedAfter.TotalSeconds:0.00} s: {tooBig.Message}");
-        Assert.StartsWith("E2BIG: job 'too-big': the inline data of input 'x' is 5,242,880 bytes", tooBig.Message);
-        Assert.Contains($"the limit is {(4 << 20) - (256 << 10):N0} bytes", tooBig.Message);
+        Assert.StartsWith($"E2BIG: job 'too-big': the inline data of input 'x' is {17 << 20:N0} bytes", tooBig.Message);
+        Assert.Contains($"the limit is {(16 << 20) - (256 << 10):N0} bytes", tooBig.Message);
         Assert.False(tooBig.Transient);
         Assert.True(refusedAfter < TimeSpan.FromSeconds(10), $"refused only after {refusedAfter.TotalSeconds:0.0} s");
         Assert.Equal("Completed", view.Status);

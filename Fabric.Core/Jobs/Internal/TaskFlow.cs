@@ -12,7 +12,15 @@ internal sealed record TaskFlow(
     ImmutableDictionary<string, int> FirstRead,
     ImmutableDictionary<string, int> FirstWrite)
 {
-    public static TaskFlow Of(TaskSpec task)
+    /// <summary>
+    /// The flow of <paramref name="task"/>, worked out once per instance: validating and planning a job ask for each
+    /// task's several times, and a wide job has tens of thousands of tasks.
+    /// </summary>
+    public static TaskFlow Of(TaskSpec task) => Flows.GetValue(task, Make);
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<TaskSpec, TaskFlow> Flows = new();
+
+    private static TaskFlow Make(TaskSpec task)
     {
         var inputs = ImmutableArray.CreateBuilder<string>();
         var outputs = ImmutableArray.CreateBuilder<string>();
