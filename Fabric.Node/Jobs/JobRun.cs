@@ -112,8 +112,7 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
 
     private sealed record Outcome(string Task, DeviceId Device, FabricError? Error, ImmutableArray<Slot> Involved);
 
-    private static bool IsTransient(FabricError error) =>
-        error.Code is ErrorCode.ENODEV or ErrorCode.EIO or ErrorCode.ETIMEDOUT or ErrorCode.EBUSY or ErrorCode.ENOMEM;
+    private static bool IsTransient(FabricError error) => RetryPolicy.IsTransient(error);
 
     public async Task<JobRunResult> RunAsync(CancellationToken cancel)
     {
@@ -124,7 +123,7 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
             while (true)
             {
                 cancel.ThrowIfCancellationRequested();
-                var needed = _agenda ??= new Agenda(Needed());
+                var needed = _agenda ??= Agenda.Of(_plan, IsHeld);
                 if (needed.Count == 0 && running.Count == 0)
                 {
                     var outputs = await FetchOutputsAsync(cancel);
@@ -204,15 +203,11 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
         // A failure explained by a node or device found lost is given more attempts than one of its own.
         var explained = IsTransient(outcome.Error) && await ForgetLostAsync(outcome.Involved, outcome.Error.Message);
         var unexplained = _unexplainedFailures[outcome.Task] = _unexplainedFailures.GetValueOrDefault(outcome.Task) + (explained ? 0 : 1);
-        var limit = _tasks[outcome.Task].MaxAttempts;
-        if (!IsTransient(outcome.Error) || (limit > 0 ? tries >= limit : unexplained >= options.MaxAttempts || tries >= options.MaxAttemptsOnNodeLoss))
-        {
-            events.TaskFailed(outcome.Task, outcome.Device, tries, outcome.Error, willRetry: false);
+        var decision = RetryPolicy.Decide(outcome.Error, tries, unexplained, _tasks[outcome.Task].MaxAttempts, options);
+        events.TaskFailed(outcome.Task, outcome.Device, tries, outcome.Error, willRetry: decision.Retry);
+        if (!decision.Retry)
             return Failed(outcome.Error with { Message = $"task {outcome.Task} failed on {outcome.Device} (attempt {tries}): {outcome.Error.Message}" });
-        }
-        events.TaskFailed(outcome.Task, outcome.Device, tries, outcome.Error, willRetry: true);
-        var backoff = options.Backoff * Math.Pow(2, Math.Min(tries - 1, 8));
-        _notBefore[outcome.Task] = DateTime.UtcNow + (backoff < options.MaxBackoff ? backoff : options.MaxBackoff);
+        _notBefore[outcome.Task] = DateTime.UtcNow + decision.Wait;
         return null;
     }
 
@@ -229,47 +224,8 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
 
     private static JobRunResult Failed(FabricError error) => new(error, ImmutableDictionary<string, byte[]>.Empty);
 
-    // The tasks still to run. Worked out from the lineage once, then kept as tasks succeed; worked out again when held
-    // buffers are lost. Recomputing it after every task would make a wide job quadratic in its tasks.
+    // The tasks still to run (lineage): worked out again when held buffers are lost.
     private Agenda? _agenda;
-
-    /// <summary>Tasks in the order <see cref="Needed"/> found them, with O(1) removal of one that succeeded.</summary>
-    private sealed class Agenda
-    {
-        private readonly LinkedList<string> _order = new();
-        private readonly Dictionary<string, LinkedListNode<string>> _nodes = [];
-
-        public Agenda(IEnumerable<string> tasks)
-        {
-            foreach (var task in tasks) _nodes[task] = _order.AddLast(task);
-        }
-
-        public int Count => _order.Count;
-        public IEnumerable<string> InOrder => _order;
-        public bool Contains(string task) => _nodes.ContainsKey(task);
-
-        public void Done(string task)
-        {
-            if (_nodes.Remove(task, out var node)) _order.Remove(node);
-        }
-    }
-
-    /// <summary>The tasks whose outputs are still needed: producers of missing results, and of missing inputs of those (lineage).</summary>
-    private List<string> Needed()
-    {
-        var needed = new List<string>();
-        var wanted = new Stack<string>(spec.Buffers.Where(b => b.Output && !IsHeld(b.Name)).Select(b => b.Name));
-        var seen = new HashSet<string>();
-        while (wanted.TryPop(out var buffer))
-        {
-            if (IsHeld(buffer) || _buffers[buffer].Init is not null) continue;
-            var producer = _plan.Producer(buffer);
-            if (producer is null || !seen.Add(producer)) continue;
-            needed.Add(producer);
-            foreach (var input in _plan.Task(producer).Inputs) wanted.Push(input);
-        }
-        return needed;
-    }
 
     private bool IsHeld(string buffer)
     {
