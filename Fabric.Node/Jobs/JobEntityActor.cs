@@ -63,6 +63,9 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     }
 
     public override string PersistenceId { get; }
+
+    /// <summary>A run that throws is stopped (it reports how it ended as it stops), never restarted: a restart would run the job twice.</summary>
+    protected override SupervisorStrategy SupervisorStrategy() => Akka.Actor.SupervisorStrategy.StoppingStrategy;
     public ITimerScheduler Timers { get; set; } = null!;
 
     /// <summary>Rebuilds the state from the latest snapshot and the events after it, then enters the state its status names.</summary>
@@ -119,13 +122,9 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
             _state = _state.Apply(e);
             var cancel = new CancellationTokenSource();
             var client = FabricClient.Connect(Context.System, _deviceManager, new FabricClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) });
-            var run = new JobRun(_state.Spec!, client, new JobRunReports.ToEntity(Self), _options).RunAsync(cancel.Token);
-            _run = new RunHandle(cancel, run, client);
-            var jobId = _state.JobId;
-            run.PipeTo(Self,
-                success: result => new RunFinished(result),
-                failure: ex => new RunFinished(new JobRunResult(new FabricError(ErrorCode.EIO, $"the run of job {jobId} broke: {ex.Message}"),
-                    ImmutableDictionary<string, byte[]>.Empty)));
+            var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Context.Watch(Context.ActorOf(JobRunActor.Props(_state.Spec!, client, new JobRunReports.ToEntity(Self), _options, cancel.Token, ended), $"run-{_state.Runs}"));
+            _run = new RunHandle(cancel, ended.Task, client);
         });
         Command<JobEntity.Start>(m => Sender.Tell(JobDecisions.StartAgain(_state, m.Spec)));
         Command<JobEntity.Get>(m => Sender.Tell(JobDecisions.Read(_state, m)));
@@ -139,6 +138,8 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
             EndRun();
             PersistEnd(JobDecisions.Outcome(m.Outcome, Now()), replyTo: null);
         });
+        // Its run stopped without a word (it could not even start): the job ends as a broken run rather than hang.
+        Command<Terminated>(_ => Self.Tell(new RunFinished(new JobRunResult(new FabricError(ErrorCode.EIO, "the job's run stopped before it ended"), []))));
         Command<JobEntity.Cancel>(_ =>
         {
             EndRun(); // its contexts close once the run has stopped: the device memory they held is released
@@ -232,6 +233,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     private void Housekeeping()
     {
         Command<JobEntity.HandOff>(_ => HandOff());
+        Command<Terminated>(_ => { }); // a run that ended (it said so before it stopped)
         Command<ClusterEvent.IClusterDomainEvent>(_ => { });
         Command<NodeRegistry.NodeLost>(_ => { });
         Command<NodeRegistry.NodeAvailable>(_ => { });

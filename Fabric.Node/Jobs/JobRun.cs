@@ -69,7 +69,8 @@ public sealed record JobRunResult(FabricError? Error, ImmutableDictionary<string
 /// plane between nodes, never through this process), kernels compiled from the task steps. Buffers are values held
 /// where they were produced; when a node is lost, the buffers it held are recomputed from their lineage (the tasks
 /// that produced them), and the tasks it ran are placed again elsewhere. A task that fails for a reason of its own
-/// (bad input, a fault) fails the job with the device's error.
+/// (bad input, a fault) fails the job with the device's error. Its state is not guarded: it runs on one thread of
+/// control, its <see cref="JobRunActor"/>'s.
 /// </summary>
 public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents events, JobRunOptions options)
 {
@@ -83,8 +84,8 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
     private readonly Dictionary<string, DateTime> _notBefore = [];
     private readonly HashSet<DeviceId> _avoid = [];
 
-    // Tasks run concurrently on the thread pool: _slots and _held are only touched under this lock.
-    private readonly Lock _gate = new();
+    // No lock: a run is driven by its JobRunActor, on whose task scheduler every continuation of these async steps runs,
+    // one at a time (many device batches are under way at once, but their endings are taken in turn).
 
     /// <summary>A context this run holds on one device, with its address space.</summary>
     private sealed class Slot(DeviceContext context, AddressSpaceId space)
@@ -98,7 +99,7 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
     /// Where a buffer's current value lives (a buffer of this run's context there, mapped by its device's task runner),
     /// and the slots where tasks have read it (<see cref="ReachedOn"/>: a buffer is a value, never written again, so its
     /// export is imported there once — on another node copied once — and serves every later task there while the
-    /// buffer lives). Its fields other than the first three are touched under the run's lock.
+    /// buffer lives).
     /// </summary>
     private sealed class Holding(Slot slot, BufferHandle handle, long size)
     {
@@ -214,12 +215,9 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
     /// <summary>No room on the device: its imports of other devices' buffers (kept for later tasks) go with its next message.</summary>
     private void DropReachesOn(DeviceId device)
     {
-        lock (_gate)
-        {
-            if (_slots.GetValueOrDefault(device) is not { } slot) return;
-            foreach (var holding in _held.Values) holding.ReachedOn.Remove(slot);
-            Chores(slot).ForgetAll = true;
-        }
+        if (_slots.GetValueOrDefault(device) is not { } slot) return;
+        foreach (var holding in _held.Values) holding.ReachedOn.Remove(slot);
+        Chores(slot).ForgetAll = true;
     }
 
     private static JobRunResult Failed(FabricError error) => new(error, ImmutableDictionary<string, byte[]>.Empty);
@@ -229,12 +227,12 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
 
     private bool IsHeld(string buffer)
     {
-        lock (_gate) return _held.ContainsKey(buffer);
+        return _held.ContainsKey(buffer);
     }
 
     private Holding? HeldOrNull(string buffer)
     {
-        lock (_gate) return _held.GetValueOrDefault(buffer);
+        return _held.GetValueOrDefault(buffer);
     }
 
     private bool Ready(string task) => _plan.Task(task).Inputs.All(b => IsHeld(b) || _buffers[b].Init is not null);
@@ -249,10 +247,9 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
             {
                 local[holding.Slot.Device] = local.GetValueOrDefault(holding.Slot.Device) + holding.Size;
                 // A device it was already made readable on needs no memory and no transfer for it either.
-                lock (_gate)
-                    foreach (var slot in holding.ReachedOn)
-                        if (slot.Device != holding.Slot.Device)
-                            local[slot.Device] = local.GetValueOrDefault(slot.Device) + holding.Size;
+                foreach (var slot in holding.ReachedOn)
+                    if (slot.Device != holding.Slot.Device)
+                        local[slot.Device] = local.GetValueOrDefault(slot.Device) + holding.Size;
             }
         return Scheduler.Choose(new Scheduler.Demand(task, memory, local, spec.Needs.Node, spec.Needs.DeviceKind, _load, spec.Needs.Prefer), devices, _avoid);
     }
@@ -267,20 +264,16 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
     private async Task<Slot> SlotAsync(DeviceId device, CancellationToken cancel)
     {
         Task<Slot>? opening;
-        lock (_gate)
-        {
-            if (_slots.TryGetValue(device, out var slot) && slot.Context.IsUsable) return slot;
-            if (!_opening.TryGetValue(device, out opening)) _opening[device] = opening = Task.Run(() => OpenSlotAsync(device, cancel), cancel);
-        }
+        if (_slots.TryGetValue(device, out var slot) && slot.Context.IsUsable) return slot;
+        if (!_opening.TryGetValue(device, out opening)) _opening[device] = opening = OpenSlotAsync(device, cancel);
         try
         {
             return await opening;
         }
         finally
         {
-            lock (_gate)
-                if (_opening.TryGetValue(device, out var current) && current == opening)
-                    _opening.Remove(device);
+            if (_opening.TryGetValue(device, out var current) && current == opening)
+                _opening.Remove(device);
         }
     }
 
@@ -290,7 +283,7 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
         var space = await context.CreateAddressSpaceAsync(cancel);
         await context.AttachAsync(space, cancel);
         var slot = new Slot(context, space);
-        lock (_gate) _slots[device] = slot;
+        _slots[device] = slot;
         return slot;
     }
 
@@ -325,14 +318,11 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
         try { ran = await slot.Context.RunTasksAsync(requests, options.TaskTimeout, release, forget, forgetAll, cancel); }
         catch (FabricException e)
         {
-            lock (_gate)
-            {
-                // Not delivered: what the device was to let go goes with its next message instead.
-                var chores = Chores(slot);
-                chores.Release.AddRange(release);
-                chores.Forget.UnionWith(forget);
-                chores.ForgetAll |= forgetAll;
-            }
+            // Not delivered: what the device was to let go goes with its next message instead.
+            var chores = Chores(slot);
+            chores.Release.AddRange(release);
+            chores.Forget.UnionWith(forget);
+            chores.ForgetAll |= forgetAll;
             foreach (var (i, involved) in sent) outcomes[i] = new Outcome(batch[i].Task.Name, device, e.Error, [.. involved]);
             return [.. outcomes.Select(o => o!)];
         }
@@ -346,17 +336,14 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
             if (error is null)
             {
                 var outputs = _plan.Task(task.Name).Outputs;
-                lock (_gate)
+                // Its context may have been found lost while it ran: then its results are not kept (they are not reachable).
+                if (!(_slots.TryGetValue(device, out var current) && current == slot && slot.Context.IsUsable))
+                    error = new FabricError(ErrorCode.ENODEV, $"the context of this run on {device} was lost as task {task.Name} ended");
+                else
                 {
-                    // Its context may have been found lost while it ran: then its results are not kept (they are not reachable).
-                    if (!(_slots.TryGetValue(device, out var current) && current == slot && slot.Context.IsUsable))
-                        error = new FabricError(ErrorCode.ENODEV, $"the context of this run on {device} was lost as task {task.Name} ended");
-                    else
-                    {
-                        for (var j = 0; j < outputs.Length; j++) _held[outputs[j]] = new Holding(slot, result.Made[j].Handle, _buffers[outputs[j]].Size);
-                        foreach (var input in _plan.Task(task.Name).Inputs)
-                            if (_held.TryGetValue(input, out var holding) && holding.Slot != slot) holding.ReachedOn.Add(slot);
-                    }
+                    for (var j = 0; j < outputs.Length; j++) _held[outputs[j]] = new Holding(slot, result.Made[j].Handle, _buffers[outputs[j]].Size);
+                    foreach (var input in _plan.Task(task.Name).Inputs)
+                        if (_held.TryGetValue(input, out var holding) && holding.Slot != slot) holding.ReachedOn.Add(slot);
                 }
                 if (error is null) succeeded.Add((task.Name, device, attempt, TimeSpan.FromTicks(result.Microseconds * 10)));
             }
@@ -411,13 +398,10 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
     /// <summary>A job input made on <paramref name="slot"/> (one device-side task with no program), once however many tasks ask at the same time.</summary>
     private Task<Holding> JobInputAsync(string input, Slot slot, CancellationToken cancel)
     {
-        lock (_gate)
-        {
-            if (_held.TryGetValue(input, out var held)) return Task.FromResult(held);
-            if (!_makingInputs.TryGetValue(input, out var making) || making.IsFaulted || making.IsCanceled)
-                _makingInputs[input] = making = MakeAsync();
-            return making;
-        }
+        if (_held.TryGetValue(input, out var held)) return Task.FromResult(held);
+        if (!_makingInputs.TryGetValue(input, out var making) || making.IsFaulted || making.IsCanceled)
+            _makingInputs[input] = making = MakeAsync();
+        return making;
 
         async Task<Holding> MakeAsync()
         {
@@ -426,13 +410,10 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                 options.TaskTimeout, cancel: cancel))[0];
             if (made.Error is { } error) throw new FabricException(error);
             var holding = new Holding(slot, made.Made[0].Handle, data.Length);
-            lock (_gate)
-            {
-                _makingInputs.Remove(input);
-                if (_held.TryAdd(input, holding)) return holding;
-                Chores(slot).Release.Add(holding.Handle); // made meanwhile by another way: this copy goes
-                return _held[input];
-            }
+            _makingInputs.Remove(input);
+            if (_held.TryAdd(input, holding)) return holding;
+            Chores(slot).Release.Add(holding.Handle); // made meanwhile by another way: this copy goes
+            return _held[input];
         }
     }
 
@@ -440,16 +421,16 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
     private async Task<ExportToken> ExportOfAsync(Holding holding, CancellationToken cancel)
     {
         Task<ExportToken> export;
-        lock (_gate) export = holding.Export ??= ExportAsync(holding, cancel);
+        export = holding.Export ??= ExportAsync(holding, cancel);
         try
         {
             var token = await export;
-            lock (_gate) holding.Exported = token.Export;
+            holding.Exported = token.Export;
             return token;
         }
         catch (FabricException)
         {
-            lock (_gate) if (holding.Export == export) holding.Export = null;
+            if (holding.Export == export) holding.Export = null;
             throw;
         }
     }
@@ -471,26 +452,22 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
 
     private (List<BufferHandle> Release, List<ExportId> Forget, bool ForgetAll) TakeChores(Slot slot)
     {
-        lock (_gate)
-        {
-            if (!_chores.Remove(slot, out var chores)) return ([], [], false);
-            return (chores.Release, [.. chores.Forget], chores.ForgetAll);
-        }
+        if (!_chores.Remove(slot, out var chores)) return ([], [], false);
+        return (chores.Release, [.. chores.Forget], chores.ForgetAll);
     }
 
     /// <summary>The imports of <paramref name="holdings"/> are let go where they were made readable (on every slot, or on <paramref name="only"/>).</summary>
     private void DropReaches(IEnumerable<Holding> holdings, Slot? only)
     {
-        lock (_gate)
-            foreach (var holding in holdings)
+        foreach (var holding in holdings)
+        {
+            if (holding.Exported is not { } export) continue;
+            foreach (var slot in holding.ReachedOn.Where(s => only is null || s == only).ToList())
             {
-                if (holding.Exported is not { } export) continue;
-                foreach (var slot in holding.ReachedOn.Where(s => only is null || s == only).ToList())
-                {
-                    holding.ReachedOn.Remove(slot);
-                    Chores(slot).Forget.Add(export);
-                }
+                holding.ReachedOn.Remove(slot);
+                Chores(slot).Forget.Add(export);
             }
+        }
     }
 
     /// <summary>
@@ -514,18 +491,15 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
             found = true;
             _avoid.Add(slot.Device);
             var forgotten = new List<Holding>();
-            lock (_gate)
+            if (_slots.TryGetValue(slot.Device, out var current) && current == slot) _slots.Remove(slot.Device);
+            foreach (var (name, holding) in _held.Where(kv => kv.Value.Slot == slot).ToList())
             {
-                if (_slots.TryGetValue(slot.Device, out var current) && current == slot) _slots.Remove(slot.Device);
-                foreach (var (name, holding) in _held.Where(kv => kv.Value.Slot == slot).ToList())
-                {
-                    _held.Remove(name);
-                    lost.Add(name);
-                    forgotten.Add(holding);
-                }
-                foreach (var holding in _held.Values) holding.ReachedOn.Remove(slot); // gone with the slot
-                _chores.Remove(slot);
+                _held.Remove(name);
+                lost.Add(name);
+                forgotten.Add(holding);
             }
+            foreach (var holding in _held.Values) holding.ReachedOn.Remove(slot); // gone with the slot
+            _chores.Remove(slot);
             DropReaches(forgotten, null);
         }
         if (lost.Count > 0)

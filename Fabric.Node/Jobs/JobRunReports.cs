@@ -49,7 +49,10 @@ internal static class JobRunReports
             entity.Tell(new RunEvent(new JobEvents.BuffersLost(buffers, reason, Now())));
     }
 
-    /// <summary>A run under way: stopped by cancelling it; its client is disposed once the run has released its contexts.</summary>
+    /// <summary>
+    /// A run under way (its <see cref="JobRunActor"/>): stopped by cancelling it; its client is disposed once the run is
+    /// over (<paramref name="run"/>: it released its contexts, or its actor stopped and the client's disposal closes them).
+    /// </summary>
     public sealed class RunHandle(CancellationTokenSource cancel, Task run, FabricClient client)
     {
         public FabricClient Client => client;
