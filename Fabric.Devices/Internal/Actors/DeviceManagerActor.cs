@@ -89,7 +89,11 @@ internal sealed class DeviceManagerActor : ReceiveActor
         new StopOnFailure(_log, $"node {_node}", (child, e) =>
         {
             var index = _devices.IndexOf(child);
-            if (index >= 0) _failures[index] = $"{e.GetType().Name}: {e.Message}";
+            if (index < 0) return;
+            _failures[index] = $"{e.GetType().Name}: {e.Message}";
+            // Stopped from now on, not only once its Terminated comes: a request routed to it meanwhile would be lost
+            // with its mailbox (the caller timing out) instead of answered Malfunction or ENODEV.
+            OnDeviceStopped(new DeviceStopped(index));
         });
 
     private void OnDeviceStopped(DeviceStopped m)
