@@ -131,10 +131,8 @@ public static class HttpGateway
             var tasks = request.Query["tasks"].FirstOrDefault();
             if (tasks is not (null or "true" or "false"))
                 return Results.Json(new Problem(nameof(ErrorCode.EINVAL), $"tasks={tasks}: say tasks=true (the default) or tasks=false"), Json, statusCode: 400);
-            var (status, view) = tasks == "false"
-                ? await Jobs(actors).GetBriefAsync(id, cancel) is var brief ? (brief.Status, JobViews.Of(brief)) : default
-                : await Jobs(actors).GetAsync(id, cancel) is var state ? (state.Status, JobViews.Of(state)) : default;
-            return status == JobStatus.Unknown
+            var view = tasks == "false" ? JobViews.Of(await Jobs(actors).GetBriefAsync(id, cancel)) : JobViews.Of(await Jobs(actors).GetAsync(id, cancel));
+            return view.Status == nameof(JobStatus.Unknown)
                 ? Results.Json(new Problem(nameof(ErrorCode.ENOENT), $"there is no job {id}"), Json, statusCode: 404)
                 : Results.Json(view, Json);
         }));

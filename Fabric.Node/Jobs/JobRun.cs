@@ -113,7 +113,6 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
 
     private sealed record Outcome(string Task, DeviceId Device, FabricError? Error, ImmutableArray<Slot> Involved);
 
-    private static bool IsTransient(FabricError error) => RetryPolicy.IsTransient(error);
 
     public async Task<JobRunResult> RunAsync(CancellationToken cancel)
     {
@@ -202,7 +201,7 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
         // No room on the device: the copies of other devices' buffers kept there for later tasks give theirs back.
         if (outcome.Error.Code == ErrorCode.ENOMEM) DropReachesOn(outcome.Device);
         // A failure explained by a node or device found lost is given more attempts than one of its own.
-        var explained = IsTransient(outcome.Error) && await ForgetLostAsync(outcome.Involved, outcome.Error.Message);
+        var explained = RetryPolicy.IsTransient(outcome.Error) && await ForgetLostAsync(outcome.Involved, outcome.Error.Message);
         var unexplained = _unexplainedFailures[outcome.Task] = _unexplainedFailures.GetValueOrDefault(outcome.Task) + (explained ? 0 : 1);
         var decision = RetryPolicy.Decide(outcome.Error, tries, unexplained, _tasks[outcome.Task].MaxAttempts, options);
         events.TaskFailed(outcome.Task, outcome.Device, tries, outcome.Error, willRetry: decision.Retry);
@@ -528,7 +527,7 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
                 for (var i = 0; i < small.Count; i++) outputs[small[i].Name] = data[i];
                 foreach (var (name, size, handle) in large) outputs[name] = await slot.Context.ReadAsync(handle, 0, size, cancel);
             }
-            catch (FabricException e) when (IsTransient(e.Error))
+            catch (FabricException e) when (RetryPolicy.IsTransient(e.Error))
             {
                 lost.Add((slot, e.Error));
             }

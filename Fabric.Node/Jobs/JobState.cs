@@ -194,7 +194,7 @@ public sealed record JobBrief(
     [property: Key(12)] ImmutableArray<StageProgress> Stages) : IFabricMessage
 {
     public static JobBrief Of(JobState state) => new(state.JobId, state.Spec?.Name ?? "", state.Status, state.Error, state.Runs, state.RunNodes,
-        state.Tasks.Count, state.CompletedTasks, [.. state.Outputs.Select(o => o with { Data = [] })], state.SubmittedAtMs, state.FinishedAtMs, state.Events,
+        state.Tasks.Count, state.CompletedTasks, JobDecisions.Summary(state).Outputs, state.SubmittedAtMs, state.FinishedAtMs, state.Events,
         state.Stages());
 }
 
