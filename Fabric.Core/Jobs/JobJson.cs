@@ -28,10 +28,17 @@ public static class JobJson
     public static JobSpec Parse(string json)
     {
         ArgumentNullException.ThrowIfNull(json);
+        return Parse(Encoding.UTF8.GetBytes(json));
+    }
+
+    /// <summary>Reads a job from its UTF-8 bytes (a leading byte order mark is skipped), as <see cref="Parse(string)"/> does from text.</summary>
+    public static JobSpec Parse(ReadOnlyMemory<byte> utf8)
+    {
+        if (utf8.Span.StartsWith("\uFEFF"u8)) utf8 = utf8[3..];
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(json, ReadOptions);
+            document = JsonDocument.Parse(utf8, ReadOptions);
         }
         catch (JsonException e)
         {
@@ -74,39 +81,39 @@ public static class JobJson
 
     private static JobSpec ReadJob(JsonElement root)
     {
-        var job = new Fields(root, "the job", ["name", "buffers", "tasks"]);
-        var buffers = job.Array("buffers", required: true).Select((e, i) => ReadBuffer(e, $"buffers[{i}]")).ToImmutableArray();
-        var tasks = job.Array("tasks", required: true).Select((e, i) => ReadTask(e, $"tasks[{i}]")).ToImmutableArray();
+        var job = new Fields(root, () => "the job", ["name", "buffers", "tasks"]);
+        var buffers = job.Array("buffers", required: true).Select((e, i) => ReadBuffer(e, () => $"buffers[{i}]")).ToImmutableArray();
+        var tasks = job.Array("tasks", required: true).Select((e, i) => ReadTask(e, () => $"tasks[{i}]")).ToImmutableArray();
         return new JobSpec(job.String("name", required: true)!, buffers, tasks);
     }
 
-    private static BufferSpec ReadBuffer(JsonElement element, string path)
+    private static BufferSpec ReadBuffer(JsonElement element, Func<string> path)
     {
         var buffer = new Fields(element, path, ["name", "size", "init", "output"], "buffer");
         var name = buffer.String("name", required: true)!;
-        var init = buffer.Object("init") is { } i ? ReadInit(i, buffer.Path + ".init") : null;
+        var init = buffer.Object("init") is { } i ? ReadInit(i, () => buffer.Path + ".init") : null;
         return new BufferSpec(name, buffer.Long("size", required: true), init, buffer.Bool("output"));
     }
 
-    private static BufferInit ReadInit(JsonElement element, string path)
+    private static BufferInit ReadInit(JsonElement element, Func<string> path)
     {
         var init = new Fields(element, path, ["kind", "data", "seed", "scale"]);
         var kindName = init.String("kind", required: true)!;
         var kind = Enum.GetValues<InitKind>().FirstOrDefault(k => string.Equals(KindName(k), kindName, StringComparison.OrdinalIgnoreCase), (InitKind)(-1));
         if (kind < 0)
-            throw Error($"{path}.kind is '{kindName}'; known: {string.Join(", ", Enum.GetValues<InitKind>().Select(KindName))}");
+            throw Error($"{init.Path}.kind is '{kindName}'; known: {string.Join(", ", Enum.GetValues<InitKind>().Select(KindName))}");
         return new BufferInit(kind, init.Base64("data"), init.Unsigned("seed", ulong.MaxValue), init.Float("scale"));
     }
 
-    private static TaskSpec ReadTask(JsonElement element, string path)
+    private static TaskSpec ReadTask(JsonElement element, Func<string> path)
     {
         var task = new Fields(element, path, ["name", "steps", "needs", "maxAttempts"], "task");
         var name = task.String("name", required: true)!;
-        var steps = task.Array("steps", required: true).Select((e, i) => ReadStep(e, $"{task.Path}.steps[{i}]")).ToImmutableArray();
+        var steps = task.Array("steps", required: true).Select((e, i) => ReadStep(e, () => $"{task.Path}.steps[{i}]")).ToImmutableArray();
         var needs = TaskNeeds.Any;
         if (task.Object("needs") is { } n)
         {
-            var fields = new Fields(n, task.Path + ".needs", ["memoryBytes", "node", "deviceKind", "prefer"]);
+            var fields = new Fields(n, () => task.Path + ".needs", ["memoryBytes", "node", "deviceKind", "prefer"]);
             needs = new TaskNeeds(fields.Long("memoryBytes"), fields.String("node"), fields.String("deviceKind"), fields.String("prefer"));
         }
         var maxAttempts = task.Long("maxAttempts");
@@ -115,9 +122,9 @@ public static class JobJson
         return new TaskSpec(name, steps, needs, (int)maxAttempts);
     }
 
-    private static KernelStep ReadStep(JsonElement element, string path)
+    private static KernelStep ReadStep(JsonElement element, Func<string> path)
     {
-        var step = new Fields(element, path, ["kernel", "dst", "a", "b", "alpha", "m", "n", "k", "pattern"]);
+        var step = new Fields(element, path, StepFields);
         return new KernelStep(
             step.String("kernel", required: true)!,
             step.String("dst", required: true)!,
@@ -130,32 +137,47 @@ public static class JobJson
             (uint)step.Unsigned("pattern", uint.MaxValue));
     }
 
-    /// <summary>The fields of one JSON object, checked against the names it may have.</summary>
+    private static readonly string[] StepFields = ["kernel", "dst", "a", "b", "alpha", "m", "n", "k", "pattern"];
+
+    /// <summary>
+    /// The fields of one JSON object, checked against the names it may have. Its path in the job (for error messages) is
+    /// worked out only when a message needs it: a wide job has tens of thousands of objects, and nearly all are fine.
+    /// </summary>
     private sealed class Fields
     {
-        private readonly Dictionary<string, JsonElement> _values = new(StringComparer.Ordinal);
+        private readonly string[] _known;
+        private readonly JsonElement[] _values; // by the index of the field's name in _known; Undefined when absent
+        private readonly Func<string> _path;
+        private readonly string? _kind;
+        private readonly JsonElement _element;
+        private string? _pathText;
 
         /// <summary>Reads an object at <paramref name="path"/>; a <paramref name="kind"/> (buffer, task) adds its name to the path.</summary>
-        public Fields(JsonElement element, string path, string[] known, string? kind = null)
+        public Fields(JsonElement element, Func<string> path, string[] known, string? kind = null)
         {
-            Path = path;
-            if (element.ValueKind != JsonValueKind.Object) throw Error($"{path} must be an object, not {Describe(element)}");
-            if (kind is not null && element.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String)
-                Path = $"{path} ({kind} '{Shorten(name.GetString()!)}')";
+            (_element, _path, _known, _kind) = (element, path, known, kind);
+            _values = new JsonElement[known.Length];
+            if (element.ValueKind != JsonValueKind.Object) throw Error($"{path()} must be an object, not {Describe(element)}");
             foreach (var property in element.EnumerateObject())
             {
-                if (!known.Contains(property.Name, StringComparer.Ordinal))
+                var index = 0;
+                while (index < known.Length && !property.NameEquals(known[index])) index++;
+                if (index == known.Length)
                     throw Error($"{Path} has the unknown field '{property.Name}'; known: {string.Join(", ", known)}");
-                if (!_values.TryAdd(property.Name, property.Value))
+                if (_values[index].ValueKind != JsonValueKind.Undefined)
                     throw Error($"{Path} has the field '{property.Name}' twice");
+                _values[index] = property.Value;
             }
         }
 
-        public string Path { get; }
+        public string Path => _pathText ??= _kind is not null && _element.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String
+            ? $"{_path()} ({_kind} '{Shorten(name.GetString()!)}')"
+            : _path();
 
         private JsonElement? Get(string field, bool required)
         {
-            if (_values.TryGetValue(field, out var value) && value.ValueKind != JsonValueKind.Null) return value;
+            var value = _values[System.Array.IndexOf(_known, field)];
+            if (value.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null)) return value;
             if (required) throw Error($"{Path} has no '{field}'");
             return null;
         }

@@ -25,21 +25,31 @@ public sealed record PlannedTask(
 /// </summary>
 public sealed class JobPlan
 {
-    private readonly ImmutableDictionary<string, PlannedTask> _byName;
-    private readonly ImmutableDictionary<string, ImmutableArray<string>> _consumers;
+    private readonly Dictionary<string, PlannedTask> _byName;
+    private readonly Dictionary<string, ImmutableArray<string>> _consumers;
+    private readonly Dictionary<string, string> _producers;
 
     private JobPlan(
         JobSpec spec,
         ImmutableArray<PlannedTask> order,
-        ImmutableDictionary<string, string> producers,
-        ImmutableDictionary<string, ImmutableArray<string>> consumers)
+        Dictionary<string, string> producers,
+        Dictionary<string, ImmutableArray<string>> consumers)
     {
         Spec = spec;
         Tasks = order;
-        Producers = producers;
+        _producers = producers;
         _consumers = consumers;
-        _byName = order.ToImmutableDictionary(t => t.Name, StringComparer.Ordinal);
-        Stages = order.GroupBy(t => t.Stage).OrderBy(g => g.Key).Select(g => g.ToImmutableArray()).ToImmutableArray();
+        _byName = new Dictionary<string, PlannedTask>(order.Length, StringComparer.Ordinal);
+        foreach (var task in order) _byName[task.Name] = task;
+        var stages = ImmutableArray.CreateBuilder<ImmutableArray<PlannedTask>>();
+        for (var from = 0; from < order.Length;)
+        {
+            var to = from;
+            while (to < order.Length && order[to].Stage == order[from].Stage) to++;
+            stages.Add(order[from..to]);
+            from = to;
+        }
+        Stages = stages.DrainToImmutable();
     }
 
     public JobSpec Spec { get; }
@@ -51,12 +61,12 @@ public sealed class JobPlan
     public ImmutableArray<ImmutableArray<PlannedTask>> Stages { get; }
 
     /// <summary>The task that writes each buffer; job inputs have none.</summary>
-    public ImmutableDictionary<string, string> Producers { get; }
+    public IReadOnlyDictionary<string, string> Producers => _producers;
 
     public PlannedTask Task(string name) => _byName[name];
 
     /// <summary>The task that writes <paramref name="buffer"/>, or null for a job input.</summary>
-    public string? Producer(string buffer) => Producers.GetValueOrDefault(buffer);
+    public string? Producer(string buffer) => _producers.GetValueOrDefault(buffer);
 
     /// <summary>The tasks that read <paramref name="buffer"/> as an input, in plan order.</summary>
     public ImmutableArray<string> Consumers(string buffer) => _consumers.GetValueOrDefault(buffer, []);
@@ -76,48 +86,64 @@ public sealed class JobPlan
 
     private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<JobSpec, JobPlan> Plans = new();
 
+    // Plain dictionaries and arrays: a wide job plans tens of thousands of tasks, on the gateway and again on the job's node.
     private static JobPlan Make(JobSpec spec)
     {
         JobValidator.ThrowIfInvalid(spec);
 
-        var flows = spec.Tasks.ToDictionary(t => t.Name, TaskFlow.Of, StringComparer.Ordinal);
-        var producers = ImmutableDictionary.CreateBuilder<string, string>(StringComparer.Ordinal);
-        foreach (var task in spec.Tasks)
-            foreach (var output in flows[task.Name].Outputs) producers[output] = task.Name;
+        var tasks = spec.Tasks;
+        var flows = new TaskFlow[tasks.Length];
+        var producers = new Dictionary<string, string>(StringComparer.Ordinal);
+        var indexOf = new Dictionary<string, int>(tasks.Length, StringComparer.Ordinal);
+        for (var i = 0; i < tasks.Length; i++)
+        {
+            flows[i] = TaskFlow.Of(tasks[i]);
+            indexOf[tasks[i].Name] = i;
+            foreach (var output in flows[i].Outputs) producers[output] = tasks[i].Name;
+        }
 
-        var dependsOn = spec.Tasks.ToDictionary(
-            t => t.Name,
-            t => flows[t.Name].Inputs.Where(producers.ContainsKey).Select(b => producers[b]).Distinct().ToImmutableArray(),
-            StringComparer.Ordinal);
+        // Each task's producers (distinct, in the order of its inputs), and the tasks that wait on each.
+        var dependsOn = new ImmutableArray<string>[tasks.Length];
+        var dependents = new List<int>?[tasks.Length];
+        var waiting = new int[tasks.Length];
+        for (var i = 0; i < tasks.Length; i++)
+        {
+            var producedBy = ImmutableArray.CreateBuilder<string>();
+            foreach (var input in flows[i].Inputs)
+                if (producers.TryGetValue(input, out var producer) && !producedBy.Contains(producer)) producedBy.Add(producer);
+            dependsOn[i] = producedBy.DrainToImmutable();
+            waiting[i] = dependsOn[i].Length;
+            foreach (var producer in dependsOn[i]) (dependents[indexOf[producer]] ??= []).Add(i);
+        }
 
         // Longest-path depth by Kahn's algorithm; the validator guarantees the graph is acyclic.
-        var stage = new Dictionary<string, int>(StringComparer.Ordinal);
-        var waiting = spec.Tasks.ToDictionary(t => t.Name, t => dependsOn[t.Name].Length, StringComparer.Ordinal);
-        var dependents = spec.Tasks.SelectMany(t => dependsOn[t.Name].Select(d => (d, t.Name)))
-            .ToLookup(x => x.d, x => x.Name, StringComparer.Ordinal);
-        var ready = new Queue<string>(spec.Tasks.Where(t => waiting[t.Name] == 0).Select(t => t.Name));
+        var stage = new int[tasks.Length];
+        var ready = new Queue<int>();
+        for (var i = 0; i < tasks.Length; i++)
+            if (waiting[i] == 0) ready.Enqueue(i);
         while (ready.Count > 0)
         {
             var task = ready.Dequeue();
-            stage[task] = dependsOn[task].Select(d => stage[d] + 1).DefaultIfEmpty(0).Max();
-            foreach (var next in dependents[task])
+            foreach (var producer in dependsOn[task]) stage[task] = Math.Max(stage[task], stage[indexOf[producer]] + 1);
+            foreach (var next in dependents[task] ?? [])
                 if (--waiting[next] == 0) ready.Enqueue(next);
         }
-        int StageOf(string task) => stage[task];
 
-        var order = spec.Tasks
-            .Select((task, index) => (task, index, stage: StageOf(task.Name)))
-            .OrderBy(x => x.stage).ThenBy(x => x.index)
-            .Select(x => new PlannedTask(
-                x.task, x.stage, flows[x.task.Name].Inputs, flows[x.task.Name].Outputs, dependsOn[x.task.Name],
-                JobValidator.MemoryNeed(spec, x.task)))
+        // By stage, then in the order the job declares them (a stable sort).
+        var order = Enumerable.Range(0, tasks.Length).OrderBy(i => stage[i])
+            .Select(i => new PlannedTask(tasks[i], stage[i], flows[i].Inputs, flows[i].Outputs, dependsOn[i], JobValidator.MemoryNeed(spec, tasks[i])))
             .ToImmutableArray();
 
-        var consumers = order
-            .SelectMany(t => t.Inputs.Select(b => (buffer: b, task: t.Name)))
-            .GroupBy(x => x.buffer, StringComparer.Ordinal)
-            .ToImmutableDictionary(g => g.Key, g => g.Select(x => x.task).ToImmutableArray(), StringComparer.Ordinal);
+        var readers = new Dictionary<string, ImmutableArray<string>.Builder>(StringComparer.Ordinal);
+        foreach (var task in order)
+            foreach (var input in task.Inputs)
+            {
+                if (!readers.TryGetValue(input, out var list)) readers[input] = list = ImmutableArray.CreateBuilder<string>();
+                list.Add(task.Name);
+            }
+        var consumers = new Dictionary<string, ImmutableArray<string>>(readers.Count, StringComparer.Ordinal);
+        foreach (var (buffer, list) in readers) consumers[buffer] = list.DrainToImmutable();
 
-        return new JobPlan(spec, order, producers.ToImmutable(), consumers);
+        return new JobPlan(spec, order, producers, consumers);
     }
 }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Fabric.Core.Jobs.Internal;
 
 namespace Fabric.Core.Jobs;
@@ -19,12 +20,14 @@ public static class JobValidator
     public static FabricError? Validate(JobSpec spec, long largestDeviceMemory)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return CheckShape(spec)
-               ?? CheckSteps(spec)
-               ?? CheckProducers(spec)
-               ?? CheckCycles(spec)
+        return Structure.GetValue(spec, s => new StrongBox<FabricError?>(CheckShape(s) ?? CheckSteps(s) ?? CheckProducers(s) ?? CheckCycles(s))).Value
                ?? CheckMemory(spec, largestDeviceMemory);
     }
+
+    // What is wrong with a spec's structure, found once per instance: the gateway validates a job, and planning it (on the
+    // gateway, and again in the job's state) checks it first; a spec is immutable. Memory is checked each time: the
+    // largest device differs between callers.
+    private static readonly ConditionalWeakTable<JobSpec, StrongBox<FabricError?>> Structure = new();
 
     /// <summary>Throws <see cref="FabricException"/> with the error of <see cref="Validate"/>, if any.</summary>
     public static void ThrowIfInvalid(JobSpec spec, long largestDeviceMemory = long.MaxValue)
@@ -36,9 +39,12 @@ public static class JobValidator
     public static long MemoryNeed(JobSpec spec, TaskSpec task)
     {
         if (task.Needs is { MemoryBytes: > 0 } needs) return needs.MemoryBytes;
+        var flow = TaskFlow.Of(task);
         long total = 0;
-        foreach (var name in TaskFlow.Of(task).Touched)
+        foreach (var name in flow.Inputs)
             if (spec.Buffer(name) is { } buffer) total = SaturatingAdd(total, buffer.Size);
+        foreach (var name in flow.Outputs)
+            if (!flow.Inputs.Contains(name) && spec.Buffer(name) is { } buffer) total = SaturatingAdd(total, buffer.Size);
         return total;
     }
 
@@ -129,10 +135,9 @@ public static class JobValidator
     private static FabricError? CheckStep(JobSpec spec, TaskSpec task, int index)
     {
         var step = task.Steps[index];
-        var where = $"task {task.Name} step {index + 1}";
         if (step.Kernel is null || !Kernels.IsKnown(step.Kernel))
-            return FabricError.Invalid($"{where} uses the unknown kernel '{step.Kernel}'; known: {string.Join(", ", Kernels.All)}");
-        where += $" ({step.Kernel})";
+            return FabricError.Invalid($"task {task.Name} step {index + 1} uses the unknown kernel '{step.Kernel}'; known: {string.Join(", ", Kernels.All)}");
+        var where = new StepAt(task, index);
 
         var (usesA, usesB) = Kernels.Operands(step.Kernel);
         if (string.IsNullOrEmpty(step.Dst)) return FabricError.Invalid($"{where} has no destination buffer");
@@ -141,8 +146,8 @@ public static class JobValidator
         if (!usesA && step.A is not null) return FabricError.Invalid($"{where} takes no source a but names '{step.A}'");
         if (!usesB && step.B is not null) return FabricError.Invalid($"{where} takes no source b but names '{step.B}'");
 
-        foreach (var (role, name) in Operands(step))
-            if (spec.Buffer(name) is null)
+        foreach (var (role, name) in (ReadOnlySpan<(string, string?)>)[("dst", step.Dst), ("a", usesA ? step.A : null), ("b", usesB ? step.B : null)])
+            if (name is not null && spec.Buffer(name) is null)
                 return FabricError.NotFound($"{where} names the buffer '{name}' as {role}, but job '{spec.Name}' declares no such buffer");
 
         var dst = spec.Buffer(step.Dst)!;
@@ -175,32 +180,31 @@ public static class JobValidator
         }
     }
 
-    private static IEnumerable<(string Role, string Name)> Operands(KernelStep step)
+    /// <summary>Where a step is, as error sentences name it (<c>task t1 step 2 (scale)</c>); formatted only for an error.</summary>
+    private readonly record struct StepAt(TaskSpec Task, int Index)
     {
-        yield return ("dst", step.Dst);
-        var (usesA, usesB) = Kernels.Operands(step.Kernel);
-        if (usesA) yield return ("a", step.A!);
-        if (usesB) yield return ("b", step.B!);
+        public override string ToString() => $"task {Task.Name} step {Index + 1} ({Task.Steps[Index].Kernel})";
     }
 
-    private static FabricError? SameSize(string where, bool floats, params (string Role, BufferSpec Buffer)[] operands)
+    private static FabricError? SameSize(StepAt where, bool floats, params ReadOnlySpan<(string Role, BufferSpec Buffer)> operands)
     {
         var size = operands[0].Buffer.Size;
-        if (operands.Any(o => o.Buffer.Size != size))
-            return FabricError.Invalid(
-                $"{where} needs buffers of one size, but {string.Join(", ", operands.Select(o => $"{o.Role} '{o.Buffer.Name}' has {o.Buffer.Size} bytes"))}");
+        foreach (var operand in operands)
+            if (operand.Buffer.Size != size)
+                return FabricError.Invalid(
+                    $"{where} needs buffers of one size, but {string.Join(", ", operands.ToArray().Select(o => $"{o.Role} '{o.Buffer.Name}' has {o.Buffer.Size} bytes"))}");
         return floats ? FloatSized(where, operands[0].Role, operands[0].Buffer) : null;
     }
 
-    private static FabricError? FloatSized(string where, string role, BufferSpec buffer) =>
+    private static FabricError? FloatSized(StepAt where, string role, BufferSpec buffer) =>
         buffer.Size % 4 == 0 ? null
         : FabricError.Invalid($"{where} works on float32 values, but {role} '{buffer.Name}' has {buffer.Size} bytes, not a multiple of 4");
 
-    private static FabricError? Exactly4(string where, BufferSpec dst) =>
+    private static FabricError? Exactly4(StepAt where, BufferSpec dst) =>
         dst.Size == 4 ? null
         : FabricError.Invalid($"{where} writes one 4-byte value, but dst '{dst.Name}' has {dst.Size} bytes");
 
-    private static FabricError? Shaped(string where, string role, BufferSpec buffer, uint rows, uint columns, string shape)
+    private static FabricError? Shaped(StepAt where, string role, BufferSpec buffer, uint rows, uint columns, string shape)
     {
         var expected = (UInt128)rows * columns * 4;
         return expected == (UInt128)buffer.Size ? null
@@ -214,7 +218,7 @@ public static class JobValidator
         foreach (var task in spec.Tasks)
             foreach (var output in flows[task.Name].Outputs)
             {
-                var step = flows[task.Name].FirstWrite[output] + 1;
+                var step = flows[task.Name].FirstWrite(output) + 1;
                 if (spec.Buffer(output)!.IsInput)
                     return FabricError.Invalid($"task {task.Name} step {step} writes '{output}', which the job initializes; a buffer is produced once");
                 if (producer.TryGetValue(output, out var other))
@@ -232,7 +236,7 @@ public static class JobValidator
                     return FabricError.NotFound($"task {task.Name} reads '{input}', which no task produces and the job does not initialize");
                 if (by == task.Name)
                     return FabricError.Invalid(
-                        $"task {task.Name} step {flow.FirstRead[input] + 1} reads '{input}' before its step {flow.FirstWrite[input] + 1} writes it, so the task depends on itself");
+                        $"task {task.Name} step {flow.FirstRead(input) + 1} reads '{input}' before its step {flow.FirstWrite(input) + 1} writes it, so the task depends on itself");
             }
         }
 

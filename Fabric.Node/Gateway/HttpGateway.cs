@@ -101,18 +101,21 @@ public static class HttpGateway
     /// </summary>
     private static void MapJobs(WebApplication app)
     {
+        // One for the gateway's life: it remembers the jobs the index has listed, so that reads ask the index once per job.
+        JobsService? jobs = null;
         JobsService Jobs(ActorRegistry actors) =>
-            new(app.Services.GetRequiredService<ActorSystem>(), actors.Get<JobRegionKey>(), actors.Get<DeviceManagerKey>());
+            jobs ??= new(app.Services.GetRequiredService<ActorSystem>(), actors.Get<JobRegionKey>(), actors.Get<DeviceManagerKey>());
 
         app.MapPost("/jobs", async (HttpRequest request, ActorRegistry actors, CancellationToken cancel) =>
         {
-            using var reader = new StreamReader(request.Body);
-            var text = await reader.ReadToEndAsync(cancel);
+            // Parsed from its bytes: a wide job's spec is megabytes, and as text twice that again.
+            using var body = new MemoryStream();
+            await request.Body.CopyToAsync(body, cancel);
             return await Answer(async () =>
             {
                 try
                 {
-                    var jobId = await Jobs(actors).SubmitAsync(JobJson.Parse(text), cancel, request.Query["id"].FirstOrDefault());
+                    var jobId = await Jobs(actors).SubmitAsync(JobJson.Parse(body.GetBuffer().AsMemory(0, (int)body.Length)), cancel, request.Query["id"].FirstOrDefault());
                     return Results.Json(new JobAccepted(jobId), Json, statusCode: 202);
                 }
                 catch (FabricException e) when (e.Code != ErrorCode.ETIMEDOUT)

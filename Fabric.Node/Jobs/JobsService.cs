@@ -127,15 +127,22 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
 
     /// <summary>
     /// A job the index does not list → ENOENT, answered without asking its entity: an entity woken for a job that does
-    /// not exist would be written to the shard's remembered entities (and out again) for nothing.
+    /// not exist would be written to the shard's remembered entities (and out again) for nothing. An index that does not
+    /// answer within <see cref="IndexLookupTimeout"/> (its node was lost, and it moves) is passed by: the job's entity
+    /// answers instead (a job with no history as Unknown), so that reads of running jobs go on meanwhile.
     /// </summary>
     private async Task KnownAsync(string jobId, CancellationToken cancel)
     {
         if (_known.ContainsKey(jobId)) return;
-        if (!(await Ask<JobIndex.Found>(new JobIndex.Lookup(jobId), cancel)).Known)
-            throw new FabricException(new FabricError(ErrorCode.ENOENT, $"there is no job {jobId}"));
+        bool known;
+        try { known = (await Ask<JobIndex.Found>(new JobIndex.Lookup(jobId), cancel, IndexLookupTimeout)).Known; }
+        catch (AskTimeoutException) { return; }
+        if (!known) throw new FabricException(new FabricError(ErrorCode.ENOENT, $"there is no job {jobId}"));
         _known.TryAdd(jobId, 0);
     }
+
+    /// <summary>How long a read waits for the job index before it asks the job's entity directly.</summary>
+    internal static readonly TimeSpan IndexLookupTimeout = TimeSpan.FromSeconds(1);
 
     /// <summary>An output of a completed job, fetched in chunks that fit a message.</summary>
     public async Task<byte[]> GetOutputAsync(string jobId, string name, CancellationToken cancel)

@@ -327,6 +327,35 @@ public sealed class JobEntityTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task A_read_asks_the_job_itself_when_the_index_does_not_answer()
+    {
+        var region = await RegionAsync(_devices);
+        var id = await new JobsService(Sys, region, _devices).SubmitAsync(JobSamples.Diamond(), CancellationToken.None, "listed");
+        await AwaitJobAsync(region, id, s => s.IsFinished);
+        // The index's node lost: its lookups go unanswered while it moves; the jobs' own entities still answer.
+        var indexLost = Sys.ActorOf(Props.Create(() => new DropLookups(region)));
+        var jobs = new JobsService(Sys, indexLost, _devices);
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var state = await jobs.GetAsync(id, CancellationToken.None);
+        var waited = clock.Elapsed;
+        var typo = await jobs.GetAsync("typo", CancellationToken.None);
+
+        Assert.Equal((JobStatus.Completed, 4), (state.Status, state.CompletedTasks));
+        Assert.True(waited >= JobsService.IndexLookupTimeout, $"answered after {waited.TotalSeconds:0.00} s: the index was asked first");
+        Assert.Equal(JobStatus.Unknown, typo.Status); // the gateway answers 404 for it
+    }
+
+    private sealed class DropLookups : ReceiveActor
+    {
+        public DropLookups(IActorRef region)
+        {
+            Receive<JobIndex.Lookup>(_ => { });
+            ReceiveAny(m => region.Forward(m));
+        }
+    }
+
+    [Fact]
     public async Task The_journal_warm_up_of_a_starting_node_reads_the_journal_and_writes_nothing()
     {
         // A fresh journal: the warm-up's read creates its tables (as any first use does) and no row.

@@ -38,6 +38,19 @@ public sealed class JobJsonTests
     }
 
     [Fact]
+    public void Bytes_parse_as_the_text_does_with_or_without_a_byte_order_mark()
+    {
+        var json = JobJson.Write(new JobBuilder("bytes").RandomInput("x", 8, seed: 1).Output("y", 32).Task("t", t => t.Scale("y", "x", 2f)).Build());
+        var utf8 = System.Text.Encoding.UTF8.GetBytes(json);
+
+        Assert.Equal(json, JobJson.Write(JobJson.Parse(utf8)));
+        Assert.Equal(json, JobJson.Write(JobJson.Parse((byte[])[0xEF, 0xBB, 0xBF, .. utf8])));
+        var broken = Assert.Throws<FabricException>(() => JobJson.Parse((byte[])[.. utf8[..^1], 0xFF])); // not UTF-8
+        Assert.Equal(ErrorCode.EINVAL, broken.Code);
+        Assert.Contains("malformed", broken.Message);
+    }
+
+    [Fact]
     public void The_readme_example_is_the_three_stage_job()
     {
         var readme = File.ReadAllText(FindRepoFile("Fabric.Core/Jobs/README.md"));
