@@ -16,16 +16,25 @@ namespace Fabric.Node.Cluster;
 /// join seed nodes after [N] attempts"): measured here in 1 of 4 restarts at the same port.
 /// </para>
 /// <para>
-/// Once the old incarnation is removed, nothing of it is worth keeping: this actor quarantines the address without a
-/// UID, which stops whatever endpoint the address has (so a connection stuck waiting for a hand-off is read at last)
-/// and gates the address for the retry gate (1 s), after which the newcomer's retried InitJoin is answered on a new
-/// connection. A healthy newcomer loses about that second; none has joined yet, since Akka admits a new incarnation
-/// only after the old one is removed.
+/// Once the old incarnation is removed, nothing of it is worth keeping. If no new incarnation has joined from the
+/// address <see cref="Grace"/> after the removal, this actor quarantines the address without a UID, which stops
+/// whatever endpoint the address has (so a connection stuck waiting for a hand-off is read at last) and gates the
+/// address for the retry gate (1 s), after which the newcomer's retried InitJoin is answered on a new connection.
+/// A newcomer that has joined meanwhile is left alone: its association works, and resetting it would make both ends
+/// connect again at once — the very race (seen in 5-node chaos: the link between a seed and a newcomer dead from
+/// then on, and the split-brain resolver downing both).
 /// </para>
 /// </summary>
-internal sealed class AssociationResetActor : ReceiveActor
+internal sealed class AssociationResetActor : ReceiveActor, IWithTimers
 {
     public const string Name = "association-reset";
+
+    /// <summary>How long after a removal a new incarnation has to join before its address's remoting is reset.</summary>
+    public static readonly TimeSpan Grace = TimeSpan.FromSeconds(2);
+
+    private sealed record Check(Address Address);
+
+    public ITimerScheduler Timers { get; set; } = null!;
 
     private readonly Akka.Cluster.Cluster _cluster = Akka.Cluster.Cluster.Get(Context.System);
 
@@ -37,9 +46,13 @@ internal sealed class AssociationResetActor : ReceiveActor
         var log = Context.GetLogger();
         Receive<ClusterEvent.MemberRemoved>(m =>
         {
-            if (m.Member.Address == _cluster.SelfAddress) return;
-            log.Debug("member {0} removed: its address's remoting starts afresh", m.Member.UniqueAddress);
-            provider.Quarantine(m.Member.Address, null);
+            if (m.Member.Address != _cluster.SelfAddress) Timers.StartSingleTimer(m.Member.Address, new Check(m.Member.Address), Grace);
+        });
+        Receive<Check>(c =>
+        {
+            if (_cluster.State.Members.Any(m => m.Address == c.Address)) return; // a new incarnation joined: its link works
+            log.Debug("no member at {0} {1} s after a removal: its address's remoting starts afresh", c.Address, Grace.TotalSeconds);
+            provider.Quarantine(c.Address, null);
         });
         Receive<ClusterEvent.IMemberEvent>(_ => { });
     }
