@@ -3,11 +3,16 @@
 # Usage: ./test.sh [extra dotnet test arguments, e.g. --filter FullyQualifiedName~Dma]
 # First makes sure the local PostgreSQL server the persistence tests use is installed and running
 # (scripts/ensure-postgres.sh); if it cannot be, the tests still run and those tests fail saying why.
+# Then that Chromium is installed (scripts/ensure-chromium.sh) for the dashboard's browser test, which is skipped without it.
 set -uo pipefail
 cd "$(dirname "$0")"
 
 if ! bash scripts/ensure-postgres.sh; then
   echo "test.sh: PostgreSQL is not available; the PostgreSQL tests will fail" >&2
+fi
+# Chromium for the dashboard's browser test (scripts/ensure-chromium.sh); without it that test reports itself skipped.
+if ! bash scripts/ensure-chromium.sh; then
+  echo "test.sh: Chromium is not available; the dashboard's browser test will be skipped" >&2
 fi
 export FABRIC_TEST_POSTGRES="Host=127.0.0.1;Port=5432;Username=fabric;Password=fabric;Database=fabric"
 

@@ -6,7 +6,9 @@ using Akka.Remote.Hosting;
 using Fabric.Core;
 using Fabric.Core.Client;
 using Fabric.Core.Protocol;
+using Fabric.Core.Security;
 using Fabric.Core.Serialization;
+using Fabric.Core.Telemetry;
 using Fabric.Devices;
 using Fabric.Devices.DataPlane;
 using Fabric.Node.Bench;
@@ -23,6 +25,8 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 
 namespace Fabric.Node;
 
@@ -34,6 +38,13 @@ public static class NodeHost
 {
     public static async Task<int> RunAsync(NodeOptions options, TextWriter output, CancellationToken cancel)
     {
+        ClusterTls? tls;
+        try { tls = options.LoadTls(); }
+        catch (ArgumentException e)
+        {
+            await Console.Error.WriteLineAsync($"fabric node {options.Name}: {e.Message}");
+            return 2;
+        }
         Directory.CreateDirectory(options.DataPath);
         var persistence = options.Persistence();
         try
@@ -64,9 +75,17 @@ public static class NodeHost
         // Without a gateway Kestrel still runs (it is the host's server): on a free loopback port, with no routes.
         builder.WebHost.UseUrls(options.NoGateway ? "http://127.0.0.1:0" : $"http://{options.HttpBind}:{options.HttpPort}");
         builder.Services.AddAkka(FabricClientSystem.ClusterSystemName, (akka, services) =>
-            Configure(akka, options, dataPlane).AddSetup(new LogBridgeActor.Bridge(services.GetRequiredService<ILoggerFactory>())));
+        {
+            Configure(akka, options, dataPlane).AddSetup(new LogBridgeActor.Bridge(services.GetRequiredService<ILoggerFactory>()));
+            if (tls is not null) akka.AddHocon(ClusterTls.Hocon, HoconAddMode.Prepend).AddSetup(tls.Setup());
+        });
         builder.Services.AddSingleton<JobsReadiness>();
         builder.Services.AddSingleton<JobHistory>();
+        // GET /metrics (HttpGateway): Fabric's meter in the Prometheus text format, each node an instance of service fabric.
+        builder.Services.AddSingleton<NodeMetrics>();
+        builder.Services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService("fabric", serviceInstanceId: options.Name))
+            .WithMetrics(metrics => metrics.AddMeter(FabricMetrics.MeterName).AddPrometheusExporter());
 
         await using var app = builder.Build();
         if (!options.NoGateway) HttpGateway.Map(app, options);
@@ -110,7 +129,9 @@ public static class NodeHost
                          $"{options.Devices} devices of {options.DeviceMemory >> 20} MiB, data plane {endpoints.DataEndpoint}, " +
                          (endpoints.Gateway is { } url ? $"gateway {url}, " : "no gateway, ") +
                          $"data {Path.GetFullPath(options.DataPath)}, journal {persistence}, " +
-                         (options.Seeds.Count > 0 ? $"seeds {string.Join(",", options.Seeds)}" : "founding a new cluster"));
+                         (options.Seeds.Count > 0 ? $"seeds {string.Join(",", options.Seeds)}" : "founding a new cluster") +
+                         (tls is null ? ", remoting plain TCP (no --tls-cert: whoever reaches its port can join)"
+                             : $", remoting TLS with mutual authentication (trusting {tls.Trust.Authority.Subject} only)"));
         output.Flush();
         if (options.ReadyFile is { } readyFile)
             cluster.RegisterOnMemberUp(async () =>
@@ -218,7 +239,7 @@ public static class NodeHost
         var seeds = options.Seeds.Select(s =>
         {
             var (host, port) = NodeOptions.ParseEndpoint(s, "--seeds");
-            return $"akka.tcp://{FabricClientSystem.ClusterSystemName}@{host}:{port}";
+            return $"{(options.UsesTls ? "akka.ssl.tcp" : "akka.tcp")}://{FabricClientSystem.ClusterSystemName}@{host}:{port}";
         }).ToArray();
 
         return akka

@@ -78,7 +78,8 @@ public sealed class FabricClient : IAsyncDisposable
                 throw new FabricException(new FabricError(ErrorCode.ENODEV, $"no Fabric node answers at {endpoint}: the host name {host} does not resolve ({e.Message})"));
             }
         }
-        var paths = hosts.Select(h => $"akka.tcp://{FabricClientSystem.ClusterSystemName}@{h}:{port}/user/devices").ToList();
+        var protocol = ((ExtendedActorSystem)system).Provider.DefaultAddress.Protocol; // akka.tcp, or akka.ssl.tcp with TLS
+        var paths = hosts.Select(h => $"{protocol}://{FabricClientSystem.ClusterSystemName}@{h}:{port}/user/devices").ToList();
         // One at a time (two associations at once to one node were seen to leave the second unanswered): with several,
         // first briefly each, then each with the full timeout.
         var rounds = paths.Count == 1 ? [options.RequestTimeout] : new[] { TimeSpan.FromSeconds(2), options.RequestTimeout };

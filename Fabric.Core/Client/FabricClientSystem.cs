@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Actor.Setup;
 using Akka.Configuration;
+using Fabric.Core.Security;
 using Fabric.Core.Serialization;
 
 namespace Fabric.Core.Client;
@@ -15,7 +16,8 @@ public static class FabricClientSystem
     /// <summary>The ActorSystem name every Fabric node uses.</summary>
     public const string ClusterSystemName = "fabric";
 
-    public static ActorSystem Create(string hostname = "127.0.0.1", string name = "fabric-client")
+    /// <summary>A client system; with <paramref name="tls"/>, its connections are TLS with this certificate (nodes that use TLS accept no other).</summary>
+    public static ActorSystem Create(string hostname = "127.0.0.1", string name = "fabric-client", ClusterTls? tls = null)
     {
         var config = ConfigurationFactory.ParseString($$"""
             akka {
@@ -30,7 +32,8 @@ public static class FabricClientSystem
               }
             }
             """);
+        if (tls is not null) config = ConfigurationFactory.ParseString(ClusterTls.Hocon).WithFallback(config);
         var setup = BootstrapSetup.Create().WithConfig(config).And(FabricSerialization.Setup());
-        return ActorSystem.Create(name, setup);
+        return ActorSystem.Create(name, tls is null ? setup : setup.And(tls.Setup()));
     }
 }

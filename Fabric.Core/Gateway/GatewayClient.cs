@@ -37,6 +37,9 @@ public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null, stri
     public Task<Health> HealthAsync(CancellationToken cancel) => GetAsync<Health>("health", cancel);
 
     public Task<JobView[]> JobsAsync(CancellationToken cancel) => GetAsync<JobView[]>("jobs", cancel);
+
+    /// <summary>Every job without its tasks' records (<c>GET /jobs?tasks=false</c>): status, counts, stages and outputs only.</summary>
+    public Task<JobView[]> JobsBriefAsync(CancellationToken cancel) => GetAsync<JobView[]>("jobs?tasks=false", cancel);
     public Task<JobView> JobAsync(string id, CancellationToken cancel) => GetAsync<JobView>($"jobs/{Uri.EscapeDataString(id)}", cancel);
 
     /// <summary>The job's status and counts without each task's record (<see cref="JobView.TaskDetails"/> empty): cheap to poll however wide the job.</summary>

@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net.Sockets;
 using Fabric.Core;
+using Fabric.Core.Telemetry;
 using static Fabric.Devices.DataPlane.DataPlaneProtocol;
 
 namespace Fabric.Devices.DataPlane;
@@ -79,12 +81,16 @@ internal sealed class DataPlaneClient : IDisposable
                 $"the data plane of node {remote.Export.Device.Node} at {remote.Endpoint} cannot be reached for {remote.Export}: {e.Message}"));
         }
         var scratch = new byte[RequestBytes];
+        var started = Stopwatch.GetTimestamp();
         try
         {
             request.WriteTo(scratch);
             await SendAllAsync(socket, scratch.AsMemory(0, RequestBytes), cancel);
             await body(socket, scratch);
             Return(remote.Endpoint, socket);
+            TagList tags = new() { { "direction", request.Op == Op.Read ? "read" : "write" }, { "peer", remote.Export.Device.Node } };
+            FabricMetrics.DataPlaneBytes.Add(request.Length, tags);
+            FabricMetrics.DataPlaneTransfer.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, tags);
         }
         catch (FabricException)
         {

@@ -193,6 +193,7 @@ public static class JobsBench
 
         nodes.Cluster[victim].Kill();
         var clock = Stopwatch.StartNew();
+        var killedAt = DateTimeOffset.UtcNow;
         progress($"killed {victim} ({(killEntityNode ? "the job's node" : $"runs tasks; the job is on {entityNode}")})");
         var after = await AwaitAsync(gateway, jobId, v => killEntityNode
             ? v.Runs > runsBefore && Done(v) > doneBefore
@@ -202,10 +203,20 @@ public static class JobsBench
         var seconds = clock.Elapsed.TotalSeconds;
         if (!killEntityNode && !after.TaskDetails.Any(t => t.Placements.Length > 1))
             throw new InvalidOperationException($"the tasks on {victim} finished before the kill: nothing had to recover");
-        progress($"a task completed again {seconds:0.0} s after the kill");
+        progress($"a task completed again {seconds:0.0} s after the kill{(killEntityNode ? RecoveredRun(after, killedAt) : "")}");
         var end = await AwaitAsync(gateway, jobId, v => v.Status is "Completed" or "Failed", TimeSpan.FromMinutes(2), cancel);
         if (end.Status != "Completed") throw new InvalidOperationException($"the job {end.Status} after the kill: {end.Error}");
         return seconds;
+    }
+
+    /// <summary>Where a job node's recovery spent its time: when the new run started (the lost run's attempts end then) and placed its first task.</summary>
+    private static string RecoveredRun(JobView view, DateTimeOffset killedAt)
+    {
+        var attempts = view.TaskDetails.SelectMany(t => t.AttemptLog.IsDefault ? [] : t.AttemptLog).ToList();
+        if (attempts.Where(a => a.Outcome == "RunLost").Select(a => a.EndedAt).Max() is not { } started) return "";
+        var placed = attempts.Where(a => a.StartedAt >= started).Select(a => (DateTimeOffset?)a.StartedAt).Min();
+        return $" (the new run started {(started - killedAt).TotalSeconds:0.0} s after it" +
+               (placed is { } p ? $", placed its first task at {(p - killedAt).TotalSeconds:0.0} s)" : ")");
     }
 
     private static async Task<JobView> AwaitAsync(GatewayClient gateway, string jobId, Func<JobView, bool> until, TimeSpan timeout, CancellationToken cancel,

@@ -26,8 +26,21 @@ public static class CheckCommand
         command.Options.Add(connect);
         command.Options.Add(bytes);
         command.Options.Add(hold);
+        var tlsCert = new Option<string>("--tls-cert") { Description = "This client's certificate (PEM), issued by the cluster's CA, for nodes that use TLS (their --tls-*). Env FABRIC_TLS_CERT." };
+        var tlsKey = new Option<string>("--tls-key") { Description = "The private key (PEM) of --tls-cert. Env FABRIC_TLS_KEY." };
+        var tlsCa = new Option<string>("--tls-ca") { Description = "The cluster's CA certificate (PEM). Env FABRIC_TLS_CA." };
+        command.Options.Add(tlsCert);
+        command.Options.Add(tlsKey);
+        command.Options.Add(tlsCa);
         command.SetAction(async (parse, cancel) =>
         {
+            Fabric.Core.Security.ClusterTls? tls;
+            try { tls = Tls(parse.GetValue(tlsCert), parse.GetValue(tlsKey), parse.GetValue(tlsCa), Environment.GetEnvironmentVariable); }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine($"fabric check: {e.Message}");
+                return 2;
+            }
             long size;
             try { NodeOptions.ParseEndpoint(parse.GetValue(connect)!, "--connect"); }
             catch (ArgumentException e)
@@ -41,14 +54,27 @@ public static class CheckCommand
                 Console.Error.WriteLine($"fabric check: --bytes: {e.Message}");
                 return 2;
             }
-            return await RunAsync(parse.GetValue(connect)!, size, parse.GetValue(hold), Console.Out, cancel);
+            return await RunAsync(parse.GetValue(connect)!, size, parse.GetValue(hold), Console.Out, cancel, tls);
         });
         return command;
     }
 
-    public static async Task<int> RunAsync(string endpoint, long bytes, bool hold, TextWriter output, CancellationToken cancel)
+    /// <summary>A client's TLS from the flags, else FABRIC_TLS_*: all three files or none (plain TCP).</summary>
+    public static Fabric.Core.Security.ClusterTls? Tls(string? cert, string? key, string? ca, Func<string, string?> environment)
     {
-        using var system = FabricClientSystem.Create();
+        cert ??= environment("FABRIC_TLS_CERT");
+        key ??= environment("FABRIC_TLS_KEY");
+        ca ??= environment("FABRIC_TLS_CA");
+        if (cert is null && key is null && ca is null) return null;
+        if (cert is null || key is null || ca is null)
+            throw new ArgumentException("TLS needs --tls-cert, --tls-key and --tls-ca together (or FABRIC_TLS_CERT, FABRIC_TLS_KEY, FABRIC_TLS_CA)");
+        return Fabric.Core.Security.ClusterTls.Load(cert, key, ca);
+    }
+
+    public static async Task<int> RunAsync(string endpoint, long bytes, bool hold, TextWriter output, CancellationToken cancel,
+        Fabric.Core.Security.ClusterTls? tls = null)
+    {
+        using var system = FabricClientSystem.Create(tls: tls);
         try
         {
             await using var client = await FabricClient.ConnectAsync(system, endpoint, cancel: cancel);

@@ -22,7 +22,9 @@ public static class FabricCli
         root.Subcommands.Add(JobCommands.Submit());
         root.Subcommands.Add(JobCommands.Jobs());
         root.Subcommands.Add(JobCommands.Job());
+        root.Subcommands.Add(TopCommand.Build());
         root.Subcommands.Add(ChaosCommand.Build());
+        root.Subcommands.Add(CertsCommand.Build());
         root.Subcommands.Add(BenchCommand());
         return root;
     }

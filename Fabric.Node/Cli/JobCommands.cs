@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Fabric.Core.Gateway;
 using Fabric.Core;
 using Fabric.Core.Jobs;
@@ -248,6 +249,29 @@ public static class JobCommands
         return 0;
     }
 
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    /// <summary>
+    /// Fetches the job's timeline (<c>GET /jobs/{id}/timeline</c>, a Chrome trace-event document), writes it indented to
+    /// <paramref name="file"/> and says what it holds. Exit 0; an unknown job is the gateway's ENOENT, a file that cannot
+    /// be written a code and a sentence naming it (exit 1).
+    /// </summary>
+    private static async Task<int> WriteTimelineAsync(GatewaySet gateways, string jobId, FileInfo file, CancellationToken cancel)
+    {
+        var document = await gateways.AskAsync((c, t) => c.GetAsync<JsonObject>($"jobs/{Uri.EscapeDataString(jobId)}/timeline", t), GatewaySet.ReadPatience, cancel);
+        try { await File.WriteAllTextAsync(file.FullName, document.ToJsonString(Indented) + "\n", cancel); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            var code = e switch { UnauthorizedAccessException => ErrorCode.EACCES, DirectoryNotFoundException => ErrorCode.ENOENT, _ => ErrorCode.EIO };
+            await Console.Error.WriteLineAsync($"fabric job: {code}: cannot write the timeline of job {jobId} to {file.FullName}: {e.Message}");
+            return 1;
+        }
+        var counts = JobTimeline.Count(document);
+        Console.Out.WriteLine($"wrote the timeline of job {jobId} to {file.FullName}: {counts.Tasks} task(s), {counts.Attempts} attempt(s), " +
+                              $"{counts.NodeLosses} node loss(es), {counts.Events} trace events; open it in https://ui.perfetto.dev or chrome://tracing");
+        return 0;
+    }
+
     public static Command Job()
     {
         var id = new Argument<string>("id") { Description = "The job id that fabric submit printed." };
@@ -270,19 +294,33 @@ public static class JobCommands
                           "sentence (submitted, run-started, placed, completed, failed, lost, recomputed, run-stopped, job-completed, " +
                           "job-failed, cancelled). With --json: the events as JSON.",
         };
+        var timeline = new Option<FileInfo>("--timeline")
+        {
+            HelpName = "FILE",
+            Description = "Write the job's timeline to FILE: a Chrome trace-event JSON document with a row per device (grouped by node), " +
+                          "a bar per attempt (named by its task, its outcome as category), and markers where nodes were lost. Open it in " +
+                          "https://ui.perfetto.dev or chrome://tracing. A running job's timeline is drawn up to now.",
+        };
         var noVerify = NoVerifyOption();
         var timeout = TimeoutOption();
         var gateway = Gateways.Option();
         var command = new Command("job", "Shows one job: its tasks, where each was placed, attempts, recomputations and timings; or its history " +
-                                         "(--events); or fetches an output; or waits for it; or cancels it.");
+                                         "(--events); or writes its timeline (--timeline FILE); or fetches an output; or waits for it; or cancels it.");
         command.Arguments.Add(id);
-        foreach (var option in new Option[] { output, outFile, json, events, wait, cancelJob, noVerify, timeout, gateway }) command.Options.Add(option);
+        foreach (var option in new Option[] { output, outFile, json, events, timeline, wait, cancelJob, noVerify, timeout, gateway }) command.Options.Add(option);
         command.SetAction(async (parse, cancel) =>
         {
             var jobId = parse.GetValue(id)!;
             if (parse.GetValue(output) is not null && parse.GetValue(outFile) is null) return await Usage("job", "--output needs --out FILE");
             if (parse.GetValue(events) && (parse.GetValue(wait) || parse.GetValue(cancelJob) || parse.GetValue(output) is not null))
                 return await Usage("job", "--events shows the history alone: leave out --wait, --cancel and --output");
+            if (parse.GetValue(timeline) is { } timelineFile)
+            {
+                if (parse.GetValue(events) || parse.GetValue(wait) || parse.GetValue(cancelJob) || parse.GetValue(output) is not null)
+                    return await Usage("job", "--timeline writes the timeline alone: leave out --events, --wait, --cancel and --output");
+                if (Directory.Exists(timelineFile.FullName))
+                    return await Usage("job", $"EINVAL: --timeline: {timelineFile.FullName} is a directory; name the file to write the timeline of job {jobId} to");
+            }
             if (!TryDuration(parse.GetValue(timeout)!, out var patience))
                 return await Usage("job", $"--timeout: '{parse.GetValue(timeout)}' is not a duration (examples: 90s, 10m, 2h)");
             return await Gateways.RunAsync("job", parse.GetValue(gateway), async gateways =>
@@ -295,6 +333,7 @@ public static class JobCommands
                     return 0;
                 }
                 if (parse.GetValue(events)) return await PrintEventsAsync(gateways, jobId, parse.GetValue(json), cancel);
+                if (parse.GetValue(timeline) is { } timelineFile) return await WriteTimelineAsync(gateways, jobId, timelineFile, cancel);
                 if (parse.GetValue(wait)) return await WaitAsync("job", gateways, jobId, null, !parse.GetValue(noVerify), patience, cancel);
                 if (parse.GetValue(output) is { } name)
                 {

@@ -42,6 +42,9 @@ public static class NodeConfiguration
         new("iommuGroups", "--iommu-groups", (o, v, what) => o with { IommuGroups = [.. NodeOptions.List(v).Select(g => Int(g, what))] }, IsList: true),
         new("postgres", "--postgres", (o, v, _) => o with { Postgres = v }),
         new("sqlite", "--sqlite", (o, v, _) => o with { Sqlite = v }),
+        new("tlsCert", "--tls-cert", (o, v, _) => o with { TlsCertificate = v }),
+        new("tlsKey", "--tls-key", (o, v, _) => o with { TlsKey = v }),
+        new("tlsCa", "--tls-ca", (o, v, _) => o with { TlsCa = v }),
     ];
 
     /// <summary>The keys a <c>--config</c> file may have.</summary>

@@ -78,6 +78,21 @@ public sealed record NodeOptions
     /// </summary>
     public string? Sqlite { get; init; }
 
+    /// <summary>This node's certificate (PEM) for TLS on Akka remoting; with <see cref="TlsKey"/> and <see cref="TlsCa"/>, or none of the three.</summary>
+    public string? TlsCertificate { get; init; }
+
+    /// <summary>The private key (PEM) of <see cref="TlsCertificate"/>.</summary>
+    public string? TlsKey { get; init; }
+
+    /// <summary>The cluster's CA certificate (PEM): the one issuer trusted (a <c>revoked</c> file beside it lists refused serials).</summary>
+    public string? TlsCa { get; init; }
+
+    /// <summary>Whether remoting is TLS (all three files given).</summary>
+    public bool UsesTls => TlsCertificate is not null;
+
+    /// <summary>The node's TLS, loaded from its files; null without TLS. A bad file → <see cref="ArgumentException"/> naming it.</summary>
+    public Fabric.Core.Security.ClusterTls? LoadTls() => UsesTls ? Fabric.Core.Security.ClusterTls.Load(TlsCertificate!, TlsKey!, TlsCa!) : null;
+
     public string SqlitePath => Sqlite ?? Path.Combine(".fabric", "fabric.db");
 
     public string AdvertisedHost => PublicHost ?? Host;
@@ -118,6 +133,9 @@ public sealed record NodeOptions
         if (ReadyFile is { } ready && string.IsNullOrWhiteSpace(ready)) throw new ArgumentException("--ready-file must name a file");
         if (Devices is < 1 or > 64) throw new ArgumentException($"--devices must be 1..64, not {Devices}");
         foreach (var seed in Seeds) ParseEndpoint(seed, "--seeds");
+        var tls = new[] { ("--tls-cert", TlsCertificate), ("--tls-key", TlsKey), ("--tls-ca", TlsCa) };
+        if (tls.Any(t => t.Item2 is not null) && tls.FirstOrDefault(t => t.Item2 is null) is { Item1: { } missing })
+            throw new ArgumentException($"TLS needs --tls-cert, --tls-key and --tls-ca together: {missing} is missing (fabric certs issue {Name} makes the first two)");
         _ = DeviceProfiles();
         Persistence().Validate();
         return this;

@@ -69,6 +69,13 @@ public static class HttpGateway
         app.MapGet("/devices/local", async (ActorRegistry actors) =>
             Results.Json((await actors.Get<DeviceManagerKey>().Ask<DeviceRequests.DeviceList>(new DeviceManager.ListLocalDevices(), AskTimeout)).Devices, Json));
         MapJobs(app);
+        // The devices are asked once per scrape, just before the exporter reads the gauges (NodeMetrics).
+        app.MapPrometheusScrapingEndpoint("/metrics", meterProvider: null, configureBranchedPipeline: branch => branch.Use(async (context, next) =>
+        {
+            await context.RequestServices.GetRequiredService<NodeMetrics>().RefreshAsync(context.RequestAborted);
+            await next(context);
+        }), optionsName: null);
+        Dashboard.Map(app);
         // Once it listens, the registry publishes where: clients that follow a job learn every gateway from /nodes.
         app.Lifetime.ApplicationStarted.Register(() =>
         {
@@ -97,7 +104,8 @@ public static class HttpGateway
     /// <summary>
     /// <c>POST /jobs[?id=chosen-id]</c> (a job spec as JSON → 202 with the job id, or 400 with the code and sentence),
     /// <c>GET /jobs</c>, <c>GET /jobs/{id}</c>, <c>DELETE /jobs/{id}</c> (cancels it), <c>GET /jobs/{id}/spec</c>,
-    /// <c>GET /jobs/{id}/events</c> (its history), <c>GET /jobs/{id}/outputs/{name}</c> (the bytes).
+    /// <c>GET /jobs/{id}/events</c> (its history), <c>GET /jobs/{id}/timeline</c> (its attempts as a Chrome trace-event
+    /// document), <c>GET /jobs/{id}/outputs/{name}</c> (the bytes).
     /// </summary>
     private static void MapJobs(WebApplication app)
     {
@@ -126,8 +134,16 @@ public static class HttpGateway
                 }
             });
         });
-        app.MapGet("/jobs", async (ActorRegistry actors, CancellationToken cancel) =>
-            await Answer(async () => Results.Json((await Jobs(actors).ListAsync(cancel)).Select(JobViews.Of), Json)));
+        // ?tasks=false: each job without its tasks' records (taskDetails empty), as GET /jobs/{id}?tasks=false — for lists polled often.
+        app.MapGet("/jobs", (HttpRequest request, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>
+        {
+            var tasks = request.Query["tasks"].FirstOrDefault();
+            if (tasks is not (null or "true" or "false"))
+                return Results.Json(new Problem(nameof(ErrorCode.EINVAL), $"tasks={tasks}: say tasks=true (the default) or tasks=false"), Json, statusCode: 400);
+            return tasks == "false"
+                ? Results.Json((await Jobs(actors).ListBriefAsync(cancel)).Select(JobViews.Of), Json)
+                : Results.Json((await Jobs(actors).ListAsync(cancel)).Select(JobViews.Of), Json);
+        }));
         // ?tasks=false leaves out each task's record (taskDetails is empty): a watcher's poll of a wide job costs the same as a small one's.
         app.MapGet("/jobs/{id}", (string id, HttpRequest request, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>
         {
@@ -138,6 +154,14 @@ public static class HttpGateway
             return view.Status == nameof(JobStatus.Unknown)
                 ? Results.Json(new Problem(nameof(ErrorCode.ENOENT), $"there is no job {id}"), Json, statusCode: 404)
                 : Results.Json(view, Json);
+        }));
+        // The job's timeline as a Chrome trace-event document (JobTimeline), drawn from the full view with every attempt.
+        app.MapGet("/jobs/{id}/timeline", (string id, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>
+        {
+            var view = JobViews.Of(await Jobs(actors).GetAsync(id, cancel));
+            return view.Status == nameof(JobStatus.Unknown)
+                ? Results.Json(new Problem(nameof(ErrorCode.ENOENT), $"there is no job {id}"), Json, statusCode: 404)
+                : Results.Json(JobTimeline.Of(view, DateTimeOffset.UtcNow), Json);
         }));
         // Cancels a running job: 200 with the job, Cancelled; 404 for an unknown job, 409 for one that has ended.
         app.MapDelete("/jobs/{id}", (string id, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>

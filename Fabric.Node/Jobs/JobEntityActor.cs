@@ -44,7 +44,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     private readonly JobRunOptions _options;
     private readonly TimeSpan _idleAfterEnd;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private JobState _state;
+    private JobState State { get; set { field = value; JobMetrics.Track(value); } } // what the metrics read too
     private long _snapshotAt;
     private FirstCompletions _firstCompletions;
     private RunHandle? _run; // the run under way (Running only): stopped when it ends or the actor stops
@@ -56,8 +56,8 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     public JobEntityActor(string jobId, IActorRef deviceManager, JobRunOptions options, TimeSpan idleAfterEnd)
     {
         (_deviceManager, _options, _idleAfterEnd) = (deviceManager, options, idleAfterEnd);
-        _state = JobState.Empty(jobId);
-        _firstCompletions = new FirstCompletions(_state);
+        State = JobState.Empty(jobId);
+        _firstCompletions = new FirstCompletions(State);
         PersistenceId = $"job-{jobId}";
         Recovering();
     }
@@ -71,13 +71,13 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     /// <summary>Rebuilds the state from the latest snapshot and the events after it, then enters the state its status names.</summary>
     private void Recovering()
     {
-        Recover<SnapshotOffer>(offer => _state = offer.Snapshot as JobState ?? _state);
-        Recover<IJobEvent>(e => _state = _state.Apply(e));
+        Recover<SnapshotOffer>(offer => State = offer.Snapshot as JobState ?? State);
+        Recover<IJobEvent>(e => State = State.Apply(e));
         Recover<RecoveryCompleted>(_ =>
         {
-            _snapshotAt = _state.Events;
-            _firstCompletions = new FirstCompletions(_state);
-            switch (_state.Status)
+            _snapshotAt = State.Events;
+            _firstCompletions = new FirstCompletions(State);
+            switch (State.Status)
             {
                 case JobStatus.Unknown: Become(New); break;
                 case JobStatus.Running: Become(Running); break;
@@ -95,14 +95,14 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
             var replyTo = Sender;
             Persist(new Submitted(m.JobId, m.Spec, Now()), e =>
             {
-                _state = _state.Apply(e);
-                replyTo.Tell(new JobEntity.Accepted(_state.JobId));
+                State = State.Apply(e);
+                replyTo.Tell(new JobEntity.Accepted(State.JobId));
                 Become(Running);
             });
         });
-        Command<JobEntity.Get>(m => AnswerAndStop(JobDecisions.Read(_state, m)));
-        Command<JobEntity.GetOutput>(m => AnswerAndStop(JobDecisions.Output(_state, m)));
-        Command<JobEntity.Cancel>(_ => AnswerAndStop(JobDecisions.CancelAnswer(_state)!));
+        Command<JobEntity.Get>(m => AnswerAndStop(JobDecisions.Read(State, m)));
+        Command<JobEntity.GetOutput>(m => AnswerAndStop(JobDecisions.Output(State, m)));
+        Command<JobEntity.Cancel>(_ => AnswerAndStop(JobDecisions.CancelAnswer(State)!));
         Housekeeping();
     }
 
@@ -116,19 +116,19 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     private void Running()
     {
         var node = Akka.Cluster.Cluster.Get(Context.System).SelfAddress.ToString();
-        if (_state.Runs > 0) _log.Info("job {0} recovered from its journal ({1} events, {2} run(s) before): run {3} starts here", _state.JobId, _state.Events, _state.Runs, _state.Runs + 1);
+        if (State.Runs > 0) _log.Info("job {0} recovered from its journal ({1} events, {2} run(s) before): run {3} starts here", State.JobId, State.Events, State.Runs, State.Runs + 1);
         Persist(new RunStarted(node, Now()), e =>
         {
-            _state = _state.Apply(e);
+            State = State.Apply(e);
             var cancel = new CancellationTokenSource();
             var client = FabricClient.Connect(Context.System, _deviceManager, new FabricClientOptions { RequestTimeout = TimeSpan.FromSeconds(30) });
             var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            Context.Watch(Context.ActorOf(JobRunActor.Props(_state.Spec!, client, new JobRunReports.ToEntity(Self), _options, cancel.Token, ended), $"run-{_state.Runs}"));
+            Context.Watch(Context.ActorOf(JobRunActor.Props(State.Spec!, client, new JobRunReports.ToEntity(Self), _options, cancel.Token, ended), $"run-{State.Runs}"));
             _run = new RunHandle(cancel, ended.Task, client);
         });
-        Command<JobEntity.Start>(m => Sender.Tell(JobDecisions.StartAgain(_state, m.Spec)));
-        Command<JobEntity.Get>(m => Sender.Tell(JobDecisions.Read(_state, m)));
-        Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(_state, m)));
+        Command<JobEntity.Start>(m => Sender.Tell(JobDecisions.StartAgain(State, m.Spec)));
+        Command<JobEntity.Get>(m => Sender.Tell(JobDecisions.Read(State, m)));
+        Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(State, m)));
         Command<RunEvent>(m => Record([m.Event]));
         Command<RunEvents>(m => Record(m.Events));
         Command<TaskSucceeded>(m => Record([_firstCompletions.Succeeded(m.Task, m.Device, m.Attempt, m.Seconds, Now())]));
@@ -156,25 +156,25 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     /// first, so a job's outputs are stored once: in its Completed event, which a recovery replays after the snapshot.</summary>
     private void PersistEnd(IJobEvent end, IActorRef? replyTo)
     {
-        SaveSnapshot(_state);
+        SaveSnapshot(State);
         Persist(end, e =>
         {
-            _state = _state.Apply(e);
-            _log.Info("job {0} {1} after {2} runs", _state.JobId, _state.Status, _state.Runs);
-            replyTo?.Tell(JobDecisions.Summary(_state));
+            State = State.Apply(e);
+            _log.Info("job {0} {1} after {2} runs", State.JobId, State.Status, State.Runs);
+            replyTo?.Tell(JobDecisions.Summary(State));
             Become(Ended);
         });
     }
 
     /// <summary>Progress events are persisted without holding up the entity, those reported together in one write: a wide job
     /// reports thousands, and a lost one is harmless — the run that follows a crash recomputes what it cannot prove done.</summary>
-    private void Record(IReadOnlyList<IJobEvent> events) => PersistAllAsync(events, persisted =>
+    private void Record(IReadOnlyList<IJobEvent> events) => PersistAllAsync(events, JobMetrics.Timed(State.JobId, events.Count, persisted =>
     {
-        _state = _state.Apply(persisted);
-        if (!JobDecisions.SnapshotDue(_state, _snapshotAt)) return;
-        _snapshotAt = _state.Events;
-        SaveSnapshot(_state);
-    });
+        State = State.Apply(persisted);
+        if (!JobDecisions.SnapshotDue(State, _snapshotAt)) return;
+        _snapshotAt = State.Events;
+        SaveSnapshot(State);
+    }));
 
     /// <summary>
     /// Completed, Failed or Cancelled: it answers from its state, and needs no news of nodes. It stops (passivates) once nobody has
@@ -186,10 +186,10 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
         Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
         Context.System.EventStream.Unsubscribe(Self);
         Context.SetReceiveTimeout(_idleAfterEnd);
-        Command<JobEntity.Start>(m => Sender.Tell(JobDecisions.StartAgain(_state, m.Spec)));
-        Command<JobEntity.Get>(m => Sender.Tell(JobDecisions.Read(_state, m)));
-        Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(_state, m)));
-        Command<JobEntity.Cancel>(_ => Sender.Tell(JobDecisions.CancelAnswer(_state)!));
+        Command<JobEntity.Start>(m => Sender.Tell(JobDecisions.StartAgain(State, m.Spec)));
+        Command<JobEntity.Get>(m => Sender.Tell(JobDecisions.Read(State, m)));
+        Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(State, m)));
+        Command<JobEntity.Cancel>(_ => Sender.Tell(JobDecisions.CancelAnswer(State)!));
         Command<IProgress>(_ => { }); // what a cancelled run still reported on its way out: nothing to record any more
         Command<RunFinished>(_ => { });
         Command<ReceiveTimeout>(_ => Become(Stopping));
@@ -209,14 +209,14 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
         Timers.StartPeriodicTimer(nameof(AskRestAgain), new AskRestAgain(), AskRestEvery);
         Command<JobEntity.Start>(m =>
         {
-            if (_state.Status != JobStatus.Unknown) Sender.Tell(JobDecisions.StartAgain(_state, m.Spec));
+            if (State.Status != JobStatus.Unknown) Sender.Tell(JobDecisions.StartAgain(State, m.Spec));
             else if (Stash.Count < StashLimit) Stash.Stash();
             else Sender.Tell(new FabricError(ErrorCode.EBUSY,
                 $"job {m.JobId} is stopping and holds {StashLimit} submissions for its next start already; submit it again"));
         });
-        Command<JobEntity.Get>(m => Sender.Tell(JobDecisions.Read(_state, m)));
-        Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(_state, m)));
-        Command<JobEntity.Cancel>(_ => Sender.Tell(JobDecisions.CancelAnswer(_state)!));
+        Command<JobEntity.Get>(m => Sender.Tell(JobDecisions.Read(State, m)));
+        Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(State, m)));
+        Command<JobEntity.Cancel>(_ => Sender.Tell(JobDecisions.CancelAnswer(State)!));
         Command<Rest>(_ =>
         {
             foreach (var held in Stash.ClearStash()) Context.Parent.Tell(held.Message, held.Sender);
@@ -239,9 +239,9 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
         Command<NodeRegistry.NodeAvailable>(_ => { });
         // Only the latest snapshot is kept: each holds every task, and recovery reads the latest alone.
         Command<SaveSnapshotSuccess>(m => DeleteSnapshots(new SnapshotSelectionCriteria(m.Metadata.SequenceNr - 1)));
-        Command<SaveSnapshotFailure>(f => _log.Warning("job {0}: snapshot not saved: {1}", _state.JobId, f.Cause.Message));
+        Command<SaveSnapshotFailure>(f => _log.Warning("job {0}: snapshot not saved: {1}", State.JobId, f.Cause.Message));
         Command<DeleteSnapshotsSuccess>(_ => { });
-        Command<DeleteSnapshotsFailure>(f => _log.Warning("job {0}: older snapshots not deleted: {1}", _state.JobId, f.Cause.Message));
+        Command<DeleteSnapshotsFailure>(f => _log.Warning("job {0}: older snapshots not deleted: {1}", State.JobId, f.Cause.Message));
     }
 
     /// <summary>
@@ -256,7 +256,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
         Become(HandingOff);
         DeferAsync(JobEntity.HandOff.Instance, _ =>
         {
-            _log.Info("job {0} handed off after {1} events", _state.JobId, _state.Events);
+            _log.Info("job {0} handed off after {1} events", State.JobId, State.Events);
             Context.Stop(Self);
         });
     }
@@ -266,9 +266,9 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
     {
         Command<IProgress>(_ => { });
         Command<RunFinished>(_ => { });
-        Command<JobEntity.Get>(m => Sender.Tell(JobDecisions.Read(_state, m)));
-        Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(_state, m)));
-        Command<JobEntity.Start>(m => Sender.Tell(_state.Status != JobStatus.Unknown ? JobDecisions.StartAgain(_state, m.Spec)
+        Command<JobEntity.Get>(m => Sender.Tell(JobDecisions.Read(State, m)));
+        Command<JobEntity.GetOutput>(m => Sender.Tell(JobDecisions.Output(State, m)));
+        Command<JobEntity.Start>(m => Sender.Tell(State.Status != JobStatus.Unknown ? JobDecisions.StartAgain(State, m.Spec)
             : new FabricError(ErrorCode.EBUSY, $"job {m.JobId} is moving to another node; submit it again")));
         Command<JobEntity.HandOff>(_ => { });
         Housekeeping();
@@ -292,6 +292,7 @@ internal sealed class JobEntityActor : ReceivePersistentActor, IWithTimers
         Akka.Cluster.Cluster.Get(Context.System).Unsubscribe(Self);
         Context.System.EventStream.Unsubscribe(Self);
         EndRun();
+        JobMetrics.Forget(State);
         base.PostStop();
     }
 }

@@ -162,6 +162,15 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
         return data;
     }
 
+    /// <summary>Every job the index lists, each as its brief state (no task records): what a poll of the list needs.</summary>
+    public async Task<ImmutableArray<JobBrief>> ListBriefAsync(CancellationToken cancel)
+    {
+        var listing = await Ask<JobIndex.Listing>(new JobIndex.List(), cancel);
+        foreach (var job in listing.Jobs) _known.TryAdd(job.JobId, 0);
+        var briefs = await Task.WhenAll(listing.Jobs.Select(j => Ask<JobBrief>(new JobEntity.Get(j.JobId, Brief: true), cancel)));
+        return [.. briefs.Where(b => b.Status != JobStatus.Unknown)];
+    }
+
     public async Task<ImmutableArray<JobState>> ListAsync(CancellationToken cancel)
     {
         var listing = await Ask<JobIndex.Listing>(new JobIndex.List(), cancel);

@@ -339,6 +339,16 @@ public abstract class JobRunsAcrossNodes<TFixture>(TFixture cluster, ITestOutput
         Assert.Equal("EINVAL", problem.GetProperty("title").GetString());
         Assert.Contains("tasks=maybe", problem.GetProperty("detail").GetString());
         Assert.Equal(System.Net.HttpStatusCode.NotFound, missing.StatusCode);
+        // The list's brief form: every job the full list has, each without its tasks' records and with the same counts.
+        var list = await gateway.JobsAsync(CancellationToken.None);
+        var briefs = await gateway.JobsBriefAsync(CancellationToken.None);
+        using var badList = await http.GetAsync("jobs?tasks=no");
+        Assert.Equal(list.Select(j => j.JobId).Order(), briefs.Select(j => j.JobId).Order());
+        Assert.All(briefs, b => Assert.Empty(b.TaskDetails));
+        var listed = briefs.Single(b => b.JobId == jobId);
+        Assert.Equal((brief.Status, brief.Tasks, brief.CompletedTasks, brief.Events), (listed.Status, listed.Tasks, listed.CompletedTasks, listed.Events));
+        Assert.Equal(stages, listed.Stages.ToArray());
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, badList.StatusCode);
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using Akka.Actor;
 using Akka.Event;
 using Fabric.Core;
 using Fabric.Core.Protocol;
+using Fabric.Core.Telemetry;
 using Fabric.Devices.DataPlane;
 using Fabric.Devices.Internal.Fences;
 using Fabric.Devices.Internal.State;
@@ -39,6 +40,7 @@ internal sealed class SubmissionEngine(
     private readonly Dictionary<ContextId, IActorRef> _idleWatchers = [];
     private readonly Dictionary<(IActorRef Space, long Unmap), HashSet<long>> _unmapWaits = [];
     private readonly Outbox _outbox = new();
+    private readonly KeyValuePair<string, object?> _deviceTag = new("device", id.ToString());
     private bool _flushQueued;
 
     public long Completed { get; private set; }
@@ -221,6 +223,7 @@ internal sealed class SubmissionEngine(
     private void Answer(FenceWaiters<IActorRef>.Waiter waiter)
     {
         timers.Cancel(WaiterKey(waiter.Id));
+        FabricMetrics.FenceWait.Record(Stopwatch.GetElapsedTime(waiter.Since).TotalSeconds, _deviceTag);
         if (waiter.Any) waiter.ReplyTo.Tell(new FenceSet([.. waiter.Fences.Select(_fences.Status).Where(s => s.IsSignalled)]));
         else waiter.ReplyTo.Tell(_fences.Status(waiter.Fences[0]));
     }

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Diagnostics;
 
 namespace Fabric.Devices.Internal.State;
 
@@ -9,7 +10,11 @@ namespace Fabric.Devices.Internal.State;
 /// </summary>
 internal sealed class FenceWaiters<TReply> where TReply : notnull
 {
-    public sealed record Waiter(long Id, TReply ReplyTo, ImmutableArray<long> Fences, bool Any, WaitKey? Key);
+    public sealed record Waiter(long Id, TReply ReplyTo, ImmutableArray<long> Fences, bool Any, WaitKey? Key)
+    {
+        /// <summary>When the wait began (<see cref="Stopwatch.GetTimestamp"/>).</summary>
+        public long Since { get; } = Stopwatch.GetTimestamp();
+    }
 
     /// <summary>Who may cancel a wait: the owner that named it and its tag.</summary>
     public readonly record struct WaitKey(object Owner, long Tag);
