@@ -39,6 +39,28 @@ public sealed record DeviceProfile
     /// <summary>How many signalled fences keep their result; older ones answer "gone" (completed, too old to track).</summary>
     public int FenceHistory { get; init; } = 65_536;
 
+    /// <summary>
+    /// Most buffer handles one context holds at once (allocated, pinned and imported); one more → ENOSPC. Device memory
+    /// bounds allocations long before this default (a 256 MiB device holds 65 536 pages).
+    /// </summary>
+    public int MaxBuffersPerContext { get; init; } = 1 << 20;
+
+    /// <summary>Most mappings one context's buffers have at once, across its address spaces; one more → ENOSPC.</summary>
+    public int MaxMappingsPerContext { get; init; } = 1 << 20;
+
+    /// <summary>
+    /// Most submissions of one context accepted and not yet signalled on this device; one more → EBUSY, nothing issued.
+    /// A job's run keeps at most its parallelism (256 by default) in flight per context, far below this default.
+    /// </summary>
+    public int MaxPendingSubmissionsPerContext { get; init; } = 65_536;
+
+    /// <summary>
+    /// Most fence waits one client (its session) has unanswered on this device; one more → EBUSY. Waits reach the
+    /// device without a context, so they count per client; waits on a client's own submissions are answered in the
+    /// client and never reach it, and a wait that is answered at once (signalled, or a zero timeout) is not counted.
+    /// </summary>
+    public int MaxFenceWaitersPerClient { get; init; } = 65_536;
+
     /// <summary>Checks the profile; throws <see cref="ArgumentException"/> naming the bad field.</summary>
     public DeviceProfile Validate()
     {
@@ -51,6 +73,12 @@ public sealed record DeviceProfile
         if (IovaBits is < 20 or > 64) throw new ArgumentException($"the IOVA aperture must be 20 to 64 bits wide, not {IovaBits}", nameof(IovaBits));
         if (ReservedIovas.Any(r => r.Start > r.Last)) throw new ArgumentException("a reserved IOVA range must start at or below its last IOVA", nameof(ReservedIovas));
         if (FenceHistory < 16) throw new ArgumentException("the fence history must keep at least 16 fences", nameof(FenceHistory));
+        if (MaxBuffersPerContext < 1) throw new ArgumentException($"a context must be allowed at least 1 buffer, not {MaxBuffersPerContext}", nameof(MaxBuffersPerContext));
+        if (MaxMappingsPerContext < 1) throw new ArgumentException($"a context must be allowed at least 1 mapping, not {MaxMappingsPerContext}", nameof(MaxMappingsPerContext));
+        if (MaxPendingSubmissionsPerContext < 1)
+            throw new ArgumentException($"a context must be allowed at least 1 pending submission, not {MaxPendingSubmissionsPerContext}", nameof(MaxPendingSubmissionsPerContext));
+        if (MaxFenceWaitersPerClient < 1)
+            throw new ArgumentException($"a client must be allowed at least 1 fence wait, not {MaxFenceWaitersPerClient}", nameof(MaxFenceWaitersPerClient));
         return this;
     }
 }

@@ -59,7 +59,7 @@ public static class NodeHost
         FabricDataPlane dataPlane;
         try
         {
-            dataPlane = FabricDataPlane.Start(options.Host, options.DataPort, options.AdvertisedHost);
+            dataPlane = FabricDataPlane.Start(options.Host, options.DataPort, options.AdvertisedHost, tls);
         }
         catch (SocketException e)
         {

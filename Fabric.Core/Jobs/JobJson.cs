@@ -35,6 +35,9 @@ public static class JobJson
     public static JobSpec Parse(ReadOnlyMemory<byte> utf8)
     {
         if (utf8.Span.StartsWith("\uFEFF"u8)) utf8 = utf8[3..];
+        // The reader checks the bytes between tokens but not inside strings: invalid UTF-8 in a name would surface
+        // later as an InvalidOperationException from deep inside System.Text.Json.
+        if (!System.Text.Unicode.Utf8.IsValid(utf8.Span)) throw InvalidUtf8(utf8.Span);
         JsonDocument document;
         try
         {
@@ -271,6 +274,19 @@ public static class JobJson
     private static string Shorten(string text) => text.Length <= 40 ? text : text[..37] + "...";
 
     private static FabricException Error(string message) => new(FabricError.Invalid(message));
+
+    /// <summary>EINVAL naming the line, column and byte offset of the first byte that is not UTF-8.</summary>
+    private static FabricException InvalidUtf8(ReadOnlySpan<byte> utf8)
+    {
+        int at = 0, line = 1, lineStart = 0;
+        while (at < utf8.Length
+               && System.Text.Rune.DecodeFromUtf8(utf8[at..], out _, out var consumed) == System.Buffers.OperationStatus.Done)
+        {
+            if (utf8[at] == (byte)'\n') (line, lineStart) = (line + 1, at + 1);
+            at += consumed;
+        }
+        return Error($"the job JSON is malformed at line {line}, column {at - lineStart + 1}: byte {at} is not UTF-8 (save the file as UTF-8)");
+    }
 
     // ---- writing ----
 

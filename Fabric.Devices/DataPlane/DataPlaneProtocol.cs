@@ -1,12 +1,12 @@
 using System.Buffers.Binary;
-using System.Net.Sockets;
 using System.Text;
 using Fabric.Core;
 
 namespace Fabric.Devices.DataPlane;
 
 /// <summary>
-/// The data plane's wire format: plain TCP, one request at a time per connection, connections kept for reuse.
+/// The data plane's wire format: TCP (inside TLS when the cluster has certificates), one request at a time per
+/// connection, connections kept for reuse.
 /// <code>
 /// request (64 bytes, little-endian):
 ///   0 u32 magic 'FDP1'   4 u8 op (1 READ, 2 WRITE, 3 SOURCE)   8 i32 device index   16 i64 export
@@ -52,48 +52,42 @@ internal static class DataPlaneProtocol
         }
     }
 
-    public static async ValueTask SendChunkHeaderAsync(Socket socket, int length, uint status, CancellationToken cancel)
+    public static async ValueTask SendChunkHeaderAsync(Stream stream, int length, uint status, CancellationToken cancel)
     {
         var header = new byte[ChunkHeaderBytes];
         BinaryPrimitives.WriteInt32LittleEndian(header, length);
         BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(4), status);
-        await SendAllAsync(socket, header, cancel);
+        await SendAllAsync(stream, header, cancel);
     }
 
-    public static async ValueTask SendErrorAsync(Socket socket, FabricError error, CancellationToken cancel)
+    public static async ValueTask SendErrorAsync(Stream stream, FabricError error, CancellationToken cancel)
     {
         var text = Encoding.UTF8.GetBytes(error.Message);
-        await SendChunkHeaderAsync(socket, text.Length, (uint)error.Code, cancel);
-        await SendAllAsync(socket, text, cancel);
+        await SendChunkHeaderAsync(stream, text.Length, (uint)error.Code, cancel);
+        await SendAllAsync(stream, text, cancel);
     }
 
     /// <summary>Reads a chunk header; an error chunk is read whole and returned as the error.</summary>
-    public static async ValueTask<(int Length, FabricError? Error)> ReceiveChunkHeaderAsync(Socket socket, byte[] scratch, CancellationToken cancel)
+    public static async ValueTask<(int Length, FabricError? Error)> ReceiveChunkHeaderAsync(Stream stream, byte[] scratch, CancellationToken cancel)
     {
-        await ReceiveExactlyAsync(socket, scratch.AsMemory(0, ChunkHeaderBytes), cancel);
+        await ReceiveExactlyAsync(stream, scratch.AsMemory(0, ChunkHeaderBytes), cancel);
         var length = BinaryPrimitives.ReadInt32LittleEndian(scratch);
         var status = BinaryPrimitives.ReadUInt32LittleEndian(scratch.AsSpan(4));
         if (status == 0) return (length, null);
         var text = new byte[Math.Clamp(length, 0, 64 * 1024)];
-        await ReceiveExactlyAsync(socket, text, cancel);
+        await ReceiveExactlyAsync(stream, text, cancel);
         return (0, new FabricError((ErrorCode)status, Encoding.UTF8.GetString(text)));
     }
 
-    public static async ValueTask SendAllAsync(Socket socket, ReadOnlyMemory<byte> data, CancellationToken cancel)
-    {
-        while (data.Length > 0)
-        {
-            var sent = await socket.SendAsync(data, SocketFlags.None, cancel);
-            data = data[sent..];
-        }
-    }
+    /// <summary>Writes all of <paramref name="data"/>: a NetworkStream sends it whole, an SslStream as records of it, neither buffers.</summary>
+    public static ValueTask SendAllAsync(Stream stream, ReadOnlyMemory<byte> data, CancellationToken cancel) => stream.WriteAsync(data, cancel);
 
-    /// <summary>Fills <paramref name="target"/> from the socket; the peer closing first is an <see cref="EndOfStreamException"/>.</summary>
-    public static async ValueTask ReceiveExactlyAsync(Socket socket, Memory<byte> target, CancellationToken cancel)
+    /// <summary>Fills <paramref name="target"/> from the stream; the peer closing first is an <see cref="EndOfStreamException"/>.</summary>
+    public static async ValueTask ReceiveExactlyAsync(Stream stream, Memory<byte> target, CancellationToken cancel)
     {
         while (target.Length > 0)
         {
-            var read = await socket.ReceiveAsync(target, SocketFlags.None, cancel);
+            var read = await stream.ReadAsync(target, cancel);
             if (read == 0) throw new EndOfStreamException("the peer closed the connection in the middle of a transfer");
             target = target[read..];
         }

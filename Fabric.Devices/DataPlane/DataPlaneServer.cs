@@ -1,26 +1,33 @@
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using Fabric.Core;
+using Fabric.Core.Security;
 using static Fabric.Devices.DataPlane.DataPlaneProtocol;
 
 namespace Fabric.Devices.DataPlane;
 
 /// <summary>
-/// Serves the node's exports to importers on other nodes over plain TCP. Bytes go from the arena to the socket and
-/// from the socket to the arena directly, one chunk at a time: TCP's own flow control is the back-pressure, and the
-/// only memory a transfer holds is its pin on the block. A revoke or release is seen at the next chunk.
+/// Serves the node's exports to importers on other nodes over TCP, inside TLS with mutual authentication when the
+/// node has the cluster's certificates (<see cref="DataPlaneTls"/>): a connection whose peer presents no certificate,
+/// another CA's or a revoked one is closed after the handshake fails, before it can send a request. Bytes go from the
+/// arena to the stream and from the stream to the arena directly, one chunk at a time: TCP's own flow control is the
+/// back-pressure, and the only memory a transfer holds is its pin on the block. A revoke or release is seen at the
+/// next chunk.
 /// </summary>
 internal sealed class DataPlaneServer : IAsyncDisposable
 {
     private static readonly byte[] Nothing = new byte[ChunkBytes];
     private readonly Socket _listener;
     private readonly ExportTable _exports;
+    private readonly ClusterTls? _tls;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _accepting;
 
-    public DataPlaneServer(IPAddress bind, int port, ExportTable exports)
+    public DataPlaneServer(IPAddress bind, int port, ExportTable exports, ClusterTls? tls = null)
     {
-        _exports = exports;
+        (_exports, _tls) = (exports, tls);
         _listener = new Socket(bind.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         _listener.Bind(new IPEndPoint(bind, port));
         _listener.Listen(128);
@@ -42,14 +49,23 @@ internal sealed class DataPlaneServer : IAsyncDisposable
         }
     }
 
-    private async Task ServeAsync(Socket connection)
+    private async Task ServeAsync(Socket socket)
     {
         var header = new byte[RequestBytes];
         var cancel = _stop.Token;
-        using (connection)
+        Stream connection = new NetworkStream(socket, ownsSocket: true);
+        try
         {
             try
             {
+                if (_tls is not null)
+                {
+                    var secure = new SslStream(connection, leaveInnerStreamOpen: false);
+                    connection = secure;
+                    using var handshake = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+                    handshake.CancelAfter(DataPlaneTls.HandshakeTimeout);
+                    await secure.AuthenticateAsServerAsync(DataPlaneTls.ServerOptions(_tls), handshake.Token);
+                }
                 while (!cancel.IsCancellationRequested)
                 {
                     try { await ReceiveExactlyAsync(connection, header, cancel); }
@@ -68,15 +84,17 @@ internal sealed class DataPlaneServer : IAsyncDisposable
                     if (!keepOpen) return;
                 }
             }
-            catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException)
+            catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException or AuthenticationException)
             {
-                // The importer went away or the node is stopping: the transfer is over, its pin already released.
+                // The importer went away, failed the TLS handshake, or the node is stopping: the transfer is over, its
+                // pin already released.
             }
         }
+        finally { await connection.DisposeAsync(); } // the SslStream, when there is one, closes what it wraps
     }
 
     /// <summary>Checks the request against the export; answers the error itself when it is refused.</summary>
-    private async ValueTask<ExportTable.Entry?> AuthorizeAsync(Socket connection, Request request, bool write, CancellationToken cancel)
+    private async ValueTask<ExportTable.Entry?> AuthorizeAsync(Stream connection, Request request, bool write, CancellationToken cancel)
     {
         var (entry, error) = _exports.Authorize(request.Device, request.Export, request.Attachment, request.Key, write);
         if (entry is { } e && (request.Offset < 0 || request.Length < 0 || request.Offset > e.Size || request.Length > e.Size - request.Offset))
@@ -87,7 +105,7 @@ internal sealed class DataPlaneServer : IAsyncDisposable
         return entry;
     }
 
-    private async ValueTask<bool> ServeReadAsync(Socket connection, Request request, CancellationToken cancel)
+    private async ValueTask<bool> ServeReadAsync(Stream connection, Request request, CancellationToken cancel)
     {
         if (await AuthorizeAsync(connection, request, write: false, cancel) is not { } entry) return true;
         try
@@ -109,7 +127,7 @@ internal sealed class DataPlaneServer : IAsyncDisposable
         finally { entry.Block.Release(); }
     }
 
-    private async ValueTask<bool> ServeWriteAsync(Socket connection, Request request, CancellationToken cancel)
+    private async ValueTask<bool> ServeWriteAsync(Stream connection, Request request, CancellationToken cancel)
     {
         var scratch = new byte[ChunkHeaderBytes];
         // A refused write's data is already on its way: it is read and dropped, so that the importer, which reads the
@@ -152,7 +170,7 @@ internal sealed class DataPlaneServer : IAsyncDisposable
     /// Reads and drops a write the server has refused, up to its end header. Returns whether the connection can serve
     /// another request: not if the importer sends more than it announced or breaks the framing.
     /// </summary>
-    private static async ValueTask<bool> DrainAsync(Socket connection, long announced, byte[] scratch, CancellationToken cancel)
+    private static async ValueTask<bool> DrainAsync(Stream connection, long announced, byte[] scratch, CancellationToken cancel)
     {
         var sink = new byte[64 * 1024];
         for (long at = 0; ;)
@@ -170,7 +188,7 @@ internal sealed class DataPlaneServer : IAsyncDisposable
         }
     }
 
-    private static async ValueTask<bool> ServeSourceAsync(Socket connection, Request request, CancellationToken cancel)
+    private static async ValueTask<bool> ServeSourceAsync(Stream connection, Request request, CancellationToken cancel)
     {
         for (long at = 0; at < request.Length; at += ChunkBytes)
         {

@@ -203,7 +203,7 @@ public static class JobsBench
         var seconds = clock.Elapsed.TotalSeconds;
         if (!killEntityNode && !after.TaskDetails.Any(t => t.Placements.Length > 1))
             throw new InvalidOperationException($"the tasks on {victim} finished before the kill: nothing had to recover");
-        progress($"a task completed again {seconds:0.0} s after the kill{(killEntityNode ? RecoveredRun(after, killedAt) : "")}");
+        progress($"a task completed again {seconds:0.0} s after the kill{(killEntityNode ? RecoveredRun(after, killedAt) : PlacedAgain(after, victim, killedAt))}");
         var end = await AwaitAsync(gateway, jobId, v => v.Status is "Completed" or "Failed", TimeSpan.FromMinutes(2), cancel);
         if (end.Status != "Completed") throw new InvalidOperationException($"the job {end.Status} after the kill: {end.Error}");
         return seconds;
@@ -217,6 +217,18 @@ public static class JobsBench
         var placed = attempts.Where(a => a.StartedAt >= started).Select(a => (DateTimeOffset?)a.StartedAt).Min();
         return $" (the new run started {(started - killedAt).TotalSeconds:0.0} s after it" +
                (placed is { } p ? $", placed its first task at {(p - killedAt).TotalSeconds:0.0} s)" : ")");
+    }
+
+    /// <summary>Where a task node's recovery spent its time: when the victim's attempts ended, and the first attempt placed again ran.</summary>
+    private static string PlacedAgain(JobView view, string victim, DateTimeOffset killedAt)
+    {
+        var again = view.TaskDetails.Where(t => t.Placements.Length > 1 && t.Placements[..^1].Any(p => p.StartsWith(victim + "/", StringComparison.Ordinal)))
+            .SelectMany(t => t.AttemptLog.IsDefault ? [] : t.AttemptLog).ToList();
+        var lost = again.Where(a => a.Node == victim && a.EndedAt is not null).Select(a => a.EndedAt!.Value).DefaultIfEmpty().Min();
+        var next = again.Where(a => a.Node != victim && a.Outcome == "Completed").OrderBy(a => a.EndedAt).FirstOrDefault();
+        if (next is null) return "";
+        return $" (its attempts on {victim} ended at {(lost - killedAt).TotalSeconds:0.0} s; the next ran on {next.Device} from " +
+               $"{(next.StartedAt - killedAt).TotalSeconds:0.0} s to {(next.EndedAt!.Value - killedAt).TotalSeconds:0.0} s)";
     }
 
     private static async Task<JobView> AwaitAsync(GatewayClient gateway, string jobId, Func<JobView, bool> until, TimeSpan timeout, CancellationToken cancel,

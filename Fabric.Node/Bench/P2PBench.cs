@@ -11,7 +11,8 @@ namespace Fabric.Node.Bench;
 /// copies it into its own memory over the data plane. Measured in one run: transfer throughput against raw TCP
 /// between the same two processes with the same chunk size; 4 KiB remote read latency; and how much each process's
 /// resident memory grew at its peak during the transfer (both device buffers are touched beforehand, so this is
-/// what the transfer itself holds).
+/// what the transfer itself holds). A second round on two new nodes with certificates (a CA made for the run) measures
+/// the transfer over TLS against raw TLS between the same two processes.
 /// </summary>
 public static class P2PBench
 {
@@ -21,7 +22,23 @@ public static class P2PBench
     {
         var bytes = options.Quick ? 256L << 20 : 1L << 30;
         var memory = $"{(bytes >> 20) + 64}MiB";
-        await using var nodes = await BenchNodes.StartAsync("p", 2, memory, progress, cancel);
+        List<BenchLine> lines;
+        await using (var nodes = await BenchNodes.StartAsync("p", 2, memory, progress, cancel))
+            lines = [.. await RoundAsync(nodes, bytes, tls: false, options, progress, cancel)];
+        progress("second round: two new nodes with certificates from a CA made for this run, data plane and baseline over TLS");
+        await using (var nodes = await BenchNodes.StartAsync("p", 2, memory, progress, cancel, tls: true))
+            lines.AddRange(await RoundAsync(nodes, bytes, tls: true, options, progress, cancel));
+        return lines;
+    }
+
+    /// <summary>
+    /// One round on two nodes: plain, every figure; over TLS, the transfer against the raw-TLS baseline (the same pull
+    /// of the same framing and chunk size, through an SslStream between the same two processes).
+    /// </summary>
+    private static async Task<IReadOnlyList<BenchLine>> RoundAsync(BenchNodes nodes, long bytes, bool tls, Options options, Action<string> progress,
+        CancellationToken cancel)
+    {
+        var over = tls ? " over TLS" : "";
         var client = nodes.Client;
         await using var exporter = await client.OpenAsync(new DeviceId("p1", 0), cancel);
         await using var importer = await client.OpenAsync(new DeviceId("p2", 0), cancel);
@@ -41,7 +58,7 @@ public static class P2PBench
         var remote = await importer.MapAsync(spaceB, imported.Handle, Access.Read, cancel: cancel);
         var transfer = new CommandBufferBuilder().Copy(targetIova, remote, (ulong)bytes).Build();
 
-        progress($"p2p: {bytes >> 20} MiB from a's device to b's device over the data plane");
+        progress($"p2p: {bytes >> 20} MiB from a's device to b's device over the data plane{over}");
         var pids = nodes.Cluster.Nodes.Select(n => n.ProcessId ?? 0).ToArray();
         var before = pids.Select(ResetPeakAndReadRss).ToArray();
         var p2p = await BestSeconds(2, () => importer.RunAsync(transfer, TimeSpan.FromMinutes(2), cancel: cancel));
@@ -49,7 +66,7 @@ public static class P2PBench
         var check = await importer.ReadAsync(target, bytes - 8, 8, cancel);
         if (!check.SequenceEqual(new byte[] { 4, 3, 2, 1, 4, 3, 2, 1 })) throw new InvalidOperationException("the copied bytes are wrong");
 
-        progress($"raw TCP: {bytes >> 20} MiB from a's process to b's process, same framing and chunk size");
+        progress($"raw {(tls ? "TLS" : "TCP")}: {bytes >> 20} MiB from a's process to b's process, same framing and chunk size");
         var probeA = await nodes.ResolveAsync(0, DataPlaneProbe.Name, cancel);
         var probeB = await nodes.ResolveAsync(1, DataPlaneProbe.Name, cancel);
         var endpointA = (await probeA.Ask<DataPlaneProbe.Endpoint>(new DataPlaneProbe.GetEndpoint(), TimeSpan.FromSeconds(10), cancel)).HostPort;
@@ -58,6 +75,7 @@ public static class P2PBench
             var reply = await probeB.Ask<object>(new DataPlaneProbe.PullRaw(endpointA, bytes), TimeSpan.FromMinutes(2), cancel);
             if (reply is FabricError error) throw new FabricException(error);
         });
+        if (tls) return [new BenchLine("p2p_tls_GBps", bytes / p2p / 1e9, "GBps", bytes / raw / 1e9, "raw_tls", ">= 0.80x raw_tls")];
 
         var reads = options.Quick ? 300 : 2_000;
         progress($"latency: {reads} remote 4 KiB reads (a COPY from the import, submitted and waited on by a client)");

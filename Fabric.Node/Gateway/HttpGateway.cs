@@ -12,6 +12,7 @@ using Fabric.Node.Cluster;
 using Fabric.Node.Jobs;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Fabric.Node.Gateway;
@@ -102,7 +103,8 @@ public static class HttpGateway
     }
 
     /// <summary>
-    /// <c>POST /jobs[?id=chosen-id]</c> (a job spec as JSON → 202 with the job id, or 400 with the code and sentence),
+    /// <c>POST /jobs[?id=chosen-id]</c> (a job spec as JSON → 202 with the job id, or 400 with the code and sentence; 413 for a
+    /// body over twice <see cref="JobsService.SpecLimit"/>),
     /// <c>GET /jobs</c>, <c>GET /jobs/{id}</c>, <c>DELETE /jobs/{id}</c> (cancels it), <c>GET /jobs/{id}/spec</c>,
     /// <c>GET /jobs/{id}/events</c> (its history), <c>GET /jobs/{id}/timeline</c> (its attempts as a Chrome trace-event
     /// document), <c>GET /jobs/{id}/outputs/{name}</c> (the bytes).
@@ -116,9 +118,20 @@ public static class HttpGateway
 
         app.MapPost("/jobs", async (HttpRequest request, ActorRegistry actors, CancellationToken cancel) =>
         {
-            // Parsed from its bytes: a wide job's spec is megabytes, and as text twice that again.
+            // Parsed from its bytes: a wide job's spec is megabytes, and as text twice that again. The body is read up to
+            // twice the largest spec a job may have (its JSON: inline data in base64, names and layout): a larger one could
+            // only be refused with E2BIG after the gateway had held all of it.
+            var limit = Jobs(actors).SpecLimit * 2;
+            if (request.ContentLength > limit) return BodyTooLarge(request.ContentLength.Value, limit);
+            if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } kestrel)
+                kestrel.MaxRequestBodySize = null; // the loop below holds the limit
             using var body = new MemoryStream();
-            await request.Body.CopyToAsync(body, cancel);
+            var part = new byte[64 * 1024];
+            for (int read; (read = await request.Body.ReadAsync(part, cancel)) > 0;)
+            {
+                if (body.Length + read > limit) return BodyTooLarge(body.Length + read, limit);
+                body.Write(part, 0, read);
+            }
             return await Answer(async () =>
             {
                 try
@@ -236,6 +249,13 @@ public static class HttpGateway
             return Results.Json(new Problem(e.Code.ToString(), e.Error.Message), Json, statusCode: e.Code == ErrorCode.ENOENT ? 404 : 503);
         }
     }
+
+    /// <summary>413 for a POST /jobs body over <paramref name="limit"/> bytes; <paramref name="size"/> is its length, or as much as was read.</summary>
+    private static IResult BodyTooLarge(long size, long limit) =>
+        Results.Json(new Problem(nameof(ErrorCode.E2BIG),
+            $"the job spec sent to POST /jobs is {size:N0} bytes or more, over the gateway's limit of {limit:N0} bytes (twice the largest spec " +
+            "a job may have, akka.remote.dot-netty.tcp.maximum-frame-size less room for what travels with it); give large inputs as randomFloats or ramp"),
+            Json, statusCode: 413);
 
     /// <summary><c>from</c> and <c>max</c> of an events request, or the sentence saying what is wrong with them.</summary>
     private static (long From, int Max, string? Error) EventsRange(IQueryCollection query)

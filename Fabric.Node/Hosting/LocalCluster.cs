@@ -27,6 +27,12 @@ public sealed class LocalCluster : IAsyncDisposable
         /// <summary>Called with each line a node writes to stderr (besides its log file).</summary>
         public Action<string, string>? OnNodeError { get; init; }
 
+        /// <summary>
+        /// Arguments added to a node's command line, by node name (e.g. its <c>--tls-cert</c>, <c>--tls-key</c> and
+        /// <c>--tls-ca</c>); none when null or when it returns none.
+        /// </summary>
+        public Func<string, IEnumerable<string>>? NodeArguments { get; init; }
+
         /// <summary>How long a node may take to be Up in the cluster.</summary>
         public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(90);
     }

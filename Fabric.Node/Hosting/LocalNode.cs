@@ -102,6 +102,7 @@ public sealed class LocalNode
                      "--sqlite", _database,
                  })
             start.ArgumentList.Add(arg);
+        foreach (var arg in _options.NodeArguments?.Invoke(Name) ?? []) start.ArgumentList.Add(arg);
         if (seeds.Count > 0)
         {
             start.ArgumentList.Add("--seeds");

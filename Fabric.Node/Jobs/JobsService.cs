@@ -105,14 +105,14 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
     public async Task<JobState> GetAsync(string jobId, CancellationToken cancel)
     {
         await KnownAsync(jobId, cancel);
-        return await Ask<JobState>(new JobEntity.Get(jobId), cancel);
+        return await Read<JobState>(new JobEntity.Get(jobId), cancel);
     }
 
     /// <summary>A job's status and counts without its tasks' records (<see cref="JobBrief"/>); status Unknown for a job never submitted.</summary>
     public async Task<JobBrief> GetBriefAsync(string jobId, CancellationToken cancel)
     {
         await KnownAsync(jobId, cancel);
-        return await Ask<JobBrief>(new JobEntity.Get(jobId, Brief: true), cancel);
+        return await Read<JobBrief>(new JobEntity.Get(jobId, Brief: true), cancel);
     }
 
     /// <summary>Cancels a running job → its state, Cancelled; an ended job → EINVAL, an unknown one → ENOENT (<see cref="JobEntity.Cancel"/>).</summary>
@@ -149,12 +149,12 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
     {
         const int chunk = 1 << 20;
         await KnownAsync(jobId, cancel);
-        var first = await Ask<JobEntity.OutputChunk>(new JobEntity.GetOutput(jobId, name, 0, chunk), cancel);
+        var first = await Read<JobEntity.OutputChunk>(new JobEntity.GetOutput(jobId, name, 0, chunk), cancel);
         var data = new byte[first.Total];
         first.Data.CopyTo(data, 0);
         for (long at = first.Data.Length; at < first.Total;)
         {
-            var part = await Ask<JobEntity.OutputChunk>(new JobEntity.GetOutput(jobId, name, at, chunk), cancel);
+            var part = await Read<JobEntity.OutputChunk>(new JobEntity.GetOutput(jobId, name, at, chunk), cancel);
             if (part.Data.Length == 0) throw new FabricException(new FabricError(ErrorCode.EIO, $"output {name} of job {jobId} ended early at {at} bytes"));
             part.Data.CopyTo(data, at);
             at += part.Data.Length;
@@ -167,7 +167,7 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
     {
         var listing = await Ask<JobIndex.Listing>(new JobIndex.List(), cancel);
         foreach (var job in listing.Jobs) _known.TryAdd(job.JobId, 0);
-        var briefs = await Task.WhenAll(listing.Jobs.Select(j => Ask<JobBrief>(new JobEntity.Get(j.JobId, Brief: true), cancel)));
+        var briefs = await Task.WhenAll(listing.Jobs.Select(j => Read<JobBrief>(new JobEntity.Get(j.JobId, Brief: true), cancel)));
         return [.. briefs.Where(b => b.Status != JobStatus.Unknown)];
     }
 
@@ -180,15 +180,44 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
         return [.. states.Where(s => s.Status != JobStatus.Unknown)];
     }
 
-    private async Task<T> Ask<T>(object message, CancellationToken cancel, TimeSpan? timeout = null)
+    private async Task<T> Ask<T>(object message, CancellationToken cancel, TimeSpan? timeout = null) =>
+        Expect<T>(await region.Ask<object>(message, timeout ?? ReadTimeout, cancel));
+
+    private static T Expect<T>(object reply) => reply switch
     {
-        var reply = await region.Ask<object>(message, timeout ?? ReadTimeout, cancel);
-        return reply switch
+        T ok => ok,
+        FabricError error => throw new FabricException(error),
+        _ => throw new FabricException(new FabricError(ErrorCode.EIO, $"the job region answered {reply.GetType().Name}")),
+    };
+
+    /// <summary>How long a read waits for this node's region before it asks every member's region too.</summary>
+    internal static readonly TimeSpan ReadFallbackAfter = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// A question to a job's entity (a read: it changes nothing, so asking twice is harmless). This node's region is
+    /// asked first. A region that has never routed to the job asks the shard coordinator where it lives, and while the
+    /// coordinator's node is lost that waits until the coordinator has moved (~6 s). So after
+    /// <see cref="ReadFallbackAfter"/> the same question goes to the region of every other member this node can reach;
+    /// the one whose node holds the job answers from its own shard, and the first answer is the reply.
+    /// </summary>
+    private async Task<T> Read<T>(object message, CancellationToken cancel)
+    {
+        var local = Ask<T>(message, cancel);
+        if (await Task.WhenAny(local, Task.Delay(ReadFallbackAfter, cancel)) == local) return await local;
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        var state = cluster.State;
+        var asks = state.Members
+            .Where(m => m.Status == Akka.Cluster.MemberStatus.Up && m.Address != cluster.SelfAddress && !state.Unreachable.Contains(m))
+            .Select(async m => Expect<T>(await system.ActorSelection(new RootActorPath(m.Address) / "system" / "sharding" / JobEntity.TypeName)
+                .Ask<object>(message, ReadTimeout - ReadFallbackAfter, cancel)))
+            .Prepend(local).ToList();
+        while (true)
         {
-            T ok => ok,
-            FabricError error => throw new FabricException(error),
-            _ => throw new FabricException(new FabricError(ErrorCode.EIO, $"the job region answered {reply.GetType().Name}")),
-        };
+            var done = await Task.WhenAny(asks);
+            asks.Remove(done);
+            // An answer (even a refusal: ENOENT, EINVAL) from the job's entity is the reply; a region that did not answer is passed by.
+            if (done.IsCompletedSuccessfully || done.Exception?.InnerException is FabricException || asks.Count == 0) return await done;
+        }
     }
 
     internal ActorSystem System => system;

@@ -39,15 +39,23 @@ public sealed class FabricProcess : IDisposable
 
     public static FabricProcess Start(string label, params string[] arguments) => Start(label, new Dictionary<string, string>(), arguments);
 
-    public static FabricProcess Start(string label, IReadOnlyDictionary<string, string> environment, params string[] arguments)
+    public static FabricProcess Start(string label, IReadOnlyDictionary<string, string> environment, params string[] arguments) =>
+        Start(label, environment, null, arguments);
+
+    /// <summary>Starts fabric inside network namespace <paramref name="netns"/> (<c>ip netns exec</c>, which becomes the process).</summary>
+    public static FabricProcess StartInNamespace(string label, string netns, params string[] arguments) =>
+        Start(label, new Dictionary<string, string>(), netns, arguments);
+
+    private static FabricProcess Start(string label, IReadOnlyDictionary<string, string> environment, string? netns, string[] arguments)
     {
-        var start = new ProcessStartInfo("dotnet")
+        var start = new ProcessStartInfo(netns is null ? "dotnet" : "ip")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = AppContext.BaseDirectory,
         };
+        if (netns is not null) foreach (var argument in new[] { "netns", "exec", netns, "dotnet" }) start.ArgumentList.Add(argument);
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "fabric.dll"));
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
         start.Environment["DOTNET_gcServer"] = "0";

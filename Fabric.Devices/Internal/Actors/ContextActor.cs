@@ -48,7 +48,7 @@ internal sealed class ContextActor : ReceiveActor, IWithUnboundedStash, IWithTim
     {
         _spec = spec;
         _name = $"{spec.Device}/{spec.Id}";
-        _buffers = new BufferTable(spec.Id, _name);
+        _buffers = new BufferTable(spec.Id, _name, spec.Profile.MaxBuffersPerContext, spec.Profile.MaxMappingsPerContext);
         _dmaBufs = new ContextDmaBufs(spec, _name, _buffers, Self);
         Context.WatchWith(spec.Client, new ClientGone());
         Open();

@@ -52,9 +52,18 @@ internal sealed class SubmissionEngine(
 
     // ── submissions ─────────────────────────────────────────────────────────────────────────────
 
-    /// <summary>Issues the submission's fences and queues it; <paramref name="issued"/> runs once they exist (fault injection).</summary>
+    /// <summary>
+    /// Issues the submission's fences and queues it; <paramref name="issued"/> runs once they exist (fault injection).
+    /// A context with as many submissions pending as its limit is refused (EBUSY) before any fence is issued.
+    /// </summary>
     public void Enqueue(PreparedSubmission submission, Action issued)
     {
+        var context = submission.Context;
+        if (ContextLimits.Submission($"{id}/{context}", _queues.InFlight(context), profile.MaxPendingSubmissionsPerContext) is { } full)
+        {
+            Refuse(submission, full);
+            return;
+        }
         var fence = _fences.Issue();
         var pending = new Pending(submission, fence, [.. Enumerable.Range(0, submission.OutFences).Select(_ => _fences.Issue())]);
         issued();
@@ -230,7 +239,10 @@ internal sealed class SubmissionEngine(
 
     private static string WaiterKey(long id) => $"waiter-{id}";
 
-    /// <summary>A wait on one fence, or on any of several: answered now when one signalled or the timeout is zero, else when one does.</summary>
+    /// <summary>
+    /// A wait on one fence, or on any of several: answered now when one signalled or the timeout is zero, else when one
+    /// does. A wait that would stay, from an owner with as many waiting as its limit, is refused (EBUSY).
+    /// </summary>
     public void Wait(IActorRef replyTo, ImmutableArray<FenceId> fences, bool any, TimeSpan timeout, IActorRef? owner, long tag)
     {
         foreach (var fence in fences)
@@ -245,7 +257,14 @@ internal sealed class SubmissionEngine(
             replyTo.Tell(any ? new FenceSet(signalled) : _fences.Status(fences[0].Seq));
             return;
         }
-        var waiter = _waiters.Add(replyTo, [.. fences.Select(f => f.Seq)], any, owner is null ? null : new(owner, tag));
+        FenceWaiters<IActorRef>.WaitKey? key = owner is null ? null : new(owner, tag);
+        if (key is { } k && _waiters.Adds(k)
+            && ContextLimits.Waiter(owner!.Path.Name, id.ToString(), _waiters.CountOf(owner), profile.MaxFenceWaitersPerClient) is { } full)
+        {
+            replyTo.Tell(full);
+            return;
+        }
+        var waiter = _waiters.Add(replyTo, [.. fences.Select(f => f.Seq)], any, key);
         timers.StartSingleTimer(WaiterKey(waiter.Id), new WaiterExpired(waiter.Id), timeout);
     }
 

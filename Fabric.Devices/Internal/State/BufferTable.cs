@@ -11,8 +11,10 @@ namespace Fabric.Devices.Internal.State;
 /// A context's buffer handles and their counts (the habanalabs handle idr of one open file). Pure: every operation
 /// returns a result or a <see cref="FabricError"/> and changes nothing when it fails. Codes follow habanalabs: an
 /// unknown handle is EINVAL everywhere; a handle another context issued is EPERM (the handle carries its context).
+/// It counts the handles and mappings the context holds and refuses one past <paramref name="maxBuffers"/> or
+/// <paramref name="maxMappings"/> (ENOSPC, see <see cref="ContextLimits"/>) before anything is allocated or mapped.
 /// </summary>
-internal sealed class BufferTable(ContextId context, string name)
+internal sealed class BufferTable(ContextId context, string name, int maxBuffers = int.MaxValue, int maxMappings = int.MaxValue)
 {
     private sealed class Entry(BufferView view)
     {
@@ -23,11 +25,18 @@ internal sealed class BufferTable(ContextId context, string name)
 
     private readonly Dictionary<BufferHandle, Entry> _entries = [];
     private long _next;
+    private int _mappings;
 
     public int Count => _entries.Count;
     public long Bytes => _entries.Values.Sum(e => e.View.Size);
     public int Imports => _entries.Values.Count(e => e.View.IsImport);
     public IEnumerable<BufferView> Views => _entries.Values.Select(e => e.View);
+
+    /// <summary>Mappings of this context's buffers, across its address spaces (counted from map request to unmap).</summary>
+    public int Mappings => _mappings;
+
+    /// <summary>Null when one more handle fits under the context's limit, else the ENOSPC that refuses it.</summary>
+    public FabricError? CheckRoom() => ContextLimits.Buffer(name, _entries.Count, maxBuffers);
 
     /// <summary>Handles of buffers with a live export: their mappings may not be unmapped.</summary>
     public ImmutableHashSet<BufferHandle> Exported => [.. _entries.Where(e => e.Value.Exports > 0).Select(e => e.Key)];
@@ -69,7 +78,7 @@ internal sealed class BufferTable(ContextId context, string name)
         out BufferView view, out FabricError? error)
     {
         view = null!;
-        if ((error = CheckAllocate(size, alignment, flags, profile, device)) is not null) return false;
+        if ((error = CheckAllocate(size, alignment, flags, profile, device) ?? CheckRoom()) is not null) return false;
         var rounded = (size + profile.PageSize - 1) / profile.PageSize * profile.PageSize;
         if (memory.TryAllocate(rounded, Math.Max(alignment, profile.PageSize)) is not { } block)
         {
@@ -99,7 +108,7 @@ internal sealed class BufferTable(ContextId context, string name)
         else if (size <= 0 || size % profile.PageSize != 0)
             error = FabricError.Invalid($"{name} cannot pin {size} bytes of {token}: the size must be a positive multiple of " +
                                         $"{device}'s page size ({profile.PageSize} bytes)");
-        if (error is not null) return false;
+        if ((error ??= CheckRoom()) is not null) return false;
         MemoryBlock block;
         if (HostMemoryPins.TryClaim(token, size) is { } pin) (block, zeroCopy) = (Memory.HostMemory.Pinned(pin), true);
         else if (size > profile.MemoryBytes)
@@ -183,9 +192,10 @@ internal sealed class BufferTable(ContextId context, string name)
             error = FabricError.Invalid($"{name} cannot map [{offset}, {offset}+{mappedLength}) of {view}: it has {view.Size} bytes");
         else if ((access & ~view.Access) != 0)
             error = new FabricError(ErrorCode.EPERM, $"{name} cannot map {view} for {access}: the handle allows only {view.Access}");
-        else error = Usable(view, "map", access);
+        else error = Usable(view, "map", access) ?? ContextLimits.Mappings(name, _mappings, 1, maxMappings);
         if (error is not null) return false;
         _entries[handle].Mappings++;
+        _mappings++;
         return true;
     }
 
@@ -194,8 +204,12 @@ internal sealed class BufferTable(ContextId context, string name)
     {
         if (handles.Any(h => !_entries.ContainsKey(h))) return false;
         foreach (var handle in handles) _entries[handle].Mappings++;
+        _mappings += handles.Count;
         return true;
     }
+
+    /// <summary>Null when <paramref name="adding"/> more mappings fit under the context's limit, else the ENOSPC that refuses them.</summary>
+    public FabricError? CheckMappingRoom(int adding) => ContextLimits.Mappings(name, _mappings, adding, maxMappings);
 
     /// <summary>The address space answered a map: a refused one is uncounted. Returns the client's reply.</summary>
     public object MapEnded(ContextProtocol.MapDone m)
@@ -215,7 +229,11 @@ internal sealed class BufferTable(ContextId context, string name)
     public void MappingsRemoved(IEnumerable<BufferHandle> handles)
     {
         foreach (var handle in handles)
-            if (_entries.TryGetValue(handle, out var entry) && entry.Mappings > 0) entry.Mappings--;
+            if (_entries.TryGetValue(handle, out var entry) && entry.Mappings > 0)
+            {
+                entry.Mappings--;
+                _mappings--;
+            }
     }
 
     /// <summary>Checks that a buffer may be exported with <paramref name="access"/>.</summary>
@@ -270,6 +288,7 @@ internal sealed class BufferTable(ContextId context, string name)
         var all = _entries.Values.Select(e => e.View).ToImmutableArray();
         _entries.Clear();
         _exports.Clear();
+        _mappings = 0;
         return all;
     }
 

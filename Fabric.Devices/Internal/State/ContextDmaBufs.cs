@@ -39,7 +39,12 @@ internal sealed class ContextDmaBufs(ContextProtocol.Spec spec, string name, Buf
         target.Tell(new DmaBufExport.Revoke(m.Export, self, name, sender));
     }
 
-    public void Import(Import m, IActorRef sender) => spec.Manager.Tell(new DmaBufExport.Attach(m.Token, self, name, sender));
+    /// <summary>An import becomes a handle: refused at once (ENOSPC) when the context holds as many as its limit.</summary>
+    public void Import(Import m, IActorRef sender)
+    {
+        if (buffers.CheckRoom() is { } full) sender.Tell(full);
+        else spec.Manager.Tell(new DmaBufExport.Attach(m.Token, self, name, sender));
+    }
 
     /// <summary>An import is attached; returns the export actor to death-watch.</summary>
     public IActorRef Attached(ContextProtocol.AttachedLocal m) =>

@@ -6,7 +6,8 @@ namespace Fabric.Devices.Internal.State;
 /// <summary>
 /// The fence waits a device has not answered yet: a wait on one fence, or on any of several (answered at the first
 /// signal). Pure: the device asks who to answer when a fence signals, a wait expires or its owner cancels it; a
-/// waiter answered, expired or cancelled is gone from every fence at once (so <see cref="Count"/> is exact).
+/// waiter answered, expired or cancelled is gone from every fence at once (so <see cref="Count"/> is exact). Waits
+/// that name an owner are counted per owner (<see cref="CountOf"/>), for the per-client limit the device enforces.
 /// </summary>
 internal sealed class FenceWaiters<TReply> where TReply : notnull
 {
@@ -22,9 +23,16 @@ internal sealed class FenceWaiters<TReply> where TReply : notnull
     private readonly Dictionary<long, List<Waiter>> _byFence = [];
     private readonly Dictionary<long, Waiter> _byId = [];
     private readonly Dictionary<WaitKey, Waiter> _byKey = [];
+    private readonly Dictionary<object, int> _byOwner = [];
     private long _next;
 
     public int Count => _byId.Count;
+
+    /// <summary>The waiters <paramref name="owner"/> has now.</summary>
+    public int CountOf(object owner) => _byOwner.GetValueOrDefault(owner);
+
+    /// <summary>Whether a wait with <paramref name="key"/> adds a waiter for its owner (false: it replaces the one with that key).</summary>
+    public bool Adds(WaitKey key) => !_byKey.ContainsKey(key);
 
     public Waiter Add(TReply replyTo, ImmutableArray<long> fences, bool any, WaitKey? key)
     {
@@ -32,8 +40,9 @@ internal sealed class FenceWaiters<TReply> where TReply : notnull
         _byId[waiter.Id] = waiter;
         if (key is { } k)
         {
-            if (_byKey.Remove(k, out var replaced)) Remove(replaced);
+            if (_byKey.TryGetValue(k, out var replaced)) Remove(replaced);
             _byKey[k] = waiter;
+            _byOwner[k.Owner] = CountOf(k.Owner) + 1;
         }
         foreach (var seq in fences)
         {
@@ -65,13 +74,19 @@ internal sealed class FenceWaiters<TReply> where TReply : notnull
         _byFence.Clear();
         _byId.Clear();
         _byKey.Clear();
+        _byOwner.Clear();
         return all;
     }
 
     private Waiter Remove(Waiter waiter)
     {
         _byId.Remove(waiter.Id);
-        if (waiter.Key is { } key && _byKey.TryGetValue(key, out var keyed) && keyed.Id == waiter.Id) _byKey.Remove(key);
+        if (waiter.Key is { } key && _byKey.TryGetValue(key, out var keyed) && keyed.Id == waiter.Id)
+        {
+            _byKey.Remove(key);
+            if (CountOf(key.Owner) > 1) _byOwner[key.Owner]--;
+            else _byOwner.Remove(key.Owner);
+        }
         foreach (var seq in waiter.Fences)
             if (_byFence.TryGetValue(seq, out var list) && list.Remove(waiter) && list.Count == 0) _byFence.Remove(seq);
         return waiter;

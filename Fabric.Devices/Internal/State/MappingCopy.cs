@@ -26,6 +26,7 @@ internal static class MappingCopy
     public static void Pieces(ContextProtocol.CopyPieces m, IReadOnlyDictionary<AddressSpaceId, IActorRef> spaces, BufferTable buffers, string context)
     {
         var refused = m.Error ?? (spaces.ContainsKey(m.Target) ? null : FabricError.NotFound($"{context} has no address space {m.Target}"))
+            ?? buffers.CheckMappingRoom(m.Pieces.Length)
             ?? (buffers.TryCountMappings([.. m.Pieces.Select(p => p.Buffer.Handle)]) ? null
                 : FabricError.Invalid($"{context}: a buffer of the source range was freed while it was being copied"));
         if (refused is not null) m.ReplyTo.Tell(refused);
