@@ -130,8 +130,8 @@ public static class NodeHost
                          (endpoints.Gateway is { } url ? $"gateway {url}, " : "no gateway, ") +
                          $"data {Path.GetFullPath(options.DataPath)}, journal {persistence}, " +
                          (options.Seeds.Count > 0 ? $"seeds {string.Join(",", options.Seeds)}" : "founding a new cluster") +
-                         (tls is null ? ", remoting plain TCP (no --tls-cert: whoever reaches its port can join)"
-                             : $", remoting TLS with mutual authentication (trusting {tls.Trust.Authority.Subject} only)"));
+                         (tls is null ? ", remoting and data plane plain TCP (no --tls-cert: whoever reaches its port can join)"
+                             : $", remoting and data plane TLS with mutual authentication (trusting {tls.Trust.Authority.Subject} only)"));
         output.Flush();
         if (options.ReadyFile is { } readyFile)
             cluster.RegisterOnMemberUp(async () =>
