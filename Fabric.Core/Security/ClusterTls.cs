@@ -38,12 +38,7 @@ public sealed class ClusterTls
         foreach (var (path, what) in new[] { (certificatePath, "--tls-cert"), (keyPath, "--tls-key"), (caPath, "--tls-ca") })
             if (!File.Exists(path)) throw new ArgumentException($"{what} {path}: there is no such file");
         X509Certificate2 identity;
-        try
-        {
-            using var pem = X509Certificate2.CreateFromPemFile(certificatePath, keyPath);
-            // Re-imported as PKCS#12, so the key is one SslStream can use on every platform.
-            identity = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
-        }
+        try { identity = LoadIdentity(certificatePath, keyPath); }
         catch (Exception e) when (e is System.Security.Cryptography.CryptographicException or ArgumentException)
         {
             throw new ArgumentException($"--tls-cert {certificatePath} with --tls-key {keyPath}: not a PEM certificate and its private key ({e.Message})");
@@ -53,6 +48,13 @@ public sealed class ClusterTls
         catch (System.Security.Cryptography.CryptographicException e) { throw new ArgumentException($"--tls-ca {caPath}: not a PEM certificate ({e.Message})"); }
         if (trust.Refusal(identity) is { } refusal) throw new ArgumentException($"--tls-cert {certificatePath}: {refusal}");
         return new ClusterTls(identity, trust);
+    }
+
+    /// <summary>A certificate and its private key from PEM files, re-imported as PKCS#12 so that SslStream can use the key on every platform.</summary>
+    public static X509Certificate2 LoadIdentity(string certificatePath, string keyPath)
+    {
+        using var pem = X509Certificate2.CreateFromPemFile(certificatePath, keyPath);
+        return X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
     }
 
     /// <summary>The remoting's TLS: this certificate, peers' certificates required and checked by <see cref="ClusterTrust"/>.</summary>

@@ -45,8 +45,7 @@ public sealed class BenchNodes : IAsyncDisposable
                 ClusterCertificates.InitAuthority(certificates, $"bench-{prefix}").Dispose();
                 foreach (var i in Enumerable.Range(1, count)) ClusterCertificates.Issue(certificates, $"{prefix}{i}", [], []).Dispose();
                 ClusterCertificates.Issue(certificates, "bench-client", [], []).Dispose();
-                clientTls = ClusterTls.Load(ClusterCertificates.CertificatePath(certificates, "bench-client"),
-                    ClusterCertificates.KeyPath(certificates, "bench-client"), ClusterCertificates.CertificatePath(certificates, ClusterCertificates.CaName));
+                clientTls = ClusterCertificates.LoadTls(certificates, "bench-client");
             }
             cluster = await LocalCluster.StartAsync(new LocalCluster.Options
             {
@@ -55,11 +54,7 @@ public sealed class BenchNodes : IAsyncDisposable
                 DevicesPerNode = devicesPerNode,
                 DeviceMemory = deviceMemory,
                 OnNodeError = (node, line) => Console.Error.WriteLine($"[{node}] {line}"),
-                NodeArguments = certificates is null ? null : name =>
-                [
-                    "--tls-cert", ClusterCertificates.CertificatePath(certificates, name), "--tls-key", ClusterCertificates.KeyPath(certificates, name),
-                    "--tls-ca", ClusterCertificates.CertificatePath(certificates, ClusterCertificates.CaName),
-                ],
+                NodeArguments = certificates is null ? null : name => ClusterCertificates.TlsArguments(certificates, name),
             }, progress, cancel);
         }
         catch

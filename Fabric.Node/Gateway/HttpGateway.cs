@@ -150,20 +150,16 @@ public static class HttpGateway
         // ?tasks=false: each job without its tasks' records (taskDetails empty), as GET /jobs/{id}?tasks=false — for lists polled often.
         app.MapGet("/jobs", (HttpRequest request, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>
         {
-            var tasks = request.Query["tasks"].FirstOrDefault();
-            if (tasks is not (null or "true" or "false"))
-                return Results.Json(new Problem(nameof(ErrorCode.EINVAL), $"tasks={tasks}: say tasks=true (the default) or tasks=false"), Json, statusCode: 400);
-            return tasks == "false"
+            if (WithTasks(request) is not { } withTasks) return BadTasks(request);
+            return !withTasks
                 ? Results.Json((await Jobs(actors).ListBriefAsync(cancel)).Select(JobViews.Of), Json)
                 : Results.Json((await Jobs(actors).ListAsync(cancel)).Select(JobViews.Of), Json);
         }));
         // ?tasks=false leaves out each task's record (taskDetails is empty): a watcher's poll of a wide job costs the same as a small one's.
         app.MapGet("/jobs/{id}", (string id, HttpRequest request, ActorRegistry actors, CancellationToken cancel) => Answer(async () =>
         {
-            var tasks = request.Query["tasks"].FirstOrDefault();
-            if (tasks is not (null or "true" or "false"))
-                return Results.Json(new Problem(nameof(ErrorCode.EINVAL), $"tasks={tasks}: say tasks=true (the default) or tasks=false"), Json, statusCode: 400);
-            var view = tasks == "false" ? JobViews.Of(await Jobs(actors).GetBriefAsync(id, cancel)) : JobViews.Of(await Jobs(actors).GetAsync(id, cancel));
+            if (WithTasks(request) is not { } withTasks) return BadTasks(request);
+            var view = !withTasks ? JobViews.Of(await Jobs(actors).GetBriefAsync(id, cancel)) : JobViews.Of(await Jobs(actors).GetAsync(id, cancel));
             return view.Status == nameof(JobStatus.Unknown)
                 ? Results.Json(new Problem(nameof(ErrorCode.ENOENT), $"there is no job {id}"), Json, statusCode: 404)
                 : Results.Json(view, Json);
@@ -249,6 +245,18 @@ public static class HttpGateway
             return Results.Json(new Problem(e.Code.ToString(), e.Error.Message), Json, statusCode: e.Code == ErrorCode.ENOENT ? 404 : 503);
         }
     }
+
+    /// <summary>A read's <c>?tasks=</c>: true (the default) or false; null for anything else.</summary>
+    private static bool? WithTasks(HttpRequest request) => request.Query["tasks"].FirstOrDefault() switch
+    {
+        null or "true" => true,
+        "false" => false,
+        _ => null,
+    };
+
+    private static IResult BadTasks(HttpRequest request) =>
+        Results.Json(new Problem(nameof(ErrorCode.EINVAL), $"tasks={request.Query["tasks"].FirstOrDefault()}: say tasks=true (the default) or tasks=false"),
+            Json, statusCode: 400);
 
     /// <summary>413 for a POST /jobs body over <paramref name="limit"/> bytes; <paramref name="size"/> is its length, or as much as was read.</summary>
     private static IResult BodyTooLarge(long size, long limit) =>

@@ -24,6 +24,7 @@ public sealed class NodeMetrics : IDisposable
 
     private static readonly ImmutableArray<MemberStatus> Statuses = [.. Enum.GetValues<MemberStatus>()];
     private static readonly ImmutableArray<TaskStatus> TaskStates = [.. Enum.GetValues<TaskStatus>()];
+    private static readonly ImmutableArray<DeviceStatus> DeviceStatuses = [.. Enum.GetValues<DeviceStatus>()];
 
     private readonly Meter _meter = new(FabricMetrics.MeterName);
     private readonly ActorRegistry _actors;
@@ -46,7 +47,7 @@ public sealed class NodeMetrics : IDisposable
         Gauge("fabric.device.fence.waiters", "{waiter}", "Waits on the device's fences not answered yet.", d => d.Waiters);
         _meter.CreateObservableGauge("fabric.device.utilization.ratio", () => _devices.Select(d => new Measurement<double>(d.Utilization, Tags(d))),
             "1", "Share of the device's queues busy, 0 to 1.");
-        _meter.CreateObservableGauge("fabric.device.status", () => _devices.SelectMany(d => Enum.GetValues<DeviceStatus>().Select(s =>
+        _meter.CreateObservableGauge("fabric.device.status", () => _devices.SelectMany(d => DeviceStatuses.Select(s =>
             new Measurement<int>(d.Status == s ? 1 : 0, Tags(d, "status", s.ToString().ToLowerInvariant())))),
             "{device}", "1 for the device's status (operational, inreset, malfunction …), 0 for the others.");
         _meter.CreateObservableCounter("fabric.device.submissions", () => _devices.SelectMany(d => (Measurement<long>[])

@@ -165,19 +165,22 @@ public sealed class JobsService(ActorSystem system, IActorRef region, IActorRef 
     /// <summary>Every job the index lists, each as its brief state (no task records): what a poll of the list needs.</summary>
     public async Task<ImmutableArray<JobBrief>> ListBriefAsync(CancellationToken cancel)
     {
-        var listing = await Ask<JobIndex.Listing>(new JobIndex.List(), cancel);
-        foreach (var job in listing.Jobs) _known.TryAdd(job.JobId, 0);
-        var briefs = await Task.WhenAll(listing.Jobs.Select(j => Read<JobBrief>(new JobEntity.Get(j.JobId, Brief: true), cancel)));
+        var briefs = await Task.WhenAll((await ListedAsync(cancel)).Select(id => Read<JobBrief>(new JobEntity.Get(id, Brief: true), cancel)));
         return [.. briefs.Where(b => b.Status != JobStatus.Unknown)];
     }
 
     public async Task<ImmutableArray<JobState>> ListAsync(CancellationToken cancel)
     {
+        var states = await Task.WhenAll((await ListedAsync(cancel)).Select(id => Read<JobState>(new JobEntity.Get(id), cancel)));
+        return [.. states.Where(s => s.Status != JobStatus.Unknown)];
+    }
+
+    /// <summary>The ids the index lists, each then known; a listed job that never started (its Start failed or expired) reads as Unknown.</summary>
+    private async Task<IEnumerable<string>> ListedAsync(CancellationToken cancel)
+    {
         var listing = await Ask<JobIndex.Listing>(new JobIndex.List(), cancel);
         foreach (var job in listing.Jobs) _known.TryAdd(job.JobId, 0);
-        var states = await Task.WhenAll(listing.Jobs.Select(j => GetAsync(j.JobId, cancel)));
-        // A listing whose job never started (its Start failed or expired after the listing).
-        return [.. states.Where(s => s.Status != JobStatus.Unknown)];
+        return listing.Jobs.Select(j => j.JobId);
     }
 
     private async Task<T> Ask<T>(object message, CancellationToken cancel, TimeSpan? timeout = null) =>

@@ -86,6 +86,14 @@ public static class ClusterCertificates
         return certificate.SerialNumber;
     }
 
+    /// <summary>The TLS of <paramref name="name"/> from the directory's files: its certificate and key, trusting the directory's CA.</summary>
+    public static ClusterTls LoadTls(string directory, string name) =>
+        ClusterTls.Load(CertificatePath(directory, name), KeyPath(directory, name), CertificatePath(directory, CaName));
+
+    /// <summary>The flags that give <c>fabric node</c> or <c>fabric check</c> the TLS of <paramref name="name"/> from the directory's files.</summary>
+    public static string[] TlsArguments(string directory, string name) =>
+        ["--tls-cert", CertificatePath(directory, name), "--tls-key", KeyPath(directory, name), "--tls-ca", CertificatePath(directory, CaName)];
+
     /// <summary>The CA with its private key, as <see cref="InitAuthority"/> wrote it.</summary>
     public static X509Certificate2 LoadAuthority(string directory)
     {

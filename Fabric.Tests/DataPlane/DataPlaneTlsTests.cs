@@ -46,8 +46,7 @@ public sealed class DataPlaneTlsTests(ITestOutputHelper output) : IAsyncLifetime
         Directory.Delete(_root, recursive: true);
     }
 
-    private static ClusterTls Load(string ca, string name) =>
-        ClusterTls.Load(ClusterCertificates.CertificatePath(ca, name), ClusterCertificates.KeyPath(ca, name), ClusterCertificates.CertificatePath(ca, ClusterCertificates.CaName));
+    private static ClusterTls Load(string ca, string name) => ClusterCertificates.LoadTls(ca, name);
 
     private FabricDataPlane Start(ClusterTls? tls)
     {

@@ -153,8 +153,7 @@ public sealed class TlsTests(ITestOutputHelper output) : IDisposable
         if (checkOwnCertificate)
             return ClusterTls.Load(ClusterCertificates.CertificatePath(directory, name), ClusterCertificates.KeyPath(directory, name),
                 ClusterCertificates.CertificatePath(caDirectory, "ca"));
-        using var pem = X509Certificate2.CreateFromPemFile(ClusterCertificates.CertificatePath(directory, name), ClusterCertificates.KeyPath(directory, name));
-        var identity = X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
+        var identity = ClusterTls.LoadIdentity(ClusterCertificates.CertificatePath(directory, name), ClusterCertificates.KeyPath(directory, name));
         return new ClusterTls(identity, new ClusterTrust(X509CertificateLoader.LoadCertificateFromFile(ClusterCertificates.CertificatePath(caDirectory, "ca")), []));
     }
 
@@ -165,9 +164,7 @@ public sealed class TlsTests(ITestOutputHelper output) : IDisposable
         List<string> args = ["node", "--name", name, "--port", "0", "--http-port", "0", "--ready-file", Ready(name), "--devices", "1",
             "--device-memory", "16MiB", "--data-dir", Path.Combine(_root, name), "--sqlite", Path.Combine(_root, "fabric.db")];
         if (seed is { } port) args.AddRange(["--seeds", $"127.0.0.1:{port}"]);
-        if (caDirectory is not null)
-            args.AddRange(["--tls-cert", ClusterCertificates.CertificatePath(caDirectory, name), "--tls-key", ClusterCertificates.KeyPath(caDirectory, name),
-                "--tls-ca", ClusterCertificates.CertificatePath(caDirectory, "ca")]);
+        if (caDirectory is not null) args.AddRange(ClusterCertificates.TlsArguments(caDirectory, name));
         return FabricProcess.Start(name, [.. args]);
     }
 
