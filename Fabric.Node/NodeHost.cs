@@ -133,6 +133,7 @@ public static class NodeHost
                          (tls is null ? ", remoting and data plane plain TCP (no --tls-cert: whoever reaches its port can join)"
                              : $", remoting and data plane TLS with mutual authentication (trusting {tls.Trust.Authority.Subject} only)"));
         output.Flush();
+        if (options.Insecure) await Console.Error.WriteLineAsync(InsecureWarning(options.Name, endpoints));
         if (options.ReadyFile is { } readyFile)
             cluster.RegisterOnMemberUp(async () =>
             {
@@ -156,6 +157,14 @@ public static class NodeHost
         }
         return 0;
     }
+
+    internal const string InsecureWarningStart = "WARNING: fabric node ";
+
+    /// <summary>What a node started with --insecure says on stderr, where an operator's eye falls on it.</summary>
+    internal static string InsecureWarning(string name, NodeEndpoints endpoints) =>
+        $"{InsecureWarningStart}{name} runs with --insecure: remoting ({endpoints.Host}:{endpoints.Port}) and the data plane ({endpoints.DataEndpoint}) " +
+        "are plain TCP without authentication. Anyone who can reach these ports can join the cluster, send any actor a message and read or " +
+        "write exported device memory. Use it on a laptop or a network you trust; elsewhere give the node certificates (fabric certs init, fabric certs issue NAME).";
 
     /// <summary>
     /// The start of a node ends here when one of its ports cannot be had (another process holds it): one line that names
@@ -260,6 +269,10 @@ public static class NodeHost
                 var nodes = system.ActorOf(NodeRegistry.Props(options.Name, devices, TimeSpan.FromSeconds(1)), NodeRegistry.Name);
                 system.ActorOf(Ping.Props(), Ping.Name);
                 system.ActorOf(AssociationResetActor.Props(), AssociationResetActor.Name);
+                DownedExit.Register(system, options.Name, () =>
+                {
+                    if (options.ReadyFile is { } written && NodeEndpoints.TryRead(written)?.Pid == Environment.ProcessId) File.Delete(written);
+                });
                 system.ActorOf(DataPlaneProbe.Props(dataPlane), DataPlaneProbe.Name);
                 registry.Register<DeviceManagerKey>(devices);
                 registry.Register<NodeRegistryKey>(nodes);

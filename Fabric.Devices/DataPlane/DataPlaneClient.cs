@@ -134,6 +134,9 @@ internal sealed class DataPlaneClient(ClusterTls? tls = null) : IDisposable
         catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException or AuthenticationException)
         {
             connection.Dispose();
+            if (connection.Fresh && await PortRefusesAsync(remote.Endpoint))
+                throw new FabricException(new FabricError(ErrorCode.ENODEV,
+                    $"{who} closed the connection before it answered and its port now refuses connections: the node's process is gone ({Reason(e)})"));
             throw new FabricException(connection.Fresh ? Refused(who, connection.Secure, e) : new FabricError(ErrorCode.ENODEV,
                 $"the transfer of {remote.Export} from node {remote.Export.Device.Node} ({remote.Endpoint}) broke off: {e.Message}"));
         }
@@ -142,6 +145,25 @@ internal sealed class DataPlaneClient(ClusterTls? tls = null) : IDisposable
             connection.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Whether nothing listens at <paramref name="endpoint"/> any more. A new connection closed before any answer is
+    /// either the exporter refusing this node (alive: its port accepts) or the exporter's process dying under it (its
+    /// listening socket closed with it): only the first is a refusal.
+    /// </summary>
+    private static async Task<bool> PortRefusesAsync(string endpoint)
+    {
+        var colon = endpoint.LastIndexOf(':');
+        using var probe = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            await probe.ConnectAsync(endpoint[..colon], int.Parse(endpoint[(colon + 1)..]), timeout.Token);
+            return false;
+        }
+        catch (SocketException e) { return e.SocketErrorCode == SocketError.ConnectionRefused; }
+        catch (OperationCanceledException) { return false; }
     }
 
     /// <summary>
@@ -174,11 +196,22 @@ internal sealed class DataPlaneClient(ClusterTls? tls = null) : IDisposable
 
     private static string Reason(Exception e) => e.InnerException is { } inner ? $"{e.Message} ({inner.Message})" : e.Message;
 
+    /// <summary>
+    /// Whether a pooled connection can carry a request: connected, and not closed by the exporter meanwhile (a server
+    /// closes a connection idle past its idle timeout, or when its node restarts). An idle connection that polls readable
+    /// with nothing to read has seen the peer's FIN.
+    /// </summary>
+    private static bool StillOpen(Socket socket)
+    {
+        try { return socket.Connected && !(socket.Poll(0, SelectMode.SelectRead) && socket.Available == 0); }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException) { return false; }
+    }
+
     private async Task<Connection> ConnectAsync(string endpoint, string who, CancellationToken cancel)
     {
         if (_idle.TryGetValue(endpoint, out var idle))
             while (idle.TryDequeue(out var pooled))
-                if (pooled.Socket.Connected) return pooled;
+                if (StillOpen(pooled.Socket)) return pooled;
                 else pooled.Dispose();
         var colon = endpoint.LastIndexOf(':');
         var host = endpoint[..colon];
@@ -212,6 +245,9 @@ internal sealed class DataPlaneClient(ClusterTls? tls = null) : IDisposable
         catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException && !cancel.IsCancellationRequested)
         {
             await secure.DisposeAsync();
+            if (refusal.Value is null && await PortRefusesAsync(endpoint))
+                throw new FabricException(new FabricError(ErrorCode.ENODEV,
+                    $"{who} closed the connection during the TLS handshake and its port now refuses connections: the node's process is gone ({Reason(e)})"));
             throw new FabricException(refusal.Value is { } why
                 ? new FabricError(ErrorCode.EPERM, $"{who} presented a certificate this node does not trust: {why}")
                 : HandshakeFailed(who, e));

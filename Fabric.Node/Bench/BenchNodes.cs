@@ -9,18 +9,15 @@ namespace Fabric.Node.Bench;
 
 /// <summary>
 /// A <see cref="LocalCluster"/> a benchmark starts and ends, and a client process's connection to its first node.
-/// With TLS, a CA made for this run alone (in a directory deleted at the end) issues every node's certificate and the
-/// client's: remoting and data plane then speak TLS with mutual authentication, as a cluster with certificates does.
+/// With TLS, the cluster's CA for this run issues every node's certificate and the client's: remoting and data plane
+/// then speak TLS with mutual authentication, as a cluster with certificates does; without, plain TCP (--insecure).
 /// </summary>
 public sealed class BenchNodes : IAsyncDisposable
 {
-    private readonly string? _certificates;
-
-    private BenchNodes(ActorSystem system, LocalCluster cluster, string? certificates)
+    private BenchNodes(ActorSystem system, LocalCluster cluster)
     {
         System = system;
         Cluster = cluster;
-        _certificates = certificates;
     }
 
     public ActorSystem System { get; }
@@ -34,35 +31,22 @@ public sealed class BenchNodes : IAsyncDisposable
     public static async Task<BenchNodes> StartAsync(string prefix, int count, string deviceMemory, Action<string> progress, CancellationToken cancel,
         int devicesPerNode = 1, bool tls = false)
     {
-        var certificates = tls ? Path.Combine(Path.GetTempPath(), $"fabric-bench-ca-{Guid.NewGuid():N}"[..28]) : null;
-        ClusterTls? clientTls = null;
-        LocalCluster cluster;
-        try
+        var cluster = await LocalCluster.StartAsync(new LocalCluster.Options
         {
-            if (certificates is not null)
-            {
-                progress($"TLS: a CA for this run in {certificates}, a certificate for each node and for the client");
-                ClusterCertificates.InitAuthority(certificates, $"bench-{prefix}").Dispose();
-                foreach (var i in Enumerable.Range(1, count)) ClusterCertificates.Issue(certificates, $"{prefix}{i}", [], []).Dispose();
-                ClusterCertificates.Issue(certificates, "bench-client", [], []).Dispose();
-                clientTls = ClusterCertificates.LoadTls(certificates, "bench-client");
-            }
-            cluster = await LocalCluster.StartAsync(new LocalCluster.Options
-            {
-                Nodes = count,
-                NamePrefix = prefix,
-                DevicesPerNode = devicesPerNode,
-                DeviceMemory = deviceMemory,
-                OnNodeError = (node, line) => Console.Error.WriteLine($"[{node}] {line}"),
-                NodeArguments = certificates is null ? null : name => ClusterCertificates.TlsArguments(certificates, name),
-            }, progress, cancel);
-        }
+            Nodes = count,
+            NamePrefix = prefix,
+            DevicesPerNode = devicesPerNode,
+            DeviceMemory = deviceMemory,
+            OnNodeError = (node, line) => Console.Error.WriteLine($"[{node}] {line}"),
+            Insecure = !tls,
+        }, progress, cancel);
+        BenchNodes nodes;
+        try { nodes = new BenchNodes(FabricClientSystem.Create(tls: cluster.ClientTls), cluster); }
         catch
         {
-            DeleteCertificates(certificates);
+            await cluster.DisposeAsync();
             throw;
         }
-        var nodes = new BenchNodes(FabricClientSystem.Create(tls: clientTls), cluster, certificates);
         try
         {
             nodes.Client = await FabricClient.ConnectAsync(nodes.System, nodes.Endpoint(0), new FabricClientOptions { RequestTimeout = TimeSpan.FromSeconds(60) }, cancel);
@@ -86,11 +70,5 @@ public sealed class BenchNodes : IAsyncDisposable
         if (Client is not null) await Client.DisposeAsync();
         await System.Terminate();
         await Cluster.DisposeAsync();
-        DeleteCertificates(_certificates);
-    }
-
-    private static void DeleteCertificates(string? directory)
-    {
-        if (directory is not null && Directory.Exists(directory)) Directory.Delete(directory, recursive: true);
     }
 }

@@ -20,7 +20,43 @@ public static class ChaosInvariants
     public const string Journal = "journal consistent with what ran";
     public const string StateIsJournal = "job state equals the fold of its journal";
 
+    public const string OneSideKept = "the resolver kept one side of each partition";
+
     public static readonly ImmutableArray<string> All = [Completed, ExactlyOnce, CorrectResult, NoLeaks, NoHangingWaits, Journal, StateIsJournal];
+
+    /// <summary>What a run checks: <see cref="All"/>, and <see cref="OneSideKept"/> when it cuts links.</summary>
+    public static ImmutableArray<string> For(bool partitions) => partitions ? All.Add(OneSideKept) : All;
+
+    /// <summary>
+    /// After a link fault, the split-brain resolver kept exactly one side and downed the other: <paramref name="kept"/>
+    /// (the nodes whose process of before the fault is still a member after the heal) is the whole of one side, and
+    /// none of the other. Both sides kept is a split brain (two clusters ran jobs); neither kept, a cluster lost. For a
+    /// one-way cut, whose victim and peer cannot talk but each still reaches the rest, the rest is kept and at most one
+    /// of the two.
+    /// </summary>
+    public static IEnumerable<Violation> KeptOneSide(ChaosFault fault, IReadOnlyCollection<string> nodes, IReadOnlyCollection<string> kept)
+    {
+        var subject = $"fault {fault.Number} ({fault.Kind.ToString().ToLowerInvariant()} {string.Join('+', fault.Victims)})";
+        var keptText = kept.Count == 0 ? "none" : string.Join(", ", kept.Order(StringComparer.Ordinal));
+        if (fault.Kind == FaultKind.OneWay)
+        {
+            var rest = nodes.Except(fault.Victims).Except(fault.Peers).ToList();
+            if (rest.Except(kept).ToList() is { Count: > 0 } lost)
+                yield return new Violation(OneSideKept, subject, $"{string.Join(", ", lost)}, which still reached everyone, did not stay (kept: {keptText})");
+            if (kept.Contains(fault.Victims.Single()) && kept.Contains(fault.Peers.Single()))
+                yield return new Violation(OneSideKept, subject, $"both {fault.Victims.Single()} and {fault.Peers.Single()} stayed members though they could not reach each other");
+            yield break;
+        }
+        var (cut, others) = ChaosPartitions.Sides(fault, nodes);
+        var keptCut = cut.Where(kept.Contains).ToList();
+        var keptOthers = others.Where(kept.Contains).ToList();
+        if (keptCut.Count > 0 && keptOthers.Count > 0)
+            yield return new Violation(OneSideKept, subject, $"both sides stayed members ({string.Join(", ", keptCut)} | {string.Join(", ", keptOthers)}): a split brain");
+        else if (kept.Count == 0)
+            yield return new Violation(OneSideKept, subject, "no side stayed: every node was downed");
+        else if (keptCut.Count != 0 ? keptCut.Count != cut.Length : keptOthers.Count != others.Length)
+            yield return new Violation(OneSideKept, subject, $"only part of a side stayed (kept: {keptText})");
+    }
 
     /// <summary>Every planned job ended Completed (not failed, not still running, not unknown to the cluster).</summary>
     public static IEnumerable<Violation> JobsCompleted(IEnumerable<ChaosJob> jobs, IReadOnlyDictionary<string, JobView> views)

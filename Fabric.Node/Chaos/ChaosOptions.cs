@@ -10,11 +10,17 @@ public sealed record ChaosOptions
 
     public int Nodes { get; init; } = 3;
 
-    /// <summary>SIGKILLs of nodes (each followed by a restart of the node).</summary>
+    /// <summary>SIGKILLs of nodes (each followed by a restart of the node); with <see cref="Partitions"/>, the faults drawn among kills and partitions.</summary>
     public int Kills { get; init; } = 3;
 
     /// <summary>Also freeze one node (SIGSTOP, then SIGCONT a few seconds later), as a partition would.</summary>
     public bool Freeze { get; init; }
+
+    /// <summary>Each node in a network namespace of its own, on its own address (LocalCluster's namespaces; Linux, root).</summary>
+    public bool Namespaces { get; init; }
+
+    /// <summary>Faults drawn among kills and link faults (cut, split, one-way); needs <see cref="Namespaces"/>.</summary>
+    public bool Partitions { get; init; }
 
     /// <summary>Jobs submitted before each fault (the ones the fault hits); one more wave runs after the last fault.</summary>
     public int JobsPerWave { get; init; } = 2;
@@ -40,5 +46,8 @@ public sealed record ChaosOptions
         : JobsPerWave < 1 || JobsPerWave > 8 ? $"--jobs-per-wave {JobsPerWave}: use 1 to 8"
         : Timeout <= TimeSpan.Zero ? "--timeout must be positive"
         : Freeze && !OperatingSystem.IsLinux() ? "--freeze needs Linux (SIGSTOP/SIGCONT)"
+        : Partitions && !Namespaces ? "--partitions needs --netns: a partition cuts the links between the nodes' network namespaces"
+        : Partitions && Kills < 1 ? "--partitions draws the faults of --kills among kills and partitions: give --kills 1 or more"
+        : Namespaces && Hosting.NetworkLab.Unavailable() is { } why ? $"--netns: {why}"
         : null;
 }

@@ -8,7 +8,9 @@ public sealed record Violation(string Invariant, string Subject, string Detail);
 
 /// <summary>
 /// One fault as it happened. <see cref="RecoverySeconds"/>: from the fault to the first completion of a task it
-/// interrupted (running on a victim, holding results on one, or of a job whose run was on one), elsewhere.
+/// interrupted (running on a victim, holding results on one, or of a job whose run was on one), elsewhere. For a link
+/// fault, <see cref="Kept"/> and <see cref="Downed"/>: the side the split-brain resolver kept (its nodes' processes ran
+/// on) and the nodes downed or restarted; null for kills and freezes.
 /// </summary>
 public sealed record FaultRecord(
     int Number,
@@ -22,7 +24,9 @@ public sealed record FaultRecord(
     string Role,
     int InterruptedTasks,
     double? RecoverySeconds,
-    string? RecoveredBy);
+    string? RecoveredBy,
+    string[]? Kept = null,
+    string[]? Downed = null);
 
 public sealed record JobRecord(string Id, int Wave, string Status, int Tasks, int Runs, int Retries, int Recomputations, bool? Verified, double? Seconds);
 
@@ -41,7 +45,8 @@ public sealed record ChaosReport(
     DeviceRecord[] Devices,
     string[] InvariantsChecked,
     Violation[] Violations,
-    string Replay)
+    string Replay,
+    int Partitions = 0)
 {
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {

@@ -10,7 +10,7 @@ namespace Fabric.Node.Cli;
 /// </summary>
 public static class CertsCommand
 {
-    public const string DefaultDirectory = ".fabric/certs";
+    public const string DefaultDirectory = ClusterCertificates.DefaultDirectory;
 
     public static Command Build()
     {

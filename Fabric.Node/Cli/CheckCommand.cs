@@ -6,6 +6,7 @@ using Fabric.Core.Jobs;
 using Fabric.Core.Client;
 using Fabric.Core.Commands;
 using Fabric.Node.Cluster;
+using Fabric.Node.Security;
 
 namespace Fabric.Node.Cli;
 
@@ -29,18 +30,13 @@ public static class CheckCommand
         var tlsCert = new Option<string>("--tls-cert") { Description = "This client's certificate (PEM), issued by the cluster's CA, for nodes that use TLS (their --tls-*). Env FABRIC_TLS_CERT." };
         var tlsKey = new Option<string>("--tls-key") { Description = "The private key (PEM) of --tls-cert. Env FABRIC_TLS_KEY." };
         var tlsCa = new Option<string>("--tls-ca") { Description = "The cluster's CA certificate (PEM). Env FABRIC_TLS_CA." };
+        var insecure = new Option<bool>("--insecure") { Description = "Connects over plain TCP, to nodes started with --insecure. Without it the client needs --tls-*, or finds client.crt, client.key and ca.crt in .fabric/certs. Env FABRIC_INSECURE=1." };
         command.Options.Add(tlsCert);
         command.Options.Add(tlsKey);
         command.Options.Add(tlsCa);
+        command.Options.Add(insecure);
         command.SetAction(async (parse, cancel) =>
         {
-            Fabric.Core.Security.ClusterTls? tls;
-            try { tls = Tls(parse.GetValue(tlsCert), parse.GetValue(tlsKey), parse.GetValue(tlsCa), Environment.GetEnvironmentVariable); }
-            catch (ArgumentException e)
-            {
-                Console.Error.WriteLine($"fabric check: {e.Message}");
-                return 2;
-            }
             long size;
             try { NodeOptions.ParseEndpoint(parse.GetValue(connect)!, "--connect"); }
             catch (ArgumentException e)
@@ -54,18 +50,44 @@ public static class CheckCommand
                 Console.Error.WriteLine($"fabric check: --bytes: {e.Message}");
                 return 2;
             }
+            Fabric.Core.Security.ClusterTls? tls;
+            try { tls = Tls(parse.GetValue(tlsCert), parse.GetValue(tlsKey), parse.GetValue(tlsCa), parse.GetValue(insecure), Environment.GetEnvironmentVariable); }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine($"fabric check: {e.Message}");
+                return 2;
+            }
             return await RunAsync(parse.GetValue(connect)!, size, parse.GetValue(hold), Console.Out, cancel, tls);
         });
         return command;
     }
 
-    /// <summary>A client's TLS from the flags, else FABRIC_TLS_*: all three files or none (plain TCP).</summary>
-    public static Fabric.Core.Security.ClusterTls? Tls(string? cert, string? key, string? ca, Func<string, string?> environment)
+    /// <summary>The name under which a client's certificate is looked for in the default directory.</summary>
+    public const string ClientName = "client";
+
+    /// <summary>
+    /// A client's TLS from the flags, else FABRIC_TLS_*, else client.crt, client.key and ca.crt in
+    /// <paramref name="certificates"/> (default .fabric/certs); null (plain TCP) only when <paramref name="insecure"/>
+    /// (or FABRIC_INSECURE) asks for it. Partial, missing or conflicting choices → <see cref="ArgumentException"/>.
+    /// </summary>
+    public static Fabric.Core.Security.ClusterTls? Tls(string? cert, string? key, string? ca, bool insecure, Func<string, string?> environment,
+        string certificates = ClusterCertificates.DefaultDirectory)
     {
         cert ??= environment("FABRIC_TLS_CERT");
         key ??= environment("FABRIC_TLS_KEY");
         ca ??= environment("FABRIC_TLS_CA");
-        if (cert is null && key is null && ca is null) return null;
+        insecure |= environment("FABRIC_INSECURE") is "1" or "true";
+        if (cert is null && key is null && ca is null)
+        {
+            if (insecure) return null;
+            (cert, key, ca) = (ClusterCertificates.CertificatePath(certificates, ClientName), ClusterCertificates.KeyPath(certificates, ClientName),
+                ClusterCertificates.CertificatePath(certificates, ClusterCertificates.CaName));
+            if (!File.Exists(cert) || !File.Exists(key) || !File.Exists(ca))
+                throw new ArgumentException($"no client certificate: give --tls-cert, --tls-key and --tls-ca (fabric certs issue {ClientName} writes them to {certificates}, " +
+                                            "where they are found by themselves), or --insecure for nodes that run plain TCP");
+        }
+        else if (insecure)
+            throw new ArgumentException($"--insecure asks for plain TCP, but --tls-cert {cert} asks for TLS: give one of them");
         if (cert is null || key is null || ca is null)
             throw new ArgumentException("TLS needs --tls-cert, --tls-key and --tls-ca together (or FABRIC_TLS_CERT, FABRIC_TLS_KEY, FABRIC_TLS_CA)");
         return Fabric.Core.Security.ClusterTls.Load(cert, key, ca);

@@ -28,7 +28,8 @@ public static class NodeCommand
     private static readonly Option<string> TlsCert = new("--tls-cert") { Description = "This node's certificate (PEM), issued by the cluster's CA (fabric certs issue NAME). With --tls-key and --tls-ca, Akka remoting is TLS with mutual authentication: only processes with a certificate the CA signed (and did not revoke) can join or send to any actor. Env FABRIC_TLS_CERT." };
     private static readonly Option<string> TlsKey = new("--tls-key") { Description = "The private key (PEM) of --tls-cert. Env FABRIC_TLS_KEY." };
     private static readonly Option<string> TlsCa = new("--tls-ca") { Description = "The cluster's CA certificate (PEM): the only issuer this node trusts; serial numbers listed in the file 'revoked' beside it are refused. Env FABRIC_TLS_CA." };
-    private static Option[] Options => [Config, Name, Host, PublicHost, Port, Seeds, DataPort, HttpBind, HttpPort, NoGateway, ReadyFile, DataDir, Devices, DeviceMemory, Queues, IommuGroups, LogLevel, ApiToken, Sqlite, Postgres, TlsCert, TlsKey, TlsCa];
+    private static readonly Option<bool> Insecure = new("--insecure") { Description = "Runs remoting and the data plane over plain TCP without certificates: anyone who reaches the node's ports can join the cluster, send any actor a message and read exported buffers. For a laptop or a trusted network only; the node says so on stderr. Without it the node needs --tls-cert, --tls-key and --tls-ca. Env FABRIC_INSECURE=1." };
+    private static Option[] Options => [Config, Name, Host, PublicHost, Port, Seeds, DataPort, HttpBind, HttpPort, NoGateway, ReadyFile, DataDir, Devices, DeviceMemory, Queues, IommuGroups, LogLevel, ApiToken, Sqlite, Postgres, TlsCert, TlsKey, TlsCa, Insecure];
 
     private static readonly Option<string> Postgres = new("--postgres") { Description = "PostgreSQL connection string for the journal. Default: SQLite in the data directory. Env FABRIC_POSTGRES." };
 
@@ -37,7 +38,10 @@ public static class NodeCommand
         var command = new Command("node",
             "Runs one Fabric node: its devices, the cluster membership (Split Brain Resolver keep-majority; a killed node is " +
             "unreachable after ~3 s and removed after ~8 s), the cluster-wide device registry and the HTTP gateway. " +
-            "Example of a 3-node cluster on one machine: fabric node --name n1 --port 4053 --http-port 5080; " +
+            "Remoting and the data plane are TLS with mutual authentication: the node takes --tls-cert/--tls-key/--tls-ca, or finds NAME.crt, NAME.key " +
+            "and ca.crt in .fabric/certs by itself; plain TCP only with --insecure. " +
+            "Example of a 3-node cluster on one machine: fabric certs init; fabric certs issue n1 (n2, n3 likewise); " +
+            "fabric node --name n1 --port 4053 --http-port 5080; " +
             "fabric node --name n2 --port 4054 --http-port 5081 --seeds 127.0.0.1:4053; " +
             "fabric node --name n3 --port 4055 --http-port 5082 --seeds 127.0.0.1:4053.");
         foreach (var option in Options)
@@ -47,7 +51,7 @@ public static class NodeCommand
             NodeOptions options;
             try
             {
-                options = Read(parse, Environment.GetEnvironmentVariable);
+                options = Read(parse, Environment.GetEnvironmentVariable).RequireTransport();
             }
             catch (ArgumentException e)
             {

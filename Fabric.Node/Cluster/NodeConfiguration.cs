@@ -45,6 +45,7 @@ public static class NodeConfiguration
         new("tlsCert", "--tls-cert", (o, v, _) => o with { TlsCertificate = v }),
         new("tlsKey", "--tls-key", (o, v, _) => o with { TlsKey = v }),
         new("tlsCa", "--tls-ca", (o, v, _) => o with { TlsCa = v }),
+        new("insecure", "--insecure", (o, v, what) => o with { Insecure = Bool(v, what) }),
     ];
 
     /// <summary>The keys a <c>--config</c> file may have.</summary>

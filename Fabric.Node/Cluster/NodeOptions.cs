@@ -1,6 +1,7 @@
 using System.Globalization;
 using Fabric.Devices;
 using Fabric.Node.Persistence;
+using Fabric.Node.Security;
 
 namespace Fabric.Node.Cluster;
 
@@ -90,6 +91,30 @@ public sealed record NodeOptions
     /// <summary>Whether remoting is TLS (all three files given).</summary>
     public bool UsesTls => TlsCertificate is not null;
 
+    /// <summary>
+    /// Plain TCP on remoting and the data plane, asked for on purpose (<c>--insecure</c>): whoever reaches the ports can
+    /// join, send any actor a message and read exports. <c>fabric node</c> refuses to start with neither this nor TLS.
+    /// </summary>
+    public bool Insecure { get; init; }
+
+    /// <summary>
+    /// What <c>fabric node</c> demands beyond <see cref="Validate"/>: TLS, or plain TCP asked for with --insecure, so a
+    /// cluster is never open by accident. Given neither, the node takes NAME.crt, NAME.key and ca.crt from
+    /// <paramref name="certificates"/> (default <see cref="ClusterCertificates.DefaultDirectory"/>, where
+    /// <c>fabric certs</c> writes them) when all three are there. A node built in code (a test's in-process node) need not say.
+    /// </summary>
+    public NodeOptions RequireTransport(string certificates = ClusterCertificates.DefaultDirectory)
+    {
+        if (UsesTls || Insecure) return this;
+        var (certificate, key, ca) = (ClusterCertificates.CertificatePath(certificates, Name), ClusterCertificates.KeyPath(certificates, Name),
+            ClusterCertificates.CertificatePath(certificates, ClusterCertificates.CaName));
+        if (File.Exists(certificate) && File.Exists(key) && File.Exists(ca))
+            return this with { TlsCertificate = certificate, TlsKey = key, TlsCa = ca };
+        throw new ArgumentException($"node {Name} has no certificate: give --tls-cert, --tls-key and --tls-ca (or FABRIC_TLS_CERT, FABRIC_TLS_KEY, FABRIC_TLS_CA; " +
+                                    $"fabric certs init, then fabric certs issue {Name}, writes them to {certificates}, where the node finds them by itself), " +
+                                    "or --insecure for plain TCP that anyone reaching its ports can join (a laptop, a trusted network)");
+    }
+
     /// <summary>The node's TLS, loaded from its files; null without TLS. A bad file → <see cref="ArgumentException"/> naming it.</summary>
     public Fabric.Core.Security.ClusterTls? LoadTls() => UsesTls ? Fabric.Core.Security.ClusterTls.Load(TlsCertificate!, TlsKey!, TlsCa!) : null;
 
@@ -136,6 +161,8 @@ public sealed record NodeOptions
         var tls = new[] { ("--tls-cert", TlsCertificate), ("--tls-key", TlsKey), ("--tls-ca", TlsCa) };
         if (tls.Any(t => t.Item2 is not null) && tls.FirstOrDefault(t => t.Item2 is null) is { Item1: { } missing })
             throw new ArgumentException($"TLS needs --tls-cert, --tls-key and --tls-ca together: {missing} is missing (fabric certs issue {Name} makes the first two)");
+        if (UsesTls && Insecure)
+            throw new ArgumentException($"--insecure asks for plain TCP, but --tls-cert {TlsCertificate} asks for TLS: give one of them");
         _ = DeviceProfiles();
         Persistence().Validate();
         return this;

@@ -19,8 +19,15 @@ public sealed class LocalNode
     private Process? _process;
     private volatile bool _portTaken;
 
-    internal LocalNode(string name, string root, string database, LocalCluster.Options options)
+    private readonly IReadOnlyList<string> _transport;
+    private readonly string? _apiToken;
+
+    internal LocalNode(string name, string root, string database, LocalCluster.Options options, IReadOnlyList<string> transport,
+        NetworkLab.Host? host = null, string? apiToken = null)
     {
+        _transport = transport;
+        Host = host;
+        _apiToken = apiToken;
         Name = name;
         _database = database;
         _options = options;
@@ -30,6 +37,13 @@ public sealed class LocalNode
     }
 
     public string Name { get; }
+
+    /// <summary>The host (network namespace and address) the node runs on, or null: this machine's own network, 127.0.0.1.</summary>
+    public NetworkLab.Host? Host { get; }
+
+    /// <summary>The address the node binds and is reached at.</summary>
+    public string BindAddress => Host?.Address.ToString() ?? "127.0.0.1";
+
     public string DataDirectory { get; }
     public string LogPath { get; }
 
@@ -77,11 +91,11 @@ public sealed class LocalNode
     /// Starts the node's process (again, after <see cref="Kill"/>) with <paramref name="seeds"/> (none: it founds a
     /// cluster) and returns once it is Up, with the address it has: the old one when it had one and that port was free.
     /// </summary>
-    public async Task<StartOutcome> StartAsync(IReadOnlyList<string> seeds, CancellationToken cancel)
+    public async Task<StartOutcome> StartAsync(IReadOnlyList<string> seeds, CancellationToken cancel, bool newPort = false)
     {
         if (HasProcess) throw new InvalidOperationException($"node {Name} is already running (pid {_process!.Id})");
         var before = Endpoints;
-        if (await LaunchAsync(before?.Port ?? 0, seeds, cancel) is { } same) return new StartOutcome(Name, before, same, PortTaken: false);
+        if (await LaunchAsync(newPort ? 0 : before?.Port ?? 0, seeds, cancel) is { } same) return new StartOutcome(Name, before, same, PortTaken: false);
         // The old port is held by another process: a new port, so a new member of the cluster.
         var moved = await LaunchAsync(0, seeds, cancel) ?? throw new InvalidOperationException($"node {Name} could not listen on a port of the system's choosing");
         return new StartOutcome(Name, before, moved, PortTaken: true);
@@ -93,16 +107,23 @@ public sealed class LocalNode
         Directory.CreateDirectory(Path.GetDirectoryName(LogPath)!);
         Directory.CreateDirectory(Path.GetDirectoryName(ReadyPath)!);
         File.Delete(ReadyPath);
-        var start = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(typeof(LocalNode).Assembly.Location);
-        foreach (var arg in new[]
-                 {
-                     "node", "--name", Name, "--port", port.ToString(), "--http-port", "0", "--data-port", "0", "--ready-file", ReadyPath,
-                     "--devices", _options.DevicesPerNode.ToString(), "--device-memory", _options.DeviceMemory, "--data-dir", DataDirectory,
-                     "--sqlite", _database,
-                 })
-            start.ArgumentList.Add(arg);
-        foreach (var arg in _options.NodeArguments?.Invoke(Name) ?? []) start.ArgumentList.Add(arg);
+        string[] arguments =
+        [
+            typeof(LocalNode).Assembly.Location,
+            "node", "--name", Name, "--port", port.ToString(), "--http-port", "0", "--data-port", "0", "--ready-file", ReadyPath,
+            "--devices", _options.DevicesPerNode.ToString(), "--device-memory", _options.DeviceMemory, "--data-dir", DataDirectory,
+            "--sqlite", _database,
+            .. Host is null ? [] : new[] { "--host", BindAddress, "--http-bind", BindAddress },
+            .. _transport,
+        ];
+        // In a namespace: `ip netns exec NS dotnet …`, which becomes the dotnet process (its pid is the node's).
+        var start = Host is { } host
+            ? NetworkLab.Start(host, "dotnet", arguments)
+            : new ProcessStartInfo("dotnet", arguments);
+        start.UseShellExecute = false;
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        if (_apiToken is not null) start.Environment[Fabric.Core.Gateway.GatewayClient.TokenVariable] = _apiToken; // not on the command line, where every user sees it
         if (seeds.Count > 0)
         {
             start.ArgumentList.Add("--seeds");
@@ -115,7 +136,7 @@ public sealed class LocalNode
         Starts++;
         IsFrozen = false;
         _portTaken = false;
-        var taken = NodeHost.CannotListenOn("--port", "127.0.0.1", port);
+        var taken = NodeHost.CannotListenOn("--port", BindAddress, port);
         var log = new NodeLog(LogPath);
         log.WriteLine($"==== {DateTimeOffset.Now:O} start #{Starts} of {Name}, pid {process.Id}, port {(port == 0 ? "chosen by the system" : port)}");
         var onError = _options.OnNodeError;
@@ -125,7 +146,7 @@ public sealed class LocalNode
             if (e.Data is null) return;
             log.WriteLine(e.Data);
             if (port != 0 && e.Data.Contains(taken, StringComparison.Ordinal)) _portTaken = true;
-            else onError?.Invoke(Name, e.Data);
+            else if (!e.Data.StartsWith(NodeHost.InsecureWarningStart, StringComparison.Ordinal)) onError?.Invoke(Name, e.Data); // the run chose --insecure and said so
         };
         process.Exited += (_, _) => log.Dispose();
         process.EnableRaisingEvents = true;
@@ -199,10 +220,13 @@ public sealed class LocalNode
     public async Task<Health?> HealthAsync(CancellationToken cancel)
     {
         if (!IsReady) return null;
-        using var gateway = new GatewayClient(Gateway, TimeSpan.FromSeconds(2));
+        using var gateway = GatewayClient(TimeSpan.FromSeconds(2));
         try { return await gateway.HealthAsync(cancel); }
         catch (GatewayException) { return null; }
     }
+
+    /// <summary>A client of the node's gateway (with the run's API token when the gateway needs one).</summary>
+    public GatewayClient GatewayClient(TimeSpan timeout) => new(Gateway, timeout, _apiToken);
 
     /// <summary>The last <paramref name="lines"/> lines of the node's log, for a failure message.</summary>
     public string Tail(int lines = 20)

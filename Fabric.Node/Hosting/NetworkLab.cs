@@ -39,6 +39,9 @@ public sealed partial class NetworkLab : IAsyncDisposable
     public IPAddress BridgeAddress => IPAddress.Parse($"{Subnet}.1");
     public IReadOnlyList<Host> Hosts => _hosts;
     private string Bridge => $"fbr{_id}";
+
+    /// <summary>The bridge's interface name, e.g. <c>fbr1a2b</c>.</summary>
+    public string BridgeName => Bridge;
     private string SplitBridge => $"fbs{_id}";
     private static string Owner => $"fabric-{Environment.ProcessId}";
 
@@ -103,7 +106,7 @@ public sealed partial class NetworkLab : IAsyncDisposable
     public Host this[int index] => _hosts.Single(h => h.Index == index);
 
     /// <summary>How to start <paramref name="program"/> inside <paramref name="host"/>'s namespace.</summary>
-    public ProcessStartInfo Start(Host host, string program, IEnumerable<string> arguments)
+    public static ProcessStartInfo Start(Host host, string program, IEnumerable<string> arguments)
     {
         var start = new ProcessStartInfo(FindIp()!) { UseShellExecute = false };
         foreach (var argument in new[] { "netns", "exec", host.Namespace, program }.Concat(arguments)) start.ArgumentList.Add(argument);

@@ -16,6 +16,9 @@ public static class ClusterCertificates
 {
     public const string CaName = "ca";
 
+    /// <summary>Where <c>fabric certs</c> keeps the CA, and where <c>fabric node</c> looks for its certificate when given none.</summary>
+    public const string DefaultDirectory = ".fabric/certs";
+
     public static readonly TimeSpan CaValidity = TimeSpan.FromDays(3650);
     public static readonly TimeSpan IssuedValidity = TimeSpan.FromDays(825);
 

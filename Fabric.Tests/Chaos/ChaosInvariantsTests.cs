@@ -144,4 +144,41 @@ public sealed class ChaosInvariantsTests
         Assert.Contains(violations, v => v.Detail.StartsWith("runs:"));
         Assert.Contains(violations, v => v.Detail.StartsWith($"task {task} attempts: the journal gives 2, the job shows 1"));
     }
+    private static ChaosFault Fault(FaultKind kind, string[] victims, string[]? peers = null) =>
+        new(1, kind, 0, [.. victims], 0.3, TimeSpan.FromSeconds(11), [.. peers ?? []]);
+
+    private static readonly string[] Five = ["n1", "n2", "n3", "n4", "n5"];
+
+    [Theory]
+    [InlineData(FaultKind.Split, "n1,n2", "n3,n4,n5")] // the majority kept
+    [InlineData(FaultKind.Split, "n1,n2", "n1,n2")] // the other side kept whole: still one side (which one is the resolver's strategy)
+    [InlineData(FaultKind.Cut, "n4", "n1,n2,n3,n5")]
+    public void A_partition_that_kept_exactly_one_whole_side_keeps_the_promise(FaultKind kind, string victims, string kept)
+    {
+        Assert.Empty(ChaosInvariants.KeptOneSide(Fault(kind, victims.Split(',')), Five, kept.Split(',')));
+    }
+
+    [Theory]
+    [InlineData(FaultKind.Split, "n1,n2", "n1,n3,n4,n5", "a split brain")]
+    [InlineData(FaultKind.Cut, "n4", "", "every node was downed")]
+    [InlineData(FaultKind.Split, "n1,n2", "n3,n4", "only part of a side")]
+    public void Both_sides_kept_none_kept_or_part_of_a_side_breaks_the_promise(FaultKind kind, string victims, string kept, string why)
+    {
+        var violation = Assert.Single(ChaosInvariants.KeptOneSide(Fault(kind, victims.Split(',')), Five, kept.Split(',', StringSplitOptions.RemoveEmptyEntries)));
+
+        Assert.Equal(ChaosInvariants.OneSideKept, violation.Invariant);
+        Assert.Contains(why, violation.Detail);
+        Assert.Contains($"{kind.ToString().ToLowerInvariant()} {victims.Replace(',', '+')}", violation.Subject);
+    }
+
+    [Fact]
+    public void A_one_way_cut_must_keep_everyone_else_and_not_both_ends()
+    {
+        var fault = Fault(FaultKind.OneWay, ["n1"], ["n3"]);
+
+        Assert.Empty(ChaosInvariants.KeptOneSide(fault, Five, ["n2", "n4", "n5"])); // both ends downed (indirectly connected)
+        Assert.Empty(ChaosInvariants.KeptOneSide(fault, Five, ["n2", "n3", "n4", "n5"])); // one end downed
+        Assert.Contains("could not reach each other", Assert.Single(ChaosInvariants.KeptOneSide(fault, Five, Five)).Detail);
+        Assert.Contains("n4, which still reached everyone, did not stay", Assert.Single(ChaosInvariants.KeptOneSide(fault, Five, ["n2", "n5"])).Detail);
+    }
 }

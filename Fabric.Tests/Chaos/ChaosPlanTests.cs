@@ -42,6 +42,57 @@ public sealed class ChaosPlanTests
         Assert.All(Enumerable.Range(0, plan.Waves), wave => Assert.Equal(3, plan.Wave(wave).Count()));
     }
 
+    [Theory]
+    [InlineData(3, 6, 3)]
+    [InlineData(5, 6, 3)]
+    [InlineData(7, 10, 7)]
+    public void Partitions_draw_each_link_fault_at_least_once_and_never_cut_a_majority_off(int nodes, int kills, int seed)
+    {
+        var options = new ChaosOptions { Seed = seed, Nodes = nodes, Kills = kills, Namespaces = true, Partitions = true };
+
+        var plan = ChaosPlan.Create(options);
+
+        Assert.Equal(kills, plan.Faults.Length);
+        foreach (var kind in new[] { FaultKind.Cut, FaultKind.Split, FaultKind.OneWay })
+            Assert.Contains(plan.Faults, f => f.Kind == kind);
+        Assert.All(plan.Faults, f =>
+        {
+            Assert.InRange(f.Victims.Length, 1, (nodes - 1) / 2);
+            if (f.Kind is FaultKind.Cut or FaultKind.OneWay) Assert.Single(f.Victims);
+            if (f.Kind == FaultKind.OneWay)
+            {
+                var peer = Assert.Single(f.Peers);
+                Assert.NotEqual(f.Victims[0], peer);
+                Assert.Contains(peer, plan.Nodes);
+            }
+            else Assert.Empty(f.Peers);
+            Assert.Equal(f.IsPartition, f.Kind is FaultKind.Cut or FaultKind.Split or FaultKind.OneWay);
+            // A link fault lasts past detection and the resolver's wait; a kill does not need to.
+            if (f.IsPartition) Assert.InRange(f.Down.TotalSeconds, ChaosPlan.PartitionSeconds, ChaosPlan.PartitionSeconds + 3);
+        });
+        Assert.Equal(Describe(plan), Describe(ChaosPlan.Create(options)));
+    }
+
+    [Fact]
+    public void Without_partitions_a_seed_gives_the_plan_it_gave_before_partitions_existed()
+    {
+        // The draws of a plan without --partitions are untouched by them: the same victims, moments and downtimes.
+        var plain = ChaosPlan.Create(new ChaosOptions { Seed = 1, Nodes = 3, Kills = 10 });
+
+        Assert.All(plain.Faults, f => Assert.Equal(FaultKind.Kill, f.Kind));
+        Assert.Equal("n1 n3 n3 n2 n1 n1 n2 n3 n1 n1", string.Join(' ', plain.Faults.Select(f => f.Victims.Single())));
+    }
+
+    [Theory]
+    [InlineData("--partitions needs --netns", false, true, 3)]
+    [InlineData("give --kills 1 or more", true, true, 0)]
+    public void Partitions_need_namespaces_and_faults(string problem, bool netns, bool partitions, int kills)
+    {
+        var options = new ChaosOptions { Namespaces = netns, Partitions = partitions, Kills = kills };
+
+        Assert.Contains(problem, options.Problem());
+    }
+
     [Fact]
     public void Every_chaos_job_is_valid_shares_buffers_between_tasks_and_has_a_reference()
     {

@@ -68,6 +68,27 @@ public sealed class CliMistakeTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task A_node_with_neither_certificates_nor_insecure_refuses_to_start_and_one_with_insecure_warns_on_stderr()
+    {
+        var ready = Path.Combine(_dir, "n1.ready.json");
+        string[] node = ["node", "--name", "n1", "--port", "0", "--http-port", "0", "--ready-file", ready, "--devices", "1", "--device-memory", "16MiB",
+            "--data-dir", Path.Combine(_dir, "n1"), "--sqlite", Path.Combine(_dir, "fabric.db")];
+        using (var refused = FabricProcess.Start("plain n1", new Dictionary<string, string> { ["FABRIC_INSECURE"] = "0" }, node))
+        {
+            Assert.Equal(2, await refused.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            output.WriteLine(refused.Output);
+            AssertOneSentence(refused.Errors, "fabric node:", "node n1 has no certificate", "--tls-cert", "fabric certs issue n1", "--insecure");
+            Assert.False(File.Exists(ready));
+        }
+        using var insecure = FabricProcess.Start("insecure n1", [.. node, "--insecure"]);
+        var endpoints = await insecure.WaitForReadyAsync(ready, TimeSpan.FromSeconds(90));
+        await insecure.WaitForLineAsync("WARNING: fabric node n1 runs with --insecure", TimeSpan.FromSeconds(10));
+        Assert.Contains($"remoting (127.0.0.1:{endpoints.Port})", insecure.Errors);
+        Assert.Contains(endpoints.DataEndpoint, insecure.Errors);
+        Assert.Contains("Anyone who can reach these ports can join the cluster", insecure.Errors);
+    }
+
+    [Fact]
     public async Task Check_of_an_endpoint_that_is_not_host_and_port_is_a_usage_error()
     {
         var (exit, errors) = await RunAsync("check", "--connect", "nonsense");

@@ -58,6 +58,7 @@ public sealed class FabricProcess : IDisposable
         if (netns is not null) foreach (var argument in new[] { "netns", "exec", netns, "dotnet" }) start.ArgumentList.Add(argument);
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "fabric.dll"));
         foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        if (NeedsTransport(arguments) && !environment.ContainsKey("FABRIC_INSECURE")) start.ArgumentList.Add("--insecure");
         start.Environment["DOTNET_gcServer"] = "0";
         start.Environment["DOTNET_GCHeapHardLimit"] = "0x30000000"; // 768 MiB: several processes share 24 GiB and 2 cores
         foreach (var (name, value) in environment) start.Environment[name] = value;
@@ -70,6 +71,14 @@ public sealed class FabricProcess : IDisposable
         process.BeginErrorReadLine();
         return fabric;
     }
+
+    /// <summary>
+    /// Whether a command would have to choose its transport: <c>fabric node</c> and <c>fabric check</c> refuse to run
+    /// with neither certificates nor --insecure, and these tests run them plain unless they give certificates (TlsTests)
+    /// or test that refusal (they then give FABRIC_INSECURE=0, which this leaves alone).
+    /// </summary>
+    private static bool NeedsTransport(string[] arguments) =>
+        arguments is ["node" or "check", ..] && !arguments.Contains("--tls-cert") && !arguments.Contains("--insecure") && !arguments.Contains("--help");
 
     private void OnLine(string? line, bool error = false)
     {

@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using Fabric.Node.Cli;
 using Fabric.Node.Cluster;
 using Fabric.Node.Persistence;
+using Fabric.Node.Security;
 
 namespace Fabric.Tests.Node;
 
@@ -178,6 +179,49 @@ public sealed class NodeOptionsTests
     public void Sizes_read_with_binary_units(string text, long bytes) => Assert.Equal(bytes, NodeOptions.ParseSize(text));
 
     [Fact]
+    public void A_node_without_certificates_or_insecure_is_refused_naming_both_ways()
+    {
+        var empty = Directory.CreateTempSubdirectory("fabric-no-certs-").FullName;
+        try
+        {
+            var error = Assert.Throws<ArgumentException>(() => Read("node --name n7").RequireTransport(empty));
+            Assert.Contains("node n7 has no certificate", error.Message);
+            Assert.Contains("--tls-cert", error.Message);
+            Assert.Contains("fabric certs issue n7", error.Message);
+            Assert.Contains("--insecure", error.Message);
+
+            var insecure = Read("node --name n7 --insecure").RequireTransport(empty);
+            Assert.True(insecure.Insecure);
+            Assert.False(insecure.UsesTls);
+            Assert.True(Read("node --name n7", new Dictionary<string, string> { ["FABRIC_INSECURE"] = "1" }).RequireTransport(empty).Insecure);
+        }
+        finally { Directory.Delete(empty, recursive: true); }
+    }
+
+    [Fact]
+    public void A_node_finds_its_certificate_in_the_certs_directory_and_refuses_insecure_with_tls()
+    {
+        var certificates = Directory.CreateTempSubdirectory("fabric-certs-").FullName;
+        try
+        {
+            ClusterCertificates.InitAuthority(certificates, "unit").Dispose();
+            ClusterCertificates.Issue(certificates, "n7", [], []).Dispose();
+            var found = Read("node --name n7").RequireTransport(certificates);
+            Assert.Equal(ClusterCertificates.CertificatePath(certificates, "n7"), found.TlsCertificate);
+            Assert.Equal(ClusterCertificates.KeyPath(certificates, "n7"), found.TlsKey);
+            Assert.Equal(ClusterCertificates.CertificatePath(certificates, "ca"), found.TlsCa);
+            Assert.NotNull(found.LoadTls());
+            // n8 has no certificate there: refused, not silently plain.
+            Assert.Throws<ArgumentException>(() => Read("node --name n8").RequireTransport(certificates));
+
+            var both = Assert.Throws<ArgumentException>(() => Read($"node --name n7 --insecure --tls-cert {found.TlsCertificate} --tls-key {found.TlsKey} --tls-ca {found.TlsCa}"));
+            Assert.Contains("--insecure", both.Message);
+            Assert.Contains(found.TlsCertificate!, both.Message);
+        }
+        finally { Directory.Delete(certificates, recursive: true); }
+    }
+
+    [Fact]
     public void Every_compose_service_command_is_accepted_by_the_cli()
     {
         var compose = File.ReadAllText(FindUp("docker-compose.yml"));
@@ -195,7 +239,14 @@ public sealed class NodeOptionsTests
             Assert.Equal(PersistenceProvider.PostgreSql, options.Persistence().Provider);
             Assert.All(options.Seeds, seed => Assert.Contains(NodeOptions.ParseEndpoint(seed, "seed").Host, services));
             Assert.Contains(options.PublicHost!, services);
+            // TLS: each node its own certificate, from the volume the certs service fills, and the CA every node trusts.
+            Assert.Same(options, options.RequireTransport());
+            Assert.Equal($"/certs/{options.Name}.crt", options.TlsCertificate);
+            Assert.Equal($"/certs/{options.Name}.key", options.TlsKey);
+            Assert.Equal("/certs/ca.crt", options.TlsCa);
+            Assert.Contains($"for name in {string.Join(' ', commands.Select(c => NodeCommand.Read(FabricCli.Build().Parse(c), Token).Name))} client;", compose);
         }
+        Assert.Contains("condition: service_completed_successfully", compose);
         Assert.Equal(3, commands.Select(c => NodeCommand.Read(FabricCli.Build().Parse(c), Token).Name).Distinct().Count());
         Assert.Contains("FABRIC_API_TOKEN: ${FABRIC_API_TOKEN:?", compose); // the gateways listen beyond loopback: a token from the user's environment
         // The same seeds everywhere, all the nodes: a restarted n1 (the first seed) finds the others and joins them.
@@ -210,7 +261,7 @@ public sealed class NodeOptionsTests
         var compose = File.ReadAllText(FindUp("docker-compose.yml"));
         var dockerfile = File.ReadAllLines(FindUp(Path.Combine("docker", "Dockerfile")));
 
-        foreach (var node in new[] { "n1", "n2", "n3" }) Assert.Contains($"volumes: [\"{node}-data:/data\"]", compose);
+        foreach (var node in new[] { "n1", "n2", "n3" }) Assert.Contains($"volumes: [\"{node}-data:/data\", \"certs:/certs:ro\"]", compose);
         Assert.Contains("test: [\"CMD\", \"dotnet\", \"fabric.dll\", \"health\"", compose);
         Assert.Contains(FabricCli.Build().Subcommands, c => c.Name == "health");
         var runtime = dockerfile.SkipWhile(l => !l.StartsWith("FROM mcr.microsoft.com/dotnet/aspnet")).ToList();
