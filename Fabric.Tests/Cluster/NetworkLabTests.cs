@@ -49,6 +49,9 @@ public sealed class NetworkLabTests(ITestOutputHelper output) : IDisposable
             await lab.SplitAsync([lab[3]], CancellationToken.None);
             Assert.Equal(Link.Down, await ProbeAsync(lab[3]));
             await AwaitAsync(async () => (await Nodes(http)).All(n => n.Node != "n3"), TimeSpan.FromSeconds(60), "n3 removed by the majority");
+            // Alone, n3 downs itself, and a downed node ends its process at once (DownedExit), saying why.
+            Assert.Equal(3, await n3.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Contains("fabric node n3: the cluster downed this node; its process ends now (exit code 3)", n3.Errors);
             await lab.HealAsync(CancellationToken.None);
             Assert.Equal(Link.Up, await HealedAsync(lab[3]));
 
