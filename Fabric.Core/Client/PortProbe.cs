@@ -31,9 +31,12 @@ public static class PortProbe
         RefusesAsync(address).PipeTo(replyTo, success: refused => new Answered(address, refused), failure: _ => new Answered(address, false));
 
     /// <summary>True when a connection to the Akka port of <paramref name="address"/> is refused; false for anything else.</summary>
-    public static async Task<bool> RefusesAsync(Address address)
+    public static Task<bool> RefusesAsync(Address address) =>
+        address.Host is { } host && address.Port is { } port ? RefusesAsync(host, port) : Task.FromResult(false);
+
+    /// <summary>True when a connection to <paramref name="host"/>:<paramref name="port"/> is refused; false for anything else.</summary>
+    public static async Task<bool> RefusesAsync(string host, int port)
     {
-        if (address.Host is not { } host || address.Port is not { } port) return false;
         for (var attempt = 1; ; attempt++)
         {
             using var timeout = new CancellationTokenSource(Timeout);

@@ -152,18 +152,17 @@ internal sealed class DataPlaneClient(ClusterTls? tls = null) : IDisposable
     /// either the exporter refusing this node (alive: its port accepts) or the exporter's process dying under it (its
     /// listening socket closed with it): only the first is a refusal.
     /// </summary>
-    private static async Task<bool> PortRefusesAsync(string endpoint)
+    private static Task<bool> PortRefusesAsync(string endpoint)
+    {
+        var (host, port) = Split(endpoint);
+        return Fabric.Core.Client.PortProbe.RefusesAsync(host, port);
+    }
+
+    /// <summary>A data-plane endpoint's host and port (<c>host:port</c>, as the exporter advertised it).</summary>
+    private static (string Host, int Port) Split(string endpoint)
     {
         var colon = endpoint.LastIndexOf(':');
-        using var probe = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-        try
-        {
-            await probe.ConnectAsync(endpoint[..colon], int.Parse(endpoint[(colon + 1)..]), timeout.Token);
-            return false;
-        }
-        catch (SocketException e) { return e.SocketErrorCode == SocketError.ConnectionRefused; }
-        catch (OperationCanceledException) { return false; }
+        return (endpoint[..colon], int.Parse(endpoint[(colon + 1)..], System.Globalization.CultureInfo.InvariantCulture));
     }
 
     /// <summary>
@@ -213,14 +212,13 @@ internal sealed class DataPlaneClient(ClusterTls? tls = null) : IDisposable
             while (idle.TryDequeue(out var pooled))
                 if (StillOpen(pooled.Socket)) return pooled;
                 else pooled.Dispose();
-        var colon = endpoint.LastIndexOf(':');
-        var host = endpoint[..colon];
+        var (host, port) = Split(endpoint);
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         timeout.CancelAfter(TimeSpan.FromSeconds(5));
         try
         {
-            await socket.ConnectAsync(host, int.Parse(endpoint[(colon + 1)..]), timeout.Token);
+            await socket.ConnectAsync(host, port, timeout.Token);
         }
         catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
         {

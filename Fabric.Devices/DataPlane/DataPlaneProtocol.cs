@@ -60,11 +60,17 @@ internal static class DataPlaneProtocol
         await SendAllAsync(stream, header, cancel);
     }
 
-    public static async ValueTask SendErrorAsync(Stream stream, FabricError error, CancellationToken cancel)
+    public static ValueTask SendErrorAsync(Stream stream, FabricError error, CancellationToken cancel) => SendAllAsync(stream, ErrorChunk(error), cancel);
+
+    /// <summary>An error chunk whole: its header (the text's length, the errno as status) and the sentence in UTF-8.</summary>
+    public static byte[] ErrorChunk(FabricError error)
     {
         var text = Encoding.UTF8.GetBytes(error.Message);
-        await SendChunkHeaderAsync(stream, text.Length, (uint)error.Code, cancel);
-        await SendAllAsync(stream, text, cancel);
+        var chunk = new byte[ChunkHeaderBytes + text.Length];
+        BinaryPrimitives.WriteInt32LittleEndian(chunk, text.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(chunk.AsSpan(4), (uint)error.Code);
+        text.CopyTo(chunk.AsSpan(ChunkHeaderBytes));
+        return chunk;
     }
 
     /// <summary>Reads a chunk header; an error chunk is read whole and returned as the error.</summary>

@@ -1,9 +1,7 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
-using System.Text;
 using Fabric.Core;
 using Fabric.Core.Security;
 using static Fabric.Devices.DataPlane.DataPlaneProtocol;
@@ -95,16 +93,6 @@ internal sealed class DataPlaneServer : IAsyncDisposable
         }
         catch (SocketException) { } // the peer is gone already
         finally { connection.Dispose(); }
-    }
-
-    private static byte[] ErrorChunk(FabricError error)
-    {
-        var text = Encoding.UTF8.GetBytes(error.Message);
-        var chunk = new byte[ChunkHeaderBytes + text.Length];
-        BinaryPrimitives.WriteInt32LittleEndian(chunk, text.Length);
-        BinaryPrimitives.WriteUInt32LittleEndian(chunk.AsSpan(4), (uint)error.Code);
-        text.CopyTo(chunk.AsSpan(ChunkHeaderBytes));
-        return chunk;
     }
 
     private async Task ServeAsync(Socket socket)

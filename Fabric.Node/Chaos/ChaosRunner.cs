@@ -128,11 +128,12 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
         };
         var faultClock = Stopwatch.StartNew();
         if (fault.IsPartition) await _partitions!.StrikeAsync(fault, cancel);
-        foreach (var victim in victims.Where(_ => !fault.IsPartition))
-        {
-            if (fault.Kind == FaultKind.Kill) victim.Kill();
-            else victim.Freeze();
-        }
+        else
+            foreach (var victim in victims)
+            {
+                if (fault.Kind == FaultKind.Kill) victim.Kill();
+                else victim.Freeze();
+            }
         // The fault's time is taken once the victims are dead (or stopped): nothing they stamp comes after it.
         var atMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var atSeconds = _clock.Elapsed.TotalSeconds;
@@ -144,19 +145,20 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
             view.Event($"healing the links after {down:0.0} s; gone meanwhile: {Gone(processes)}");
             await _partitions!.HealAsync(cancel);
         }
-        foreach (var victim in victims.Where(_ => !fault.IsPartition))
-        {
-            if (fault.Kind == FaultKind.Kill)
+        else
+            foreach (var victim in victims)
             {
-                view.Event($"restarting {victim.Name} after {down:0.0} s down");
-                await StartAgainAsync(victim, cancel);
+                if (fault.Kind == FaultKind.Kill)
+                {
+                    view.Event($"restarting {victim.Name} after {down:0.0} s down");
+                    await StartAgainAsync(victim, cancel);
+                }
+                else
+                {
+                    view.Event($"SIGCONT {victim.Name} after {down:0.0} s frozen");
+                    victim.Thaw();
+                }
             }
-            else
-            {
-                view.Event($"SIGCONT {victim.Name} after {down:0.0} s frozen");
-                victim.Thaw();
-            }
-        }
         // After a partition any node may be the one downed, and must come back.
         await HealAsync(fault.IsPartition ? _cluster.Nodes : victims, cancel, newPort: fault.IsPartition);
         var healed = faultClock.Elapsed.TotalSeconds;

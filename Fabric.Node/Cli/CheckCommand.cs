@@ -62,9 +62,6 @@ public static class CheckCommand
         return command;
     }
 
-    /// <summary>The name under which a client's certificate is looked for in the default directory.</summary>
-    public const string ClientName = "client";
-
     /// <summary>
     /// A client's TLS from the flags, else FABRIC_TLS_*, else client.crt, client.key and ca.crt in
     /// <paramref name="certificates"/> (default .fabric/certs); null (plain TCP) only when <paramref name="insecure"/>
@@ -80,11 +77,9 @@ public static class CheckCommand
         if (cert is null && key is null && ca is null)
         {
             if (insecure) return null;
-            (cert, key, ca) = (ClusterCertificates.CertificatePath(certificates, ClientName), ClusterCertificates.KeyPath(certificates, ClientName),
-                ClusterCertificates.CertificatePath(certificates, ClusterCertificates.CaName));
-            if (!File.Exists(cert) || !File.Exists(key) || !File.Exists(ca))
-                throw new ArgumentException($"no client certificate: give --tls-cert, --tls-key and --tls-ca (fabric certs issue {ClientName} writes them to {certificates}, " +
-                                            "where they are found by themselves), or --insecure for nodes that run plain TCP");
+            (cert, key, ca) = ClusterCertificates.Find(certificates, ClusterCertificates.ClientName) ?? throw new ArgumentException(
+                $"no client certificate: give --tls-cert, --tls-key and --tls-ca (fabric certs issue {ClusterCertificates.ClientName} writes them to {certificates}, " +
+                "where they are found by themselves), or --insecure for nodes that run plain TCP");
         }
         else if (insecure)
             throw new ArgumentException($"--insecure asks for plain TCP, but --tls-cert {cert} asks for TLS: give one of them");

@@ -106,9 +106,7 @@ public sealed record NodeOptions
     public NodeOptions RequireTransport(string certificates = ClusterCertificates.DefaultDirectory)
     {
         if (UsesTls || Insecure) return this;
-        var (certificate, key, ca) = (ClusterCertificates.CertificatePath(certificates, Name), ClusterCertificates.KeyPath(certificates, Name),
-            ClusterCertificates.CertificatePath(certificates, ClusterCertificates.CaName));
-        if (File.Exists(certificate) && File.Exists(key) && File.Exists(ca))
+        if (ClusterCertificates.Find(certificates, Name) is var (certificate, key, ca))
             return this with { TlsCertificate = certificate, TlsKey = key, TlsCa = ca };
         throw new ArgumentException($"node {Name} has no certificate: give --tls-cert, --tls-key and --tls-ca (or FABRIC_TLS_CERT, FABRIC_TLS_KEY, FABRIC_TLS_CA; " +
                                     $"fabric certs init, then fabric certs issue {Name}, writes them to {certificates}, where the node finds them by itself), " +

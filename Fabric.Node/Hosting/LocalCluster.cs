@@ -67,13 +67,10 @@ public sealed class LocalCluster : IAsyncDisposable
             ClusterCertificates.InitAuthority(certificates, $"local-{Path.GetFileName(root)}").Dispose();
             for (var i = 0; i < names.Count; i++)
                 ClusterCertificates.Issue(certificates, names[i], [], HostOf(i) is { } host ? [host.Address] : []).Dispose();
-            ClusterCertificates.Issue(certificates, ClientName, [], lab is null ? [] : [lab.BridgeAddress]).Dispose();
+            ClusterCertificates.Issue(certificates, ClusterCertificates.ClientName, [], lab is null ? [] : [lab.BridgeAddress]).Dispose();
         }
         Nodes = [.. names.Select((name, i) => new LocalNode(name, root, DatabasePath, options, Transport(name), HostOf(i), ApiToken))];
     }
-
-    /// <summary>The name of the client certificate the run's CA issues.</summary>
-    public const string ClientName = "client";
 
     public string Root { get; }
     public string DatabasePath { get; }
@@ -92,7 +89,7 @@ public sealed class LocalCluster : IAsyncDisposable
     public string? CertificatesDirectory { get; }
 
     /// <summary>A client's TLS for this cluster (<c>FabricClientSystem.Create(tls:)</c>); null when <see cref="Options.Insecure"/>.</summary>
-    public ClusterTls? ClientTls => CertificatesDirectory is { } certificates ? ClusterCertificates.LoadTls(certificates, ClientName) : null;
+    public ClusterTls? ClientTls => CertificatesDirectory is { } certificates ? ClusterCertificates.LoadTls(certificates, ClusterCertificates.ClientName) : null;
 
     /// <summary>How node <paramref name="name"/> is told its transport: its certificate's flags, or --insecure.</summary>
     private IReadOnlyList<string> Transport(string name) =>

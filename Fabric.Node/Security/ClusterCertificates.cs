@@ -93,6 +93,19 @@ public static class ClusterCertificates
     public static ClusterTls LoadTls(string directory, string name) =>
         ClusterTls.Load(CertificatePath(directory, name), KeyPath(directory, name), CertificatePath(directory, CaName));
 
+    /// <summary>The name a client's certificate is issued under and looked for (<c>fabric check</c>, LocalCluster's client).</summary>
+    public const string ClientName = "client";
+
+    /// <summary>
+    /// The files of <paramref name="name"/>'s TLS in <paramref name="directory"/> — its certificate, its key and the
+    /// CA — when all three are there (as <c>fabric certs issue</c> leaves them), else null.
+    /// </summary>
+    public static (string Certificate, string Key, string Ca)? Find(string directory, string name)
+    {
+        var files = (CertificatePath(directory, name), KeyPath(directory, name), CertificatePath(directory, CaName));
+        return File.Exists(files.Item1) && File.Exists(files.Item2) && File.Exists(files.Item3) ? files : null;
+    }
+
     /// <summary>The flags that give <c>fabric node</c> or <c>fabric check</c> the TLS of <paramref name="name"/> from the directory's files.</summary>
     public static string[] TlsArguments(string directory, string name) =>
         ["--tls-cert", CertificatePath(directory, name), "--tls-key", KeyPath(directory, name), "--tls-ca", CertificatePath(directory, CaName)];

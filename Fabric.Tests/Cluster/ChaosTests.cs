@@ -106,18 +106,8 @@ public sealed class ChaosTests(ITestOutputHelper output) : IDisposable
         Assert.True(cut.HealedSeconds > cut.DownSeconds, "the cluster was whole before the link was healed");
         Assert.Equal(3, report.Devices.Length); // the node came back (a new member) and its device is at baseline too
         // Nothing of the run's network is left: its namespaces and bridges are named after its process.
-        var left = await Run("ip", "netns", "list") + await Run("ip", "-o", "link", "show", "type", "bridge");
+        var left = await NetworkLabTests.Ip("netns", "list") + await NetworkLabTests.Ip("-o", "link", "show", "type", "bridge");
         Assert.DoesNotContain($"fabric-{pid}", left);
-    }
-
-    private static async Task<string> Run(string program, params string[] arguments)
-    {
-        var start = new System.Diagnostics.ProcessStartInfo(program) { RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var argument in arguments) start.ArgumentList.Add(argument);
-        using var process = System.Diagnostics.Process.Start(start)!;
-        var text = await process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        return text;
     }
 
     [Fact]

@@ -156,7 +156,8 @@ public sealed class NetworkLabTests(ITestOutputHelper output) : IDisposable
         }
     }
 
-    private static async Task<string> Ip(params string[] arguments)
+    /// <summary>What <c>ip</c> prints for <paramref name="arguments"/> (standard output).</summary>
+    internal static async Task<string> Ip(params string[] arguments)
     {
         var start = new System.Diagnostics.ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in arguments) start.ArgumentList.Add(a);
