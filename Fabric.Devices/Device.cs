@@ -56,4 +56,7 @@ public static class Device
     /// its work, tells its contexts' clients, and stops once no submission runs.
     /// </summary>
     internal sealed record Remove : INoSerializationVerificationNeeded;
+
+    /// <summary>To the manager from a removed device with nothing running: route nothing more to it, then stop it.</summary>
+    internal sealed record Retired(int Index) : INoSerializationVerificationNeeded;
 }

@@ -162,4 +162,24 @@ public sealed class SupervisionTests(ITestOutputHelper output) : DeviceStackTest
         await AwaitAssertAsync(async () => Assert.Equal(DeviceStatus.Removed, (await InfoAsync(2)).Status), Wait);
         await FailsWithAsync(ErrorCode.ENODEV, () => Client.OpenAsync(Dev(2)));
     }
+
+    [Fact]
+    public async Task Requests_that_meet_a_device_while_it_is_removed_are_all_answered()
+    {
+        var (context, space) = await OpenAttachedAsync(2);
+        await BufferWithAsync(context, space, new byte[4096]);
+
+        // Fired back to back with the removal: some reach the device before it is gone, some the manager after, and
+        // some the manager while the device retires; each is answered (Operational, Removed or ENODEV), none lost.
+        Devices.Tell(new DeviceManager.RemoveDevice(Dev(2)), Akka.Actor.ActorRefs.NoSender);
+        var reads = Enumerable.Range(0, 200).Select(async _ =>
+        {
+            try { return (await InfoAsync(2)).Status.ToString(); }
+            catch (FabricException e) { return e.Error.Code.ToString(); }
+        }).ToList();
+        var answers = await Task.WhenAll(reads);
+
+        Assert.All(answers, a => Assert.Contains(a, new[] { nameof(DeviceStatus.Operational), nameof(DeviceStatus.Removed), nameof(ErrorCode.ENODEV) }));
+        await AwaitAssertAsync(async () => Assert.Equal(DeviceStatus.Removed, (await InfoAsync(2)).Status), Wait);
+    }
 }

@@ -156,7 +156,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         var queue = _engine.OnRan(m);
         if (_status == DeviceStatus.Operational) _engine.StartNext(queue);
         else if (_status == DeviceStatus.InReset) TryFinishReset();
-        else if (_engine.RunningCount == 0) Context.Stop(Self);
+        else if (_engine.RunningCount == 0) Retire();
     }
 
     // ── reset and removal ───────────────────────────────────────────────────────────────────────
@@ -193,8 +193,15 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         foreach (var context in _contexts.Keys) Context.Stop(context);
         foreach (var requester in _resetRequesters) requester.Tell(new FabricError(ErrorCode.ENODEV, $"{_id} was removed during its reset"));
         _resetRequesters.Clear();
-        if (_engine.RunningCount == 0) Context.Stop(Self);
+        if (_engine.RunningCount == 0) Retire();
     }
+
+    /// <summary>
+    /// A removed device with nothing running asks its manager to retire it rather than stopping itself: the manager
+    /// routes nothing more here and sends a PoisonPill, so requests it forwarded before are answered ENODEV or Removed
+    /// here first instead of dying with the mailbox.
+    /// </summary>
+    private void Retire() => _manager.Tell(new Device.Retired(_id.Index));
 
     private void TellClients(ErrorCode code, string what)
     {

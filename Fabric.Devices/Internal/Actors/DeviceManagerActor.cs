@@ -50,6 +50,12 @@ internal sealed class DeviceManagerActor : ReceiveActor
             return device;
         })];
         Receive<DeviceStopped>(OnDeviceStopped);
+        Receive<Device.Retired>(m =>
+        {
+            if (_stopped.ContainsKey(m.Index)) return;
+            OnDeviceStopped(new DeviceStopped(m.Index));
+            _devices[m.Index].Tell(PoisonPill.Instance); // after what was forwarded to it already, which it still answers
+        });
         Receive<DeviceManager.RemoveDevice>(m => { if (Lookup(m.Device) is { } device) device.Tell(new Device.Remove()); });
         Receive<CancelWait>(m => Route(m.Device, m, ActorRefs.Nobody, e => e));
         Receive<ListDevices>(m =>
