@@ -69,4 +69,10 @@ public static class DmaBufExport
     /// <see cref="ContextProtocol.ImportRevoked"/> with <paramref name="Error"/> — and it ends. No reply.
     /// </summary>
     internal sealed record ExporterFailed(FabricError Error) : INoSerializationVerificationNeeded;
+
+    /// <summary>
+    /// To its device from an export that has ended (revoked, failed over, or unreferenced): route nothing more to it,
+    /// then stop it. It answers what was routed to it before as an export that no longer exists.
+    /// </summary>
+    internal sealed record Retired(ExportId Export) : INoSerializationVerificationNeeded;
 }

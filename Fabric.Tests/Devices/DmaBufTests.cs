@@ -1,5 +1,6 @@
 using Fabric.Core;
 using Fabric.Core.Commands;
+using Fabric.Core.Client;
 using Fabric.Core.Protocol;
 using Xunit.Abstractions;
 
@@ -114,6 +115,32 @@ public sealed class DmaBufTests(ITestOutputHelper output) : DeviceStackTest(outp
         Assert.Equal(new byte[4], await exporter.ReadAsync(buffer, 0, 4));
         await importer.UnmapAsync(space1, iova, 4096);
         await importer.FreeAsync(imported.Handle);
+    }
+
+    [Fact]
+    public async Task Imports_that_race_a_revoke_each_get_an_import_or_ENOENT_and_none_is_left_unanswered()
+    {
+        var (exporter, space0) = await OpenAttachedAsync(0);
+        var (buffer, _) = await BufferWithAsync(exporter, space0, new byte[4096]);
+        var exported = await exporter.ExportAsync(buffer);
+        var importers = new List<DeviceContext>();
+        for (var i = 0; i < 4; i++) importers.Add(await Client.OpenAsync(Dev(1)));
+
+        // Imports before the revoke attach, those after it meet no export, and those that reach the export while it
+        // ends are answered by it: every one hears something well inside the request timeout.
+        var imports = Enumerable.Range(0, 160).Select(async i =>
+        {
+            try { await importers[i % importers.Count].ImportAsync(exported.Token); return "imported"; }
+            catch (FabricException e) { return e.Code.ToString(); }
+        }).ToList();
+        var told = await exporter.RevokeAsync(exported.Token.Export);
+        var answers = await Task.WhenAll(imports);
+
+        Assert.All(answers, a => Assert.Contains(a, new[] { "imported", nameof(ErrorCode.ENOENT) }));
+        Assert.InRange(told, 0, importers.Count);
+        await AwaitAssertAsync(async () => Assert.Equal((0, 4096L), ((await InfoAsync(0)).Exports, (await InfoAsync(0)).MemoryUsed)), Wait);
+        foreach (var importer in importers) await importer.CloseAsync();
+        Assert.Equal(new byte[4], await exporter.ReadAsync(buffer, 0, 4));
     }
 
     [Fact]

@@ -41,11 +41,12 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
     private DeviceStatus _status = DeviceStatus.Operational;
     private long _nextContext, _nextExport, _resets;
     private int _exports, _abortedByReset;
+    private readonly HashSet<ExportId> _retiredExports = [];
     private DateTime _resetHeldUntil;
 
     private sealed record ResetHoldOver;
     private sealed record ContextGone(IActorRef Context);
-    private sealed record ExportGone;
+    private sealed record ExportGone(ExportId Export);
 
     public DeviceActor(DeviceId id, DeviceProfile profile, int group, IActorRef manager, FabricDataPlane? dataPlane, FaultPlan? faults)
     {
@@ -122,7 +123,13 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         });
         Receive<Device.NotifyWhenIdle>(m => _engine.NotifyWhenIdle(m.Context, Sender));
         Receive<ContextGone>(m => _contexts.Remove(m.Context));
-        Receive<ExportGone>(_ => _exports--);
+        Receive<DmaBufExport.Retired>(m =>
+        {
+            if (!_retiredExports.Add(m.Export)) return;
+            _exports--;
+            Sender.Tell(PoisonPill.Instance); // after what was routed to it already, which it still answers
+        });
+        Receive<ExportGone>(m => { if (!_retiredExports.Remove(m.Export)) _exports--; });
         Receive<Device.Remove>(_ => OnRemove());
     }
 
@@ -223,7 +230,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
         var spec = new DmaBufExport.Spec(token, m.Buffer.LocalBlock, m.Buffer.Size, m.Access, m.ExporterActor, $"{_id}/{m.Exporter}",
             m.Buffer.Handle, _dataPlane, _faults);
         var export = Context.ActorOf(DmaBufExport.Props(spec), $"export-{id.Value}");
-        Context.WatchWith(export, new ExportGone());
+        Context.WatchWith(export, new ExportGone(id));
         _exports++;
         m.ExporterActor.Tell(new Device.ExportCreated(token, export, m.Buffer.Handle, m.Buffer.Size, m.ReplyTo));
     }
@@ -231,7 +238,7 @@ internal sealed class DeviceActor : ReceiveActor, IWithTimers
     private void RouteToExport(ExportId export, object message, IActorRef failTo, Func<FabricError, object> failure)
     {
         var child = Context.Child($"export-{export.Value}");
-        if (export.Device == _id && !child.IsNobody()) child.Forward(message);
+        if (export.Device == _id && !child.IsNobody() && !_retiredExports.Contains(export)) child.Forward(message);
         else failTo.Tell(failure(new FabricError(ErrorCode.ENOENT, $"{export} does not exist: it was revoked or released, or never made")));
     }
 

@@ -105,7 +105,7 @@ internal sealed class DmaBufExportActor : ReceiveActor
     {
         if (!_references.Unreferenced) return;
         _log.Debug("{0} has no exporter and no importer left: releasing its memory", Id);
-        Context.Stop(Self);
+        Retire();
     }
 
     private void OnRevoke(DmaBufExport.Revoke m)
@@ -124,8 +124,24 @@ internal sealed class DmaBufExportActor : ReceiveActor
     private int End(FabricError error)
     {
         var importers = TellImporters(error);
-        Context.Stop(Self);
+        Retire();
         return importers;
+    }
+
+    /// <summary>
+    /// Ended: its device routes nothing more here and stops it (memory released in <see cref="PostStop"/>); what it had
+    /// routed here already is answered as for an export that no longer exists, not lost with the mailbox.
+    /// </summary>
+    private void Retire()
+    {
+        var gone = new FabricError(ErrorCode.ENOENT, $"{Id} does not exist: it was revoked or released");
+        Become(() =>
+        {
+            Receive<DmaBufExport.Attach>(m => m.Importer.Tell(new ContextProtocol.AttachFailed(gone, m.ReplyTo)));
+            Receive<DmaBufExport.Revoke>(m => m.ReplyTo.Tell(gone));
+            ReceiveAny(_ => { });
+        });
+        Context.Parent.Tell(new DmaBufExport.Retired(Id));
     }
 
     /// <summary>Transfers in flight stop at their next chunk and every importer hears the export is gone; returns how many.</summary>
