@@ -16,13 +16,16 @@ namespace Fabric.Node.Cluster;
 /// join seed nodes after [N] attempts"): measured here in 1 of 4 restarts at the same port.
 /// </para>
 /// <para>
-/// Once the old incarnation is removed, nothing of it is worth keeping. If no new incarnation has joined from the
-/// address <see cref="Grace"/> after the removal, this actor quarantines the address without a UID, which stops
-/// whatever endpoint the address has (so a connection stuck waiting for a hand-off is read at last) and gates the
-/// address for the retry gate (1 s), after which the newcomer's retried InitJoin is answered on a new connection.
-/// A newcomer that has joined meanwhile is left alone: its association works, and resetting it would make both ends
-/// connect again at once — the very race (seen in 5-node chaos: the link between a seed and a newcomer dead from
-/// then on, and the split-brain resolver downing both).
+/// Such a stuck connection exists only if the newcomer was there before the removal. So at the removal this actor
+/// probes the address's port: if nothing listens, no newcomer has come yet and one that comes later joins on fresh
+/// connections, so nothing is reset (resetting then would land on its first connections, made a few seconds into its
+/// start: the race below). If something listens and no new incarnation has joined from the address
+/// <see cref="Grace"/> after the removal, this actor quarantines the address without a UID, which stops whatever
+/// endpoint the address has (so a connection stuck waiting for a hand-off is read at last) and gates the address for
+/// the retry gate (1 s), after which the newcomer's retried InitJoin is answered on a new connection. A newcomer that
+/// has joined meanwhile is left alone: its association works, and resetting it would make both ends connect again at
+/// once — the very race (seen in 5-node chaos: the link between a seed and a newcomer dead from then on, and the
+/// split-brain resolver downing both).
 /// </para>
 /// </summary>
 internal sealed class AssociationResetActor : ReceiveActor, IWithTimers
@@ -46,7 +49,12 @@ internal sealed class AssociationResetActor : ReceiveActor, IWithTimers
         var log = Context.GetLogger();
         Receive<ClusterEvent.MemberRemoved>(m =>
         {
-            if (m.Member.Address != _cluster.SelfAddress) Timers.StartSingleTimer(m.Member.Address, new Check(m.Member.Address), Grace);
+            if (m.Member.Address != _cluster.SelfAddress) Fabric.Core.Client.PortProbe.Start(m.Member.Address, Self);
+        });
+        Receive<Fabric.Core.Client.PortProbe.Answered>(m =>
+        {
+            if (m.Refused) log.Debug("nothing listens at {0} as its member is removed: no newcomer to unstick", m.Address);
+            else Timers.StartSingleTimer(m.Address, new Check(m.Address), Grace);
         });
         Receive<Check>(c =>
         {

@@ -111,7 +111,8 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
         public HashSet<Slot> ReachedOn { get; } = [];
     }
 
-    private sealed record Outcome(string Task, DeviceId Device, FabricError? Error, ImmutableArray<Slot> Involved);
+    /// <param name="Unopened">The run could not open a context on the device (nothing of it was involved yet).</param>
+    private sealed record Outcome(string Task, DeviceId Device, FabricError? Error, ImmutableArray<Slot> Involved, bool Unopened = false);
 
 
     public async Task<JobRunResult> RunAsync(CancellationToken cancel)
@@ -201,7 +202,7 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
         // No room on the device: the copies of other devices' buffers kept there for later tasks give theirs back.
         if (outcome.Error.Code == ErrorCode.ENOMEM) DropReachesOn(outcome.Device);
         // A failure explained by a node or device found lost is given more attempts than one of its own.
-        var explained = RetryPolicy.IsTransient(outcome.Error) && await ForgetLostAsync(outcome.Involved, outcome.Error.Message);
+        var explained = RetryPolicy.IsTransient(outcome.Error) && (outcome.Unopened ? Unreachable(outcome) : await ForgetLostAsync(outcome.Involved, outcome.Error.Message));
         var unexplained = _unexplainedFailures[outcome.Task] = _unexplainedFailures.GetValueOrDefault(outcome.Task) + (explained ? 0 : 1);
         var decision = RetryPolicy.Decide(outcome.Error, tries, unexplained, _tasks[outcome.Task].MaxAttempts, options);
         events.TaskFailed(outcome.Task, outcome.Device, tries, outcome.Error, willRetry: decision.Retry);
@@ -209,6 +210,18 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
             return Failed(outcome.Error with { Message = $"task {outcome.Task} failed on {outcome.Device} (attempt {tries}): {outcome.Error.Message}" });
         _notBefore[outcome.Task] = DateTime.UtcNow + decision.Wait;
         return null;
+    }
+
+    /// <summary>
+    /// The device could not be opened because it or its node is gone, or did not answer (the listing that offered it
+    /// was older than the loss): explained, and the device avoided while others fit. A new incarnation that comes back
+    /// is offered again once the others are full or gone too.
+    /// </summary>
+    private bool Unreachable(Outcome outcome)
+    {
+        if (outcome.Error!.Code is not (ErrorCode.ENODEV or ErrorCode.ETIMEDOUT)) return false;
+        _avoid.Add(outcome.Device);
+        return true;
     }
 
     /// <summary>No room on the device: its imports of other devices' buffers (kept for later tasks) go with its next message.</summary>
@@ -298,7 +311,7 @@ public sealed class JobRun(JobSpec spec, FabricClient client, IJobRunEvents even
     {
         Slot slot;
         try { slot = await SlotAsync(device, cancel); }
-        catch (FabricException e) { return [.. batch.Select(b => new Outcome(b.Task.Name, device, e.Error, []))]; }
+        catch (FabricException e) { return [.. batch.Select(b => new Outcome(b.Task.Name, device, e.Error, [], Unopened: true))]; }
         var outcomes = new Outcome?[batch.Count];
         var sent = new List<(int Index, HashSet<Slot> Involved)>();
         var requests = new List<TaskRequests.TaskRequest>();

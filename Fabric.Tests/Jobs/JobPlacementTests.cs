@@ -77,6 +77,34 @@ public sealed class JobPlacementTests : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task A_device_that_cannot_be_opened_because_its_node_is_gone_is_avoided_and_the_task_runs_elsewhere()
+    {
+        var devices = FabricDevices.Start(Sys, "here", [new DeviceProfile { MemoryBytes = 16L << 20, Queues = 1 }]);
+        await using var client = FabricClient.Connect(Sys, devices);
+        var here = await client.GetDeviceInfoAsync(new DeviceId("here", 0));
+        // The listing is older than the loss: it still offers a roomier device of node "gone", which has just left.
+        var stale = here with { Id = new DeviceId("gone", 0), MemoryTotal = 64L << 20 };
+        ImmutableArray<DeviceInfo> offered = [stale, here];
+        var listing = Sys.ActorOf(Akka.Actor.Props.Create(() => new StaleListing(offered)));
+        devices.Tell(new DeviceManager.UseEnumerator(listing), TestActor);
+        devices.Tell(new DeviceManager.PeersChanged(ImmutableDictionary<string, Akka.Actor.IActorRef>.Empty, ["gone"]), TestActor);
+        var spec = new JobBuilder("stale").RandomInput("a", 1024, seed: 1).Output("b", 4096).Task("t", t => t.Scale("b", "a", 2f)).Build();
+        var events = new Recorder();
+
+        var result = await new JobRun(spec, client, events, new JobRunOptions()).RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Null(result.Error);
+        Assert.Equal(["t@gone/dev0", "t@here/dev0"], events.Placed);
+        Assert.StartsWith("ENODEV: device gone/dev0 is gone", events.Failed.Single());
+    }
+
+    private sealed class StaleListing : Akka.Actor.ReceiveActor
+    {
+        public StaleListing(ImmutableArray<DeviceInfo> devices) =>
+            Receive<DeviceRequests.ListDevices>(_ => Sender.Tell(new DeviceRequests.DeviceList(devices), Self));
+    }
+
+    [Fact]
     public void Each_attempt_shows_its_device_times_and_outcome()
     {
         var spec = new JobBuilder("a").RandomInput("x", 1024, seed: 1).Output("y", 4096).Task("t", t => t.Scale("y", "x", 2f)).Build();
@@ -106,7 +134,8 @@ public sealed class JobPlacementTests : Akka.TestKit.Xunit2.TestKit
         public List<string> Placed { get; } = [];
         public void TaskPlaced(string task, DeviceId device, int attempt) => Placed.Add($"{task}@{device}");
         public void TaskSucceeded(string task, DeviceId device, int attempt, TimeSpan took) { }
-        public void TaskFailed(string task, DeviceId device, int attempt, FabricError error, bool willRetry) { }
+        public List<string> Failed { get; } = [];
+        public void TaskFailed(string task, DeviceId device, int attempt, FabricError error, bool willRetry) => Failed.Add(error.ToString());
         public void BuffersLost(ImmutableArray<string> buffers, string reason) { }
     }
 }
