@@ -50,10 +50,20 @@ public sealed class GatewayClient(string baseUrl, TimeSpan? timeout = null, stri
         GetAsync<JobHistoryEntry[]>($"jobs/{Uri.EscapeDataString(id)}/events?from={from}", cancel);
 
     /// <summary>Submits a job spec (JSON) → its id; a refused spec → <see cref="GatewayException"/> with the code and sentence.</summary>
-    public async Task<string> SubmitAsync(string json, CancellationToken cancel, string? jobId = null)
+    public Task<string> SubmitAsync(string json, CancellationToken cancel, string? jobId = null) =>
+        PostJobAsync(() => new StringContent(json, System.Text.Encoding.UTF8, "application/json"), jobId, cancel);
+
+    /// <summary>Submits a job spec, sent as compact JSON (<see cref="Jobs.JobJson.WriteCompact"/>), as <see cref="SubmitAsync(string, CancellationToken, string?)"/> does.</summary>
+    public Task<string> SubmitAsync(Jobs.JobSpec spec, CancellationToken cancel, string? jobId = null)
+    {
+        var json = Jobs.JobJson.WriteCompact(spec);
+        return PostJobAsync(() => new ByteArrayContent(json) { Headers = { ContentType = new("application/json") { CharSet = "utf-8" } } }, jobId, cancel);
+    }
+
+    private async Task<string> PostJobAsync(Func<HttpContent> body, string? jobId, CancellationToken cancel)
     {
         var path = jobId is null ? "jobs" : $"jobs?id={Uri.EscapeDataString(jobId)}";
-        var response = await SendAsync(() => _http.PostAsync(path, new StringContent(json, System.Text.Encoding.UTF8, "application/json"), cancel));
+        var response = await SendAsync(() => _http.PostAsync(path, body(), cancel));
         using (response)
         {
             if (response.IsSuccessStatusCode)

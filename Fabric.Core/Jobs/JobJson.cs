@@ -58,11 +58,19 @@ public static class JobJson
     }
 
     /// <summary>The job as indented JSON that <see cref="Parse"/> reads back into an equal spec; fields at their default are left out.</summary>
-    public static string Write(JobSpec spec)
+    public static string Write(JobSpec spec) => Encoding.UTF8.GetString(WriteUtf8(spec, indented: true));
+
+    /// <summary>
+    /// The job as compact UTF-8 JSON, as a program sends it to a gateway: the same fields as <see cref="Write"/>
+    /// without the layout, about half the bytes for a wide job (less to send, and to parse on the node).
+    /// </summary>
+    public static byte[] WriteCompact(JobSpec spec) => WriteUtf8(spec, indented: false);
+
+    private static byte[] WriteUtf8(JobSpec spec, bool indented)
     {
         ArgumentNullException.ThrowIfNull(spec);
         using var stream = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = indented }))
         {
             writer.WriteStartObject();
             writer.WriteString("name", spec.Name);
@@ -74,7 +82,7 @@ public static class JobJson
             writer.WriteEndArray();
             writer.WriteEndObject();
         }
-        return Encoding.UTF8.GetString(stream.ToArray());
+        return stream.ToArray();
     }
 
     /// <summary>The JSON name of an init kind: <c>zero</c>, <c>inline</c>, <c>randomFloats</c>, <c>ramp</c>.</summary>

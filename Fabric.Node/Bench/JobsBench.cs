@@ -10,7 +10,7 @@ using Fabric.Node.Jobs;
 namespace Fabric.Node.Bench;
 
 /// <summary>
-/// <c>fabric bench jobs</c>: three node processes. After untimed warm-up jobs (<see cref="WarmUpAsync"/>), three wide jobs
+/// <c>fabric bench jobs</c>: three node processes, on TLS as nodes are by default. After untimed warm-up jobs (<see cref="WarmUpAsync"/>), three wide jobs
 /// of many tiny tasks measure jobs' tasks per second (their median) and
 /// the time each task costs over running the same command buffer directly on a device; a job of slow tasks measures
 /// recovery: from the SIGKILL of a node running tasks to the completion of a task placed again, and (on a new cluster)
@@ -25,7 +25,7 @@ public static class JobsBench
         var tasks = options.Quick ? 1_000 : 10_000;
         var lines = new List<BenchLine>();
         double taskNodeRecovery, jobNodeRecovery;
-        await using (var nodes = await BenchNodes.StartAsync("j", 3, "256MiB", progress, cancel))
+        await using (var nodes = await BenchNodes.StartAsync("j", 3, "256MiB", progress, cancel, tls: true))
         {
             progress($"warm-up: wide jobs of {WarmUpTasks:N0} tiny tasks until each node has run one (not timed)");
             await WarmUpAsync(nodes, progress, cancel);
@@ -41,7 +41,7 @@ public static class JobsBench
             progress("recovery: SIGKILL of a node running tasks");
             taskNodeRecovery = await RecoveryAsync(nodes, killEntityNode: false, options.Quick ? 768u : 1024u, progress, cancel);
         }
-        await using (var nodes = await BenchNodes.StartAsync("j", 3, "256MiB", progress, cancel))
+        await using (var nodes = await BenchNodes.StartAsync("j", 3, "256MiB", progress, cancel, tls: true))
         {
             if (!options.Quick)
             {
@@ -86,7 +86,7 @@ public static class JobsBench
         for (var i = 0; i < 8 && hosts.Count < nodes.Cluster.Nodes.Count; i++)
         {
             using var gateway = new GatewayClient(nodes.Gateway(i % nodes.Cluster.Nodes.Count));
-            var jobId = await gateway.SubmitAsync(JobJson.Write(WideSpec(WarmUpTasks)), cancel);
+            var jobId = await gateway.SubmitAsync(WideSpec(WarmUpTasks), cancel);
             var brief = await AwaitAsync(gateway, jobId, v => v.Status is "Completed" or "Failed", TimeSpan.FromMinutes(2), cancel, brief: true);
             if (brief.Status != "Completed") throw new InvalidOperationException($"the warm-up job {brief.Status}: {brief.Error}");
             hosts.UnionWith(brief.RunNodes);
@@ -100,12 +100,12 @@ public static class JobsBench
     /// </summary>
     private static async Task<BenchLine> ScaleAsync(BenchNodes nodes, int count, Action<string> progress, CancellationToken cancel)
     {
-        var json = JobJson.Write(WideSpec(count));
+        var spec = WideSpec(count);
         int Pid(LocalNode node) => node.ProcessId ?? throw new InvalidOperationException($"node {node.Name} is not running");
         var before = nodes.Cluster.Nodes.ToDictionary(n => n.Name, n => ResidentMemory.ResetPeak(Pid(n)));
         using var gateway = new GatewayClient(nodes.Gateway(0));
         var clock = Stopwatch.StartNew();
-        var jobId = await gateway.SubmitAsync(json, cancel);
+        var jobId = await gateway.SubmitAsync(spec, cancel);
         var brief = await AwaitAsync(gateway, jobId, v => v.Status is "Completed" or "Failed", TimeSpan.FromMinutes(10), cancel, brief: true);
         var seconds = clock.Elapsed.TotalSeconds;
         if (brief.Status != "Completed") throw new InvalidOperationException($"the {count:N0}-task job {brief.Status}: {brief.Error}");
@@ -121,7 +121,7 @@ public static class JobsBench
         var spec = WideSpec(count);
         using var gateway = new GatewayClient(nodes.Gateway(0));
         var clock = Stopwatch.StartNew();
-        var jobId = await gateway.SubmitAsync(JobJson.Write(spec), cancel);
+        var jobId = await gateway.SubmitAsync(spec, cancel);
         var submitted = clock.Elapsed.TotalSeconds;
         // Polled as a user's watcher polls (fabric run --wait): brief views, without the 10 000 tasks' records.
         await AwaitAsync(gateway, jobId, v => v.Status is "Completed" or "Failed", TimeSpan.FromMinutes(4), cancel, brief: true);
@@ -178,7 +178,7 @@ public static class JobsBench
         }
         var spec = job.Build();
         using var first = new GatewayClient(nodes.Gateway(0));
-        var jobId = await first.SubmitAsync(JobJson.Write(spec), cancel);
+        var jobId = await first.SubmitAsync(spec, cancel);
         var entityNode = "";
         var running = await AwaitAsync(first, jobId, v => v.RunNodes.Length > 0 && v.TaskDetails.Count(t => t.Status == "Placed") >= 3, TimeSpan.FromMinutes(1), cancel);
         entityNode = (await first.NodesAsync(cancel)).Nodes.Single(m => m.Address == running.RunNodes[^1]).Node;

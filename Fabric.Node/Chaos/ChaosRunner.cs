@@ -107,8 +107,7 @@ public sealed class ChaosRunner(ChaosOptions options, IChaosView view)
     /// <summary>Submits under the job's own id, retrying on another node while the answer is lost (a retry starts nothing twice).</summary>
     private async Task SubmitAsync(ChaosJob job, CancellationToken cancel)
     {
-        var json = JobJson.Write(job.Spec);
-        await GatewayClient.RetryAsync(() => Gateway().SubmitAsync(json, cancel, job.Id), cancel, attempts: 30);
+        await GatewayClient.RetryAsync(() => Gateway().SubmitAsync(job.Spec, cancel, job.Id), cancel, attempts: 30);
         _submitted[job.Id] = true;
         view.Event($"submitted {job.Id} ({job.Spec.Tasks.Length} tasks)");
     }

@@ -66,7 +66,7 @@ public static class FabricCli
             "both processes during the transfer.",
             (quick, cancel) => P2PBench.RunAsync(new P2PBench.Options(quick), Console.Error.WriteLine, cancel)));
         bench.Subcommands.Add(BenchSuite("jobs",
-            "Starts three node processes: tasks per second of a wide job of 10 000 tiny tasks, and the cost per task over " +
+            "Starts three node processes (on TLS, as nodes run by default): tasks per second of a wide job of 10 000 tiny tasks, and the cost per task over " +
             "submitting the same command buffer directly; then the time from SIGKILL of a node running tasks to the completion " +
             "of a task placed again, and from SIGKILL of the job's own node to the first task its recovered run completes.",
             (quick, cancel) => JobsBench.RunAsync(new JobsBench.Options(quick), Console.Error.WriteLine, cancel)));

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using Akka.Remote;
+using Fabric.Core.Client;
 
 namespace Fabric.Node.Cluster;
 
@@ -49,9 +50,9 @@ internal sealed class AssociationResetActor : ReceiveActor, IWithTimers
         var log = Context.GetLogger();
         Receive<ClusterEvent.MemberRemoved>(m =>
         {
-            if (m.Member.Address != _cluster.SelfAddress) Fabric.Core.Client.PortProbe.Start(m.Member.Address, Self);
+            if (m.Member.Address != _cluster.SelfAddress) PortProbe.Start(m.Member.Address, Self);
         });
-        Receive<Fabric.Core.Client.PortProbe.Answered>(m =>
+        Receive<PortProbe.Answered>(m =>
         {
             if (m.Refused) log.Debug("nothing listens at {0} as its member is removed: no newcomer to unstick", m.Address);
             else Timers.StartSingleTimer(m.Address, new Check(m.Address), Grace);

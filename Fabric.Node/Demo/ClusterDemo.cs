@@ -48,7 +48,7 @@ public static class ClusterDemo
         console.MarkupLine("       bytes cross the data plane, device memory to device memory");
         console.MarkupLine("  [grey]fold[/] a tree of adds to one matrix; [grey]sum[/] its total. Both are the outputs.");
         var expected = Task.Run(() => JobReference.Evaluate(spec), cancel);
-        var jobId = await gateway.SubmitAsync(JobJson.Write(spec), cancel);
+        var jobId = await gateway.SubmitAsync(spec, cancel);
         Say($"job {jobId} accepted; its progress and results are persisted events in the journal");
 
         DemoText.Step(console, 4, "Kill a node that runs tasks, mid-job (SIGKILL: no goodbye)");

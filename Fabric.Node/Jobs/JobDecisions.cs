@@ -18,7 +18,7 @@ internal static class JobDecisions
     /// accepted and starts nothing; another job under the same id is refused with EEXIST.
     /// </summary>
     public static IFabricMessage StartAgain(JobState state, JobSpec spec) =>
-        state.Spec is not null && JobJson.Write(state.Spec) == JobJson.Write(spec)
+        state.Spec is not null && JobJson.WriteCompact(state.Spec).AsSpan().SequenceEqual(JobJson.WriteCompact(spec))
             ? new JobEntity.Accepted(state.JobId)
             : new FabricError(ErrorCode.EEXIST, $"job id {state.JobId} is taken by job '{state.Spec?.Name}'; submit '{spec.Name}' under another id");
 

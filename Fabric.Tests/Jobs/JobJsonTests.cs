@@ -28,6 +28,10 @@ public sealed class JobJsonTests
         var back = JobJson.Parse(json);
 
         Assert.Equal(json, JobJson.Write(back));
+        // The compact form a program sends to a gateway reads back into the same spec, and is the same JSON without its layout.
+        var compact = JobJson.WriteCompact(original);
+        Assert.Equal(json, JobJson.Write(JobJson.Parse(compact)));
+        Assert.Equal(System.Text.RegularExpressions.Regex.Replace(json, "\\s+(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)", ""), System.Text.Encoding.UTF8.GetString(compact));
         Assert.Equal(original.Name, back.Name);
         Assert.Equal(original.Buffers.Select(b => (b.Name, b.Size, b.Output, b.Init?.Kind, b.Init?.Seed, b.Init?.Scale)),
                      back.Buffers.Select(b => (b.Name, b.Size, b.Output, b.Init?.Kind, b.Init?.Seed, b.Init?.Scale)));
