@@ -63,6 +63,11 @@ public static class Submission
         return Outcome.AcceptedAnswerLost;
     }
 
+    /// <summary>Sends <paramref name="spec"/> as compact JSON (<see cref="Jobs.JobJson.WriteCompact"/>), as the overload with the JSON does.</summary>
+    public static Task<Outcome> SubmitAsync(GatewaySet gateways, Jobs.JobSpec spec, string jobId, TimeSpan patience, TimeSpan settleAfter,
+        CancellationToken cancel) =>
+        SubmitAsync(gateways, System.Text.Encoding.UTF8.GetString(Jobs.JobJson.WriteCompact(spec)), jobId, patience, settleAfter, cancel);
+
     /// <summary>The wait before a lost submission is settled: the gateway's deadline for it, and the clocks' skew.</summary>
     public static TimeSpan SettleAfter => GatewayDeadline + ClockSkew;
 }

@@ -161,7 +161,7 @@ public abstract class JobRunsAcrossNodes<TFixture>(TFixture cluster, ITestOutput
         // The first gateway given is not there: the set moves on to the next, and learns the rest from it.
         using var gateways = new GatewaySet(["http://127.0.0.1:1", Cluster["n2"].Gateway]) { Note = notes.Add };
 
-        var outcome = await Submission.SubmitAsync(gateways, JobJson.Write(spec), jobId, TimeSpan.FromSeconds(20), Submission.SettleAfter, CancellationToken.None);
+        var outcome = await Submission.SubmitAsync(gateways, spec, jobId, TimeSpan.FromSeconds(20), Submission.SettleAfter, CancellationToken.None);
         var view = await gateways.FollowAsync(jobId, TimeSpan.FromSeconds(60), seen.Add, CancellationToken.None);
         var output = spec.Buffers.First(b => b.Output).Name;
         var bytes = await gateways.AskAsync((c, t) => c.OutputAsync(jobId, output, t), GatewaySet.ReadPatience, CancellationToken.None);
